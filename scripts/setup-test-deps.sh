@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Install the peers FastMCP's black-box tests run against. Idempotent: a second run with
+# unchanged requirement files does nothing but check.
+#
+#   $REPO/.venv                         Python venv with tests/py/requirements.txt (official mcp SDK)
+#   $REPO/tests/node/node_modules       @modelcontextprotocol/server-everything (tests/node/package.json)
+#
+# Needs python3 (>= 3.10, with venv) and node/npm, plus PyPI and the npm registry.
+# Environment: PYTHON (default python3) picks the interpreter the venv is built from.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+VENV="$REPO/.venv"
+REQ="$REPO/tests/py/requirements.txt"
+PY_STAMP="$VENV/.fastmcp-requirements.sha256"
+NODE_DIR="$REPO/tests/node"
+NODE_STAMP="$NODE_DIR/node_modules/.fastmcp-stamp.sha256"
+
+log() { echo "setup-test-deps: $*" >&2; }
+
+sha_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- Python venv
+py_wanted="$(sha_of "$REQ")"
+if [[ -x "$VENV/bin/python" ]] \
+    && "$VENV/bin/python" -c 'import mcp, httpx2' >/dev/null 2>&1 \
+    && [[ -f "$PY_STAMP" && "$(cat "$PY_STAMP")" == "$py_wanted" ]]; then
+    log "python venv up to date ($VENV)"
+else
+    log "building python venv at $VENV"
+    rm -rf "$VENV"
+    if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+        # Debian ships ensurepip separately (python3-venv / python3.X-venv).
+        rm -rf "$VENV"
+        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            ver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+            log "python venv module unusable; installing python3-venv via apt"
+            apt-get update >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y "python${ver}-venv" \
+                || DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv
+        fi
+        "$PYTHON" -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$REQ"
+    "$VENV/bin/python" -c 'import mcp, httpx2; from mcp.client.client import Client; from mcp.server.mcpserver import MCPServer'
+    echo "$py_wanted" > "$PY_STAMP"
+    log "python venv ready"
+fi
+
+# ---------------------------------------------------------------- Node peers
+node_files=("$NODE_DIR/package.json")
+[[ -f "$NODE_DIR/package-lock.json" ]] && node_files+=("$NODE_DIR/package-lock.json")
+node_wanted="$(sha_of "${node_files[@]}")"
+if [[ -f "$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
+      && -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$node_wanted" ]]; then
+    log "node peers up to date ($NODE_DIR/node_modules)"
+else
+    command -v npm >/dev/null 2>&1 || { log "npm not found on PATH"; exit 1; }
+    log "installing node peers in $NODE_DIR"
+    if [[ -f "$NODE_DIR/package-lock.json" ]]; then
+        (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    else
+        (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error)
+    fi
+    test -f "$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+    # Recompute: npm install may just have written package-lock.json.
+    node_files=("$NODE_DIR/package.json")
+    [[ -f "$NODE_DIR/package-lock.json" ]] && node_files+=("$NODE_DIR/package-lock.json")
+    sha_of "${node_files[@]}" > "$NODE_STAMP"
+    log "node peers ready"
+fi
