@@ -1,0 +1,55 @@
+//! The admin listener: `/metrics` (Prometheus text), `/health`, `/ready`. Loopback by
+//! default; it never serves gateway traffic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+
+use crate::pipeline::Gateway;
+
+pub struct AdminApp {
+    pub gw: Arc<Gateway>,
+}
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
+fn json_reply(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
+    reply(status, "application/json", v.to_string().into_bytes())
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        match path.as_str() {
+            "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render()),
+            "/health" => json_reply(200, json!({"status": "ok"})),
+            "/ready" => {
+                let keys = self.gw.auth.as_ref().map(|a| a.key_count()).unwrap_or(1);
+                let ready = keys > 0;
+                json_reply(
+                    if ready { 200 } else { 503 },
+                    json!({
+                        "ready": ready,
+                        "policy_revision": self.gw.policy.revision(),
+                        "jwt_keys": keys,
+                        "mcp_servers": self.gw.catalog.server_names(),
+                    }),
+                )
+            }
+            _ => json_reply(404, json!({"error": {"code": "NOT_FOUND", "message": "no such admin route", "corr_id": ""}})),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+use super::verify::verify_dir;
+use super::*;
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fastmcp-audit-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn ev(i: usize) -> AuditEvent {
+    AuditEvent { corr_id: format!("c{i}"), action: "tools.invoke".into(), phase: "decision", ..Default::default() }
+}
+
+async fn write_n(dir: &Path, n: usize) {
+    let log = AuditLog::open(dir, "test".into()).unwrap();
+    for i in 0..n {
+        log.append(&ev(i), true).await.unwrap();
+    }
+}
+
+fn lines(dir: &Path) -> (PathBuf, Vec<String>) {
+    let f = chain_files(dir).unwrap().pop().unwrap();
+    let text = std::fs::read_to_string(&f).unwrap();
+    (f, text.lines().map(String::from).collect())
+}
+
+#[tokio::test]
+async fn chain_verifies_and_continues_across_restarts() {
+    let dir = tmpdir("ok");
+    write_n(&dir, 3).await;
+    write_n(&dir, 2).await;
+    assert_eq!(verify_dir(&dir).unwrap(), 5);
+}
+
+#[tokio::test]
+async fn edit_delete_and_reorder_are_named() {
+    let dir = tmpdir("bad");
+    write_n(&dir, 4).await;
+    let (f, orig) = lines(&dir);
+
+    let mut edited = orig.clone();
+    edited[1] = edited[1].replace("c1", "cX");
+    std::fs::write(&f, edited.join("\n") + "\n").unwrap();
+    let b = verify_dir(&dir).unwrap_err();
+    assert_eq!((b.line, b.seq), (2, Some(2)), "{b}");
+    assert!(b.reason.contains("modified"));
+
+    let mut deleted = orig.clone();
+    deleted.remove(1);
+    std::fs::write(&f, deleted.join("\n") + "\n").unwrap();
+    let b = verify_dir(&dir).unwrap_err();
+    assert_eq!(b.line, 2, "{b}");
+
+    let mut swapped = orig.clone();
+    swapped.swap(1, 2);
+    std::fs::write(&f, swapped.join("\n") + "\n").unwrap();
+    assert_eq!(verify_dir(&dir).unwrap_err().line, 2);
+}

@@ -1,0 +1,260 @@
+//! Command line (DESIGN §2): `serve`, `token mint`, `audit verify`, `policy test|eval`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::devkeys::DevKey;
+use crate::auth::parse_alg;
+use crate::config::Config;
+use crate::policy::{testrunner, CompiledPolicy, PolicySources};
+
+#[derive(Parser)]
+#[command(name = "fastmcp", version, about = "Policy enforcement point for AI-agent tool traffic")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (embedded defaults when no --config).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Dev tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a JWT signed by the dev key.
+    Mint {
+        #[arg(long)]
+        sub: String,
+        #[arg(long, default_value = "public")]
+        tenant: String,
+        /// Comma-separated roles.
+        #[arg(long, default_value = "")]
+        roles: String,
+        /// Comma-separated scopes.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// Lifetime: 3600, 3600s, 30m, 1h, 1d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exit 1 naming the first bad record.
+    Verify {
+        /// Audit directory (default: the configured audit.dir).
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run every test_* rule of *_test.rego (like `opa test`).
+    Test {
+        /// Rego directories (default: the configured rego_dir).
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the decision for one input document.
+    Eval {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Token { command: TokenCommand::Mint { sub, tenant, roles, scopes, ttl, config } } => {
+            with_config(config, |cfg| mint(&cfg, &sub, &tenant, &roles, &scopes, &ttl))
+        }
+        Command::Audit { command: AuditCommand::Verify { dir, config } } => with_config(config, |cfg| {
+            let dir = dir.unwrap_or(cfg.audit.dir);
+            match crate::audit::verify::verify_dir(&dir) {
+                Ok(n) => {
+                    println!("audit chain intact: {n} records in {}", dir.display());
+                    0
+                }
+                Err(b) => {
+                    println!("audit chain BROKEN at {b}");
+                    1
+                }
+            }
+        }),
+        Command::Policy { command: PolicyCommand::Test { dirs, config } } => with_config(config, |cfg| {
+            let dirs = if dirs.is_empty() { vec![cfg.policy.rego_dir.clone()] } else { dirs };
+            policy_test(&cfg, &dirs)
+        }),
+        Command::Policy { command: PolicyCommand::Eval { input, config } } => with_config(config, |cfg| policy_eval(&cfg, &input)),
+    }
+}
+
+fn with_config(path: Option<PathBuf>, f: impl FnOnce(Config) -> i32) -> i32 {
+    match Config::from_process(path.as_deref()) {
+        Ok(cfg) => f(cfg),
+        Err(e) => {
+            eprintln!("{e}");
+            2
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).try_init();
+}
+
+fn serve(config: Option<PathBuf>) -> i32 {
+    let cfg = match Config::from_process(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    init_logging(&cfg.log_level);
+    match crate::server::serve(cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("startup failed: {e}");
+            2
+        }
+    }
+}
+
+fn parse_ttl(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        's' => (&s[..s.len() - 1], 1),
+        'm' => (&s[..s.len() - 1], 60),
+        'h' => (&s[..s.len() - 1], 3600),
+        'd' => (&s[..s.len() - 1], 86400),
+        _ => (s, 1),
+    };
+    num.parse::<i64>().ok().map(|n| n * mult)
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect()
+}
+
+fn mint(cfg: &Config, sub: &str, tenant: &str, roles: &str, scopes: &str, ttl: &str) -> i32 {
+    let Some(ttl) = parse_ttl(ttl) else {
+        eprintln!("--ttl: expected seconds or a number with s/m/h/d, got {ttl:?}");
+        return 2;
+    };
+    let key = match DevKey::load_or_create(&cfg.data_dir, parse_alg(&cfg.auth.algorithm)) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("dev key: {e}");
+            return 2;
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "iss": cfg.auth.issuer, "aud": cfg.auth.audience, "sub": sub, "tenant": tenant,
+        "roles": list(roles), "scopes": list(scopes), "iat": now, "nbf": now, "exp": now + ttl,
+    });
+    let mut header = jsonwebtoken::Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    let signed = key.encoding_key().and_then(|k| jsonwebtoken::encode(&header, &claims, &k).map_err(|e| e.to_string()));
+    match signed {
+        Ok(t) => {
+            println!("{t}");
+            0
+        }
+        Err(e) => {
+            eprintln!("signing failed: {e}");
+            2
+        }
+    }
+}
+
+fn policy_test(cfg: &Config, dirs: &[PathBuf]) -> i32 {
+    let sources = match PolicySources::load(&cfg.policy.policies_file, dirs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let results = match testrunner::run(&sources) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("policy does not compile: {e}");
+            return 1;
+        }
+    };
+    let failed = results.iter().filter(|r| !r.passed).count();
+    for r in &results {
+        if r.passed {
+            println!("PASS {}: {}", r.file, r.rule);
+        } else {
+            println!("FAIL {}: {} — {}", r.file, r.rule, r.detail);
+        }
+    }
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    if failed > 0 || results.is_empty() {
+        1
+    } else {
+        0
+    }
+}
+
+fn policy_eval(cfg: &Config, input: &std::path::Path) -> i32 {
+    let run = || -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", input.display()))?;
+        let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;
+        let d = CompiledPolicy::compile(&sources)?.decide(&doc).map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({"allow": d.allow, "require_confirmation": d.require_confirmation, "reasons": d.reasons,
+            "rate_limit": d.rate_limit.map(|r| serde_json::json!({"rps": r.rps, "burst": r.burst}))}))
+    };
+    match run() {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            2
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! Configuration: the embedded `conf/fastmcp.yaml`, an optional file merged over it, then
+//! environment overrides (the seed's names and the generic `FASTMCP__SECTION__KEY`).
+//!
+//! These structs are the documentation of the configuration: every field says what it does.
+//! A bad value fails at startup with [`ConfigError`], one line naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml_ng::Value as Yaml;
+
+/// The default configuration, compiled in so `fastmcp serve` runs with no files.
+pub const EMBEDDED_CONFIG: &str = include_str!("../conf/fastmcp.yaml");
+
+/// A configuration problem: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("config error: {key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { key: key.into(), problem: problem.into() }
+    }
+}
+
+/// A secret string (brokered credentials). Never printed by `Debug`.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Gateway listener address (agents connect here). Env `FASTMCP_LISTEN`.
+    pub listen: String,
+    /// Admin listener (metrics, health, readiness). Env `FASTMCP_ADMIN_LISTEN`.
+    pub admin_listen: String,
+    /// Directory for dev keys and local state. Env `FASTMCP_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// tracing filter directive. Env `LOG_LEVEL`.
+    pub log_level: String,
+    /// Gateway worker threads; 0 means one per CPU.
+    pub threads: usize,
+    /// Seconds to drain in-flight requests on SIGTERM.
+    pub grace_period_seconds: u64,
+    /// Require client certificates. Env `REQUIRE_MTLS`. Not supported yet: `true` is refused
+    /// at startup rather than silently ignored.
+    #[serde(default)]
+    pub require_mtls: bool,
+    /// JWT authentication of agents.
+    pub auth: AuthConfig,
+    /// Rego policy.
+    pub policy: PolicyConfig,
+    /// Per tenant + subject + tool rate limits.
+    pub rate_limit: RateLimitConfig,
+    /// Confirmation holds.
+    pub holds: HoldsConfig,
+    /// Hash-chained audit trail.
+    pub audit: AuditConfig,
+    /// Request size and upstream time limits.
+    pub limits: LimitsConfig,
+    /// Shared state backend.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// MCP servers behind `/mcp/{name}`.
+    pub mcp: McpConfig,
+}
+
+/// JWT verification settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `false` treats every caller as anonymous. For benchmarks only; logged loudly.
+    pub enabled: bool,
+    /// Required `iss`. Env `JWT_ISSUER`.
+    pub issuer: String,
+    /// Required `aud`. Env `JWT_AUDIENCE`.
+    pub audience: String,
+    /// Algorithm of the dev key and of JWKS keys without `alg`: RS256 or ES256. Env `JWT_ALG`.
+    pub algorithm: String,
+    /// JWKS file. Env `JWKS_FILE`.
+    pub jwks_file: String,
+    /// JWKS URL, refetched on an unknown kid. Env `JWKS_URL`.
+    pub jwks_url: String,
+    /// Minimum seconds between refetches caused by unknown kids.
+    pub jwks_refresh_min_interval_seconds: u64,
+    /// Allowed clock skew for `exp` and `nbf`, seconds.
+    pub leeway_seconds: u64,
+    /// Tokens longer than this many bytes are refused unparsed.
+    pub max_token_bytes: usize,
+    /// Verified tokens remembered until their `exp`.
+    pub cache_entries: usize,
+    /// Authorization servers advertised in RFC 9728 metadata; empty means the issuer.
+    pub authorization_servers: Vec<String>,
+    /// Scopes advertised in RFC 9728 metadata.
+    pub scopes_supported: Vec<String>,
+}
+
+/// Where the policy comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `false` allows every call. For benchmarks only; logged loudly.
+    pub enabled: bool,
+    /// Seed-format roles and rules. Env `FASTMCP_POLICIES`. Missing path: embedded copy.
+    pub policies_file: PathBuf,
+    /// Directory of `*.rego` files. Env `FASTMCP_REGO_DIR`. Missing path: embedded copy.
+    pub rego_dir: PathBuf,
+}
+
+/// Token-bucket rate limiting, applied after policy allows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// `false` disables rate limiting.
+    pub enabled: bool,
+    /// Sustained calls per second. Env `RATE_LIMIT_DEFAULT_RPS`.
+    pub default_rps: f64,
+    /// Bucket capacity. Env `RATE_BUCKET_BURST`.
+    pub burst: u64,
+}
+
+/// Confirmation holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldsConfig {
+    /// Action token lifetime, seconds. Env `CONFIRM_TTL_SEC`.
+    pub ttl_seconds: u64,
+    /// Random bytes per action token, at least 24. Env `ACTION_TOKEN_BYTES`.
+    pub token_bytes: usize,
+}
+
+/// Audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Directory of `audit-YYYYMMDD.jsonl`. Env `AUDIT_WORM_DIR`.
+    pub dir: PathBuf,
+    /// fsync a write-class call's record before answering it.
+    pub durable: bool,
+    /// Instance name in records; empty means the host name.
+    pub instance: String,
+}
+
+/// Size and time limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Upstream connect timeout, seconds.
+    pub connect_timeout_seconds: u64,
+    /// Upstream read timeout (between response bytes), seconds.
+    pub upstream_timeout_seconds: u64,
+}
+
+/// State backend selection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Redis URL for shared state. Env `REDIS_URL`. Not wired yet: memory is used and a
+    /// warning is logged.
+    #[serde(default)]
+    pub redis_url: String,
+}
+
+/// MCP servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Servers by name (lowercase; used in `/mcp/{name}`, `mcp:{name}:{tool}`, `mcp.{name}`).
+    pub servers: BTreeMap<String, McpServerConfig>,
+}
+
+/// One upstream MCP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// Full MCP endpoint URL. Env `MCP_<NAME>_URL`; a URL without a path gets `/mcp`.
+    pub url: String,
+    /// Trust the server's tool annotations as safety tags. Env `MCP_<NAME>_TRUSTED`.
+    #[serde(default)]
+    pub trusted: bool,
+    /// Header carrying the brokered credential upstream. Env `MCP_<NAME>_HEADER`.
+    #[serde(default = "default_credential_header")]
+    pub header: String,
+    /// The brokered credential. Env `MCP_<NAME>_TOKEN`. Empty: no credential is sent.
+    #[serde(default)]
+    pub token: Secret,
+    /// Safety tags per tool name, overriding annotations.
+    #[serde(default)]
+    pub tool_tags: BTreeMap<String, Vec<String>>,
+    /// Tenant owning this server's tools; `public` means every tenant.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// `http` (default) or `stdio` (not supported yet). Env `MCP_<NAME>_TRANSPORT`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Command for the stdio transport. Env `MCP_<NAME>_COMMAND`.
+    #[serde(default)]
+    pub command: String,
+}
+
+fn default_credential_header() -> String {
+    "authorization".into()
+}
+fn default_tenant() -> String {
+    "public".into()
+}
+fn default_transport() -> String {
+    "http".into()
+}
+
+/// Environment variables with a fixed key, from the seed and DESIGN §3.
+const NAMED_ENV: &[(&str, &str)] = &[
+    ("FASTMCP_LISTEN", "listen"),
+    ("FASTMCP_ADMIN_LISTEN", "admin_listen"),
+    ("FASTMCP_DATA_DIR", "data_dir"),
+    ("FASTMCP_POLICIES", "policy.policies_file"),
+    ("FASTMCP_REGO_DIR", "policy.rego_dir"),
+    ("LOG_LEVEL", "log_level"),
+    ("JWT_ISSUER", "auth.issuer"),
+    ("JWT_AUDIENCE", "auth.audience"),
+    ("JWT_ALG", "auth.algorithm"),
+    ("JWKS_URL", "auth.jwks_url"),
+    ("JWKS_FILE", "auth.jwks_file"),
+    ("REQUIRE_MTLS", "require_mtls"),
+    ("CONFIRM_TTL_SEC", "holds.ttl_seconds"),
+    ("ACTION_TOKEN_BYTES", "holds.token_bytes"),
+    ("RATE_LIMIT_DEFAULT_RPS", "rate_limit.default_rps"),
+    ("RATE_BUCKET_BURST", "rate_limit.burst"),
+    ("REDIS_URL", "state.redis_url"),
+    ("AUDIT_WORM_DIR", "audit.dir"),
+];
+
+/// Keys whose env value is always a string (never re-typed as a YAML number or bool).
+const STRING_KEYS: &[&str] = &[
+    "listen", "admin_listen", "data_dir", "log_level", "issuer", "audience", "algorithm",
+    "jwks_url", "jwks_file", "policies_file", "rego_dir", "redis_url", "dir", "instance", "url",
+    "header", "token", "command", "transport", "tenant",
+];
+
+const MCP_SERVER_SUFFIXES: &[(&str, &str)] = &[
+    ("_URL", "url"),
+    ("_TRUSTED", "trusted"),
+    ("_HEADER", "header"),
+    ("_TOKEN", "token"),
+    ("_TRANSPORT", "transport"),
+    ("_COMMAND", "command"),
+    ("_TENANT", "tenant"),
+];
+
+impl Config {
+    /// Load the embedded defaults, merge `file` over them, then apply `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree: Yaml = serde_yaml_ng::from_str(EMBEDDED_CONFIG)
+            .map_err(|e| ConfigError::new("(embedded)", e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new("--config", format!("{}: {e}", path.display())))?;
+            let overlay: Yaml = serde_yaml_ng::from_str(&text)
+                .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+            if !overlay.is_null() {
+                merge(&mut tree, overlay);
+            }
+        }
+        let mut env: Vec<(String, String)> = env.into_iter().collect();
+        env.sort();
+        for (name, value) in &env {
+            if let Some(key) = env_key(name) {
+                set_path(&mut tree, &key, value)
+                    .map_err(|problem| ConfigError::new(name.clone(), problem))?;
+            }
+        }
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::new(if key == "." { "(root)".into() } else { key }, e.inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Load with the process environment.
+    pub fn from_process(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load(file, std::env::vars())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
+            addr.parse::<SocketAddr>()
+                .map_err(|_| ConfigError::new(key, format!("not a host:port address: {addr:?}")))?;
+        }
+        if self.require_mtls {
+            return Err(ConfigError::new(
+                "require_mtls",
+                "mTLS is not supported by this build; refusing to start without it",
+            ));
+        }
+        if !matches!(self.auth.algorithm.as_str(), "RS256" | "ES256") {
+            return Err(ConfigError::new("auth.algorithm", "must be RS256 or ES256"));
+        }
+        if self.auth.max_token_bytes < 256 {
+            return Err(ConfigError::new("auth.max_token_bytes", "must be at least 256"));
+        }
+        if self.auth.leeway_seconds > 600 {
+            return Err(ConfigError::new("auth.leeway_seconds", "must be at most 600"));
+        }
+        if self.holds.token_bytes < 24 {
+            return Err(ConfigError::new("holds.token_bytes", "must be at least 24"));
+        }
+        if self.holds.ttl_seconds == 0 {
+            return Err(ConfigError::new("holds.ttl_seconds", "must be positive"));
+        }
+        if !(self.rate_limit.default_rps > 0.0 && self.rate_limit.default_rps.is_finite()) {
+            return Err(ConfigError::new("rate_limit.default_rps", "must be a positive number"));
+        }
+        if self.rate_limit.burst == 0 {
+            return Err(ConfigError::new("rate_limit.burst", "must be at least 1"));
+        }
+        if self.limits.max_body_bytes == 0 || self.limits.max_body_bytes > 64 << 20 {
+            return Err(ConfigError::new("limits.max_body_bytes", "must be 1..=67108864"));
+        }
+        if self.limits.upstream_timeout_seconds == 0 || self.limits.connect_timeout_seconds == 0 {
+            return Err(ConfigError::new("limits", "timeouts must be positive"));
+        }
+        for (name, server) in &self.mcp.servers {
+            let key = format!("mcp.servers.{name}");
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
+                return Err(ConfigError::new(key, "server names are [a-z0-9_-]+"));
+            }
+            if server.transport != "http" {
+                return Err(ConfigError::new(
+                    format!("{key}.transport"),
+                    "only the http transport is supported by this build",
+                ));
+            }
+            UpstreamUrl::parse(&server.url).map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
+            http::HeaderName::from_bytes(server.header.as_bytes())
+                .map_err(|_| ConfigError::new(format!("{key}.header"), "not a header name"))?;
+            if !server.token.0.is_empty() && http::HeaderValue::from_str(&server.token.0).is_err() {
+                return Err(ConfigError::new(format!("{key}.token"), "not a valid header value"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A parsed upstream MCP endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query to send upstream (`/mcp` when the URL had none).
+    pub path: String,
+}
+
+impl UpstreamUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err("scheme must be http or https".into()),
+        };
+        let host = uri.host().ok_or("URL has no host")?.trim_matches(['[', ']']).to_string();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let path = match uri.path_and_query().map(|p| p.as_str()) {
+            None | Some("") | Some("/") => "/mcp".to_string(),
+            Some(p) => p.to_string(),
+        };
+        Ok(Self { tls, host, port, path })
+    }
+
+    /// `host:port` for the upstream `Host` header.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Maps an environment variable to a dotted config key, if it is one of ours.
+fn env_key(name: &str) -> Option<String> {
+    if let Some((_, key)) = NAMED_ENV.iter().find(|(n, _)| *n == name) {
+        return Some((*key).to_string());
+    }
+    if let Some(rest) = name.strip_prefix("FASTMCP__") {
+        let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        if parts.iter().all(|p| !p.is_empty()) {
+            return Some(parts.join("."));
+        }
+        return None;
+    }
+    let rest = name.strip_prefix("MCP_")?;
+    if rest.starts_with("DISCOVERY_") {
+        return None;
+    }
+    for (suffix, field) in MCP_SERVER_SUFFIXES {
+        if let Some(server) = rest.strip_suffix(suffix) {
+            if !server.is_empty() {
+                return Some(format!("mcp.servers.{}.{field}", server.to_ascii_lowercase()));
+            }
+        }
+    }
+    None
+}
+
+/// Sets dotted `key` in the YAML tree, creating maps on the way.
+fn set_path(tree: &mut Yaml, key: &str, raw: &str) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let last = parts.last().copied().unwrap_or_default();
+    let value = if STRING_KEYS.contains(&last) {
+        Yaml::String(raw.to_string())
+    } else {
+        serde_yaml_ng::from_str::<Yaml>(raw).map_err(|e| format!("unparsable value: {e}"))?
+    };
+    let mut node = tree;
+    for (i, part) in parts.iter().enumerate() {
+        let map = match node {
+            Yaml::Mapping(m) => m,
+            other => {
+                *other = Yaml::Mapping(Default::default());
+                match other {
+                    Yaml::Mapping(m) => m,
+                    _ => return Err("internal: not a mapping".into()),
+                }
+            }
+        };
+        let k = Yaml::String((*part).to_string());
+        if i + 1 == parts.len() {
+            map.insert(k, value);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert(Yaml::Mapping(Default::default()));
+    }
+    Ok(())
+}
+
+/// Deep-merges `overlay` into `base` (maps merge, everything else replaces).
+fn merge(base: &mut Yaml, overlay: Yaml) {
+    match (base, overlay) {
+        (Yaml::Mapping(b), Yaml::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8001");
+        assert_eq!(c.admin_listen, "127.0.0.1:9901");
+        assert_eq!(c.limits.max_body_bytes, 1 << 20);
+        assert!(c.mcp.servers.is_empty());
+    }
+
+    #[test]
+    fn seed_env_names_override() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("JWT_AUDIENCE", "123"),
+                ("CONFIRM_TTL_SEC", "60"),
+                ("MCP_DEMO_URL", "http://localhost:3001"),
+                ("MCP_DEMO_TRUSTED", "true"),
+                ("MCP_MY_FS_URL", "http://127.0.0.1:9/x"),
+                ("MCP_DISCOVERY_RETRIES", "3"),
+                ("FASTMCP__AUDIT__DURABLE", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.auth.audience, "123");
+        assert_eq!(c.holds.ttl_seconds, 60);
+        let demo = &c.mcp.servers["demo"];
+        assert!(demo.trusted);
+        assert_eq!(UpstreamUrl::parse(&demo.url).unwrap().path, "/mcp");
+        assert!(c.mcp.servers.contains_key("my_fs"));
+        assert!(!c.audit.durable);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::load(None, env(&[("CONFIRM_TTL_SEC", "soon")])).unwrap_err();
+        assert_eq!(e.key, "holds.ttl_seconds");
+        let e = Config::load(None, env(&[("ACTION_TOKEN_BYTES", "8")])).unwrap_err();
+        assert_eq!(e.key, "holds.token_bytes");
+        let e = Config::load(None, env(&[("MCP_X_URL", "ftp://h")])).unwrap_err();
+        assert_eq!(e.key, "mcp.servers.x.url");
+        let e = Config::load(None, env(&[("FASTMCP__AUDIT__NOPE", "1")])).unwrap_err();
+        assert!(e.key.starts_with("audit"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let c = Config::load(
+            None,
+            env(&[("MCP_A_URL", "http://h:1/mcp"), ("MCP_A_TOKEN", "Bearer topsecret")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+}

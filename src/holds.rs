@@ -1,0 +1,126 @@
+//! Confirmation holds: a call that needs confirmation is parked behind a single-use action
+//! token. The token is random (≥ 24 bytes, URL-safe), stored only as its SHA-256, and bound to
+//! subject, tenant, tool and the canonical hash of the arguments.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::canonical;
+use crate::config::HoldsConfig;
+use crate::error::GatewayError;
+use crate::state::{Hold, HoldConsume, StateStore};
+
+/// A freshly created hold, as the caller is told about it.
+pub struct IssuedHold {
+    pub action_token: String,
+    pub expires_at: String,
+    pub confirm_url: String,
+    pub hold_id: String,
+}
+
+impl IssuedHold {
+    /// The JSON-RPC error `data` (and REST 202 body fields).
+    pub fn data(&self, corr_id: &str) -> Value {
+        json!({
+            "code": "CONFIRMATION_REQUIRED",
+            "message": "this call needs confirmation: re-send it with the action token",
+            "corr_id": corr_id,
+            "requires_confirmation": true,
+            "action_token": self.action_token,
+            "expires_at": self.expires_at,
+            "confirm_url": self.confirm_url,
+        })
+    }
+}
+
+/// SHA-256 over the things a confirmation must match.
+pub fn binding(principal: &Principal, tool_id: &str, args_hash: &str) -> String {
+    canonical::hash(&json!([principal.sub, principal.tenant, tool_id, args_hash]))
+}
+
+/// Creates and stores a hold for this call.
+pub async fn issue(
+    cfg: &HoldsConfig,
+    state: &dyn StateStore,
+    principal: &Principal,
+    tool_id: &str,
+    args_hash: &str,
+) -> Result<IssuedHold, GatewayError> {
+    let mut raw = vec![0u8; cfg.token_bytes.max(24)];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(&raw);
+    let token_hash = canonical::sha256_hex(token.as_bytes());
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(cfg.ttl_seconds as i64);
+    let hold = Hold {
+        id: token_hash[..16].to_string(),
+        sub: principal.sub.clone(),
+        tenant: principal.tenant.clone(),
+        tool_id: tool_id.to_string(),
+        args_hash: args_hash.to_string(),
+        binding: binding(principal, tool_id, args_hash),
+        expires_at: expires.timestamp(),
+    };
+    let hold_id = hold.id.clone();
+    state
+        .put_hold(&token_hash, hold)
+        .await
+        .map_err(|e| GatewayError::Unavailable { message: format!("hold store unavailable: {}", e.0) })?;
+    Ok(IssuedHold {
+        action_token: token,
+        expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        confirm_url: format!("/tools/{tool_id}/confirm"),
+        hold_id,
+    })
+}
+
+/// Consumes `action_token` for this exact call. Exactly one concurrent caller succeeds.
+pub async fn redeem(
+    state: &dyn StateStore,
+    principal: &Principal,
+    tool_id: &str,
+    args_hash: &str,
+    action_token: &str,
+) -> Result<Hold, GatewayError> {
+    let token_hash = canonical::sha256_hex(action_token.as_bytes());
+    let outcome = state
+        .consume_hold(&token_hash, &binding(principal, tool_id, args_hash))
+        .await
+        .map_err(|e| GatewayError::Unavailable { message: format!("hold store unavailable: {}", e.0) })?;
+    match outcome {
+        HoldConsume::Consumed(h) => Ok(h),
+        HoldConsume::NotFound => Err(GatewayError::Conflict { message: "action token unknown or already used".into() }),
+        HoldConsume::Expired => Err(GatewayError::Conflict { message: "action token expired".into() }),
+        HoldConsume::Mismatch => Err(GatewayError::Forbidden {
+            message: "action token was issued for another caller, tool or arguments".into(),
+            reasons: vec!["action_token_mismatch".into()],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::memory::MemoryState;
+
+    fn who(sub: &str) -> Principal {
+        Principal { sub: sub.into(), ..Principal::anonymous() }
+    }
+
+    #[tokio::test]
+    async fn issue_then_redeem_once_for_the_same_call_only() {
+        let s = MemoryState::default();
+        let cfg = HoldsConfig { ttl_seconds: 60, token_bytes: 24 };
+        let h = issue(&cfg, &s, &who("a"), "mcp:demo:rm", "h1").await.unwrap();
+        assert!(h.action_token.len() >= 32);
+        let err = redeem(&s, &who("b"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
+        assert_eq!(err.status(), 403);
+        let err = redeem(&s, &who("a"), "mcp:demo:rm", "h2", &h.action_token).await.unwrap_err();
+        assert_eq!(err.status(), 403);
+        redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap();
+        let err = redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
+        assert_eq!(err.status(), 409);
+    }
+}

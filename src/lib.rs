@@ -1,0 +1,24 @@
+//! FastMCP: a policy enforcement point for AI-agent tool traffic, on pingora.
+//!
+//! Pipeline (see ARCHITECTURE.md): authenticate → parse → decide → limit → hold → broker →
+//! forward → audit. Each stage is a module with a plain-Rust core; [`proxy`] is the thin
+//! pingora glue.
+
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod broker;
+pub mod canonical;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod holds;
+pub mod mcp;
+pub mod metrics;
+pub mod pipeline;
+pub mod policy;
+pub mod proxy;
+pub mod ratelimit;
+pub mod server;
+pub mod state;

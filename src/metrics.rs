@@ -1,0 +1,87 @@
+//! Prometheus metrics (`fastmcp_` prefix, unit suffixes), in one registry served on the admin
+//! listener. Labels carry no secrets and only bounded values (routes, configured servers,
+//! fixed reason strings).
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub mcp_requests: IntCounterVec,
+    pub policy_eval: HistogramVec,
+    pub jwt_failures: IntCounterVec,
+    pub upstream_duration: HistogramVec,
+    pub audit_records: IntCounterVec,
+    pub holds_pending: IntGauge,
+    pub policy_reloads: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    c
+}
+
+fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    h
+}
+
+/// The process-wide metrics. Built on first use; construction cannot fail at runtime because
+/// names and labels are constants (a bad one panics in the first unit test).
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let holds_pending = IntGauge::new("fastmcp_holds_pending", "Confirmation holds waiting for a confirm")
+        .unwrap_or_else(|e| panic!("{e}"));
+    registry.register(Box::new(holds_pending.clone())).unwrap_or_else(|e| panic!("{e}"));
+    Metrics {
+        requests: counter(&registry, "fastmcp_requests_total", "Requests by route, decision and status", &["route", "decision", "status"]),
+        request_duration: histogram(&registry, "fastmcp_request_duration_seconds", "Request duration, gateway in to response out", &["route"]),
+        mcp_requests: counter(&registry, "fastmcp_mcp_requests_total", "MCP requests by server, method and decision", &["server", "method", "decision"]),
+        policy_eval: histogram(&registry, "fastmcp_policy_eval_duration_seconds", "Policy decision evaluation time", &["action"]),
+        jwt_failures: counter(&registry, "fastmcp_jwt_failures_total", "Refused bearer tokens by reason", &["reason"]),
+        upstream_duration: histogram(&registry, "fastmcp_upstream_duration_seconds", "Upstream time to response headers", &["provider"]),
+        audit_records: counter(&registry, "fastmcp_audit_records_total", "Audit records written (result=ok) or lost to a write error", &["result"]),
+        policy_reloads: counter(&registry, "fastmcp_policy_reloads_total", "Policy reloads by result", &["result"]),
+        holds_pending,
+        registry,
+    }
+});
+
+/// Counts audit records written by the writer thread.
+pub fn audit_records(n: u64, ok: bool) {
+    METRICS.audit_records.with_label_values(&[if ok { "ok" } else { "error" }]).inc_by(n);
+}
+
+/// The registry in Prometheus text format.
+pub fn render() -> Vec<u8> {
+    let mut buf = Vec::new();
+    let families = METRICS.registry.gather();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+        tracing::error!(error = %e, "metrics encoding failed");
+    }
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_register_and_render() {
+        super::METRICS.requests.with_label_values(&["/mcp/x", "allow", "200"]).inc();
+        let text = String::from_utf8(super::render()).unwrap();
+        assert!(text.contains("fastmcp_requests_total{decision=\"allow\",route=\"/mcp/x\",status=\"200\"} 1"));
+        assert!(text.contains("# TYPE fastmcp_holds_pending gauge"));
+    }
+}

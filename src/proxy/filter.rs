@@ -1,0 +1,66 @@
+//! Response-side `tools/list` filtering, for both response encodings of Streamable HTTP.
+
+use serde_json::Value;
+
+use crate::mcp::sse::SseRewriter;
+use crate::mcp::tools_list;
+
+/// The filter for one `tools/list` response.
+pub enum ToolsListFilter {
+    /// Request was `tools/list`; the response encoding is not known yet.
+    Pending,
+    /// `application/json`: buffer the one message, filter at the end.
+    Json(Vec<u8>),
+    /// `text/event-stream`: filter each complete event as it passes.
+    Sse(SseRewriter),
+}
+
+impl ToolsListFilter {
+    pub fn pending() -> Self {
+        ToolsListFilter::Pending
+    }
+
+    /// The filter for a response, or `None` when it carries no `tools/list` result.
+    pub fn for_response(status: u16, content_type: &str) -> Option<Self> {
+        if status != 200 {
+            return None;
+        }
+        let ct = content_type.to_ascii_lowercase();
+        if ct.starts_with("text/event-stream") {
+            Some(ToolsListFilter::Sse(SseRewriter::default()))
+        } else if ct.starts_with("application/json") {
+            Some(ToolsListFilter::Json(Vec::new()))
+        } else {
+            None
+        }
+    }
+
+    /// Feeds a body chunk; returns what to send now.
+    pub fn push(&mut self, chunk: &[u8], end: bool, visible: &mut dyn FnMut(&Value) -> bool) -> Vec<u8> {
+        match self {
+            ToolsListFilter::Pending => chunk.to_vec(),
+            ToolsListFilter::Json(buf) => {
+                buf.extend_from_slice(chunk);
+                if !end {
+                    return Vec::new();
+                }
+                let whole = std::mem::take(buf);
+                match serde_json::from_slice::<Value>(&whole).ok().and_then(|m| tools_list::filter(&m, visible)) {
+                    Some(filtered) => serde_json::to_vec(&filtered).unwrap_or(whole),
+                    None => whole,
+                }
+            }
+            ToolsListFilter::Sse(r) => {
+                let mut transform = |data: &str| {
+                    let msg: Value = serde_json::from_str(data).ok()?;
+                    tools_list::filter(&msg, visible).map(|m| m.to_string())
+                };
+                let mut out = r.push(chunk, &mut transform);
+                if end {
+                    out.extend(r.finish());
+                }
+                out
+            }
+        }
+    }
+}

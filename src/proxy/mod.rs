@@ -1,0 +1,441 @@
+//! pingora glue: the gateway listener's [`ProxyHttp`] implementation. Each hook is thin and
+//! calls the plain-Rust core ([`crate::pipeline`]):
+//!
+//! - `request_filter`: route, authenticate, read the body, run the pipeline; answer refusals.
+//! - `upstream_peer` / `upstream_request_filter`: pick the server, broker credentials.
+//! - `response_filter` / `response_body_filter`: correlation and rate headers, `tools/list`
+//!   filtering (JSON or SSE).
+//! - `fail_to_proxy`: upstream failures in the error shape; `logging`: metrics and the
+//!   completion audit record.
+
+pub mod body;
+pub mod filter;
+pub mod respond;
+pub mod route;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{ErrorType, Result};
+use serde_json::{json, Value};
+
+use crate::audit::AuditEvent;
+use crate::auth::Principal;
+use crate::broker;
+use crate::catalog::McpServer;
+use crate::error::GatewayError;
+use crate::metrics::METRICS;
+use crate::pipeline::{Gateway, McpPost, Verdict};
+use crate::state::RateOutcome;
+use filter::ToolsListFilter;
+use route::Route;
+
+/// The gateway's HTTP proxy.
+pub struct GatewayProxy {
+    pub gw: Arc<Gateway>,
+}
+
+/// Per-request state carried between hooks.
+pub struct Ctx {
+    corr_id: String,
+    start: Instant,
+    route: Route,
+    server: Option<Arc<McpServer>>,
+    principal: Option<Arc<Principal>>,
+    method: Option<String>,
+    decision: &'static str,
+    rate: Option<RateOutcome>,
+    filter: Option<ToolsListFilter>,
+    completion: Option<AuditEvent>,
+    /// Length of a body the gateway rewrote (for the upstream Content-Length).
+    rewritten_len: Option<usize>,
+    upstream_start: Option<Instant>,
+    upstream_status: Option<u16>,
+    /// Status of a response the gateway wrote itself.
+    answered: Option<(u16, Option<&'static str>)>,
+    is_post: bool,
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            corr_id: String::new(),
+            start: Instant::now(),
+            route: Route::NotFound,
+            server: None,
+            principal: None,
+            method: None,
+            decision: "none",
+            rate: None,
+            filter: None,
+            completion: None,
+            rewritten_len: None,
+            upstream_start: None,
+            upstream_status: None,
+            answered: None,
+            is_post: false,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.corr_id = correlation_id(session.req_header().headers.get("x-correlation-id"));
+        ctx.route = route::route(session.req_header().uri.path());
+        match ctx.route.clone() {
+            Route::Health => self.answer(session, ctx, 200, &json!({"status": "ok"}), &[]).await,
+            Route::ProtectedResource(suffix) => {
+                let body = self.resource_metadata(session, &suffix);
+                self.answer(session, ctx, 200, &body, &[]).await
+            }
+            Route::McpFederated => {
+                let e = GatewayError::NotFound { message: "the federated /mcp endpoint is not available in this build; use /mcp/{server}".into() };
+                self.answer_error(session, ctx, &e).await
+            }
+            Route::NotFound => {
+                let e = GatewayError::NotFound { message: "no such route".into() };
+                self.answer_error(session, ctx, &e).await
+            }
+            Route::McpServer(name) => self.mcp_request(session, ctx, &name).await,
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(server) = ctx.server.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream selected");
+        };
+        let addr = resolve(&server.url.host, server.url.port).await?;
+        let mut peer = HttpPeer::new(addr, server.url.tls, server.url.host.clone());
+        let limits = &self.gw.cfg.limits;
+        peer.options.connection_timeout = Some(Duration::from_secs(limits.connect_timeout_seconds));
+        peer.options.write_timeout = Some(Duration::from_secs(limits.upstream_timeout_seconds));
+        // A POST's response must start (and keep flowing) within the timeout; a GET is the
+        // long-lived SSE listening stream and may be idle for as long as the server likes.
+        if ctx.is_post {
+            peer.options.read_timeout = Some(Duration::from_secs(limits.upstream_timeout_seconds));
+        }
+        ctx.upstream_start = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        let Some(server) = ctx.server.as_ref() else { return Ok(()) };
+        let uri: http::Uri = server.url.path.parse().map_err(|_| Error::new(ErrorType::InternalError))?;
+        req.set_uri(uri);
+        req.insert_header("host", server.url.authority())?;
+        for h in broker::STRIPPED_REQUEST_HEADERS {
+            req.remove_header(*h);
+        }
+        if let Some((name, value)) = broker::credential(server) {
+            req.insert_header(name, value)?;
+        }
+        req.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
+        if let Some(len) = ctx.rewritten_len {
+            req.remove_header("transfer-encoding");
+            req.insert_header("content-length", len.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        let status = resp.status.as_u16();
+        ctx.upstream_status = Some(status);
+        if let (Some(t), Some(server)) = (ctx.upstream_start, ctx.server.as_ref()) {
+            METRICS.upstream_duration.with_label_values(&[&format!("mcp:{}", server.name)]).observe(t.elapsed().as_secs_f64());
+        }
+        resp.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
+        if let Some(rate) = &ctx.rate {
+            for (k, v) in crate::ratelimit::headers(rate) {
+                resp.insert_header(k, v)?;
+            }
+        }
+        if ctx.filter.is_some() {
+            let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            match ToolsListFilter::for_response(status, content_type) {
+                Some(f) => {
+                    ctx.filter = Some(f);
+                    resp.remove_header("content-length");
+                    resp.insert_header("transfer-encoding", "chunked")?;
+                }
+                None => ctx.filter = None,
+            }
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
+        let (Some(f), Some(server), Some(principal)) = (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref()) else {
+            return Ok(None);
+        };
+        let gw = &self.gw;
+        let corr = ctx.corr_id.as_str();
+        let mut visible = |tool: &Value| gw.tool_visible(server, principal, tool, corr);
+        let out = f.push(body.as_deref().unwrap_or(&[]), end, &mut visible);
+        *body = if out.is_empty() { None } else { Some(Bytes::from(out)) };
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let err = match e.etype() {
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                GatewayError::ProviderTimeout { message: "upstream MCP server timed out".into() }
+            }
+            _ if matches!(e.esource(), pingora::ErrorSource::Downstream) => {
+                return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            }
+            _ => GatewayError::Provider { message: "upstream MCP server failed".into() },
+        };
+        tracing::warn!(corr_id = %ctx.corr_id, error = %e, "upstream failure");
+        let body = if ctx.is_post {
+            err.jsonrpc_body(&Value::Null, &ctx.corr_id)
+        } else {
+            err.body(&ctx.corr_id)
+        };
+        ctx.answered = Some((err.status(), Some(err.code())));
+        if let Some(c) = ctx.completion.as_mut() {
+            c.outcome.error_code = Some(err.code().into());
+        }
+        let _ = respond::json(session, err.status(), &body, &ctx.corr_id, &[]).await;
+        FailToProxy { error_code: err.status(), can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = ctx
+            .answered
+            .map(|(s, _)| s)
+            .or_else(|| session.response_written().map(|r| r.status.as_u16()))
+            .unwrap_or(0);
+        let elapsed = ctx.start.elapsed();
+        METRICS.requests.with_label_values(&[ctx.route.label(), ctx.decision, &status.to_string()]).inc();
+        METRICS.request_duration.with_label_values(&[ctx.route.label()]).observe(elapsed.as_secs_f64());
+        if let (Some(server), Some(method)) = (ctx.server.as_ref(), ctx.method.as_deref()) {
+            METRICS.mcp_requests.with_label_values(&[&server.name, metric_method(method), ctx.decision]).inc();
+        }
+        if let Some(mut event) = ctx.completion.take() {
+            event.outcome.status = Some(ctx.upstream_status.unwrap_or(status));
+            if event.outcome.error_code.is_none() && e.is_some() {
+                event.outcome.error_code = Some("PROVIDER_ERROR".into());
+            }
+            event.latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+            self.gw.audit.append_nowait(&event);
+        }
+        if ctx.decision == "allow" && status < 400 {
+            tracing::debug!(corr_id = %ctx.corr_id, route = ctx.route.label(), status, "request");
+        } else {
+            tracing::info!(corr_id = %ctx.corr_id, route = ctx.route.label(), status, decision = ctx.decision,
+                method = ctx.method.as_deref().unwrap_or(""), latency_ms = elapsed.as_secs_f64() * 1e3, "request");
+        }
+    }
+}
+
+impl GatewayProxy {
+    async fn mcp_request(&self, session: &mut Session, ctx: &mut Ctx, name: &str) -> Result<bool> {
+        let Some(server) = self.gw.catalog.server(name) else {
+            let e = GatewayError::NotFound { message: format!("no MCP server named {name:?}") };
+            return self.answer_error(session, ctx, &e).await;
+        };
+        ctx.server = Some(server.clone());
+        let method = session.req_header().method.clone();
+        if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
+            let e = GatewayError::MethodNotAllowed { message: "use POST, GET or DELETE".into() };
+            return self.answer_error(session, ctx, &e).await;
+        }
+        ctx.is_post = method == http::Method::POST;
+        if let Some(origin) = header_str(session, "origin") {
+            if !origin_allowed(origin, header_str(session, "host")) {
+                let e = GatewayError::Forbidden { message: "Origin not allowed".into(), reasons: vec!["origin".into()] };
+                return self.answer_error(session, ctx, &e).await;
+            }
+        }
+        let principal = match self.gw.authenticate(session.req_header().headers.get("authorization").map(|v| v.as_bytes())).await {
+            Ok(p) => p,
+            Err(e) => {
+                if let GatewayError::Unauthorized { reason, .. } = &e {
+                    METRICS.jwt_failures.with_label_values(&[reason]).inc();
+                }
+                self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), None);
+                return self.answer_error(session, ctx, &e).await;
+            }
+        };
+        ctx.principal = Some(principal.clone());
+        if !ctx.is_post {
+            ctx.decision = "allow";
+            return Ok(false);
+        }
+        let body = match body::read_all(session, self.gw.cfg.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => {
+                session.set_keepalive(None);
+                self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), Some(&principal));
+                return self.answer_error(session, ctx, &e).await;
+            }
+        };
+        let client_ip = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
+        let client_ip = client_ip.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or(client_ip);
+        let post = McpPost {
+            server: &server,
+            principal: &principal,
+            body: &body,
+            mcp_method_header: header_str(session, "mcp-method"),
+            mcp_name_header: header_str(session, "mcp-name"),
+            action_token_header: header_str(session, "x-action-token"),
+            path: session.req_header().uri.path(),
+            client_ip: &client_ip,
+            corr_id: &ctx.corr_id,
+        };
+        match self.gw.mcp_post(&post).await {
+            Verdict::Answer(a) => {
+                ctx.decision = a.decision;
+                ctx.method = a.method;
+                let code = a.body.pointer("/error/data/code").and_then(Value::as_str).map(static_code);
+                ctx.answered = Some((a.status, code));
+                respond::json(session, a.status, &a.body, &ctx.corr_id, &a.headers).await?;
+                Ok(true)
+            }
+            Verdict::Forward(f) => {
+                ctx.decision = f.decision;
+                ctx.method = f.method;
+                ctx.rate = f.rate;
+                ctx.completion = f.completion;
+                if f.filter_tools_list {
+                    ctx.filter = Some(ToolsListFilter::pending());
+                }
+                let forwarded = match f.body {
+                    Some(b) => {
+                        ctx.rewritten_len = Some(b.len());
+                        b
+                    }
+                    None => body,
+                };
+                session.set_early_request_body(forwarded);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn answer(&self, session: &mut Session, ctx: &mut Ctx, status: u16, body: &Value, extra: &[(&'static str, String)]) -> Result<bool> {
+        ctx.answered = Some((status, None));
+        ctx.decision = if status < 400 { "allow" } else { "refused" };
+        respond::json(session, status, body, &ctx.corr_id, extra).await?;
+        Ok(true)
+    }
+
+    /// Answers with the error shape (JSON-RPC on MCP POSTs) and its headers.
+    async fn answer_error(&self, session: &mut Session, ctx: &mut Ctx, err: &GatewayError) -> Result<bool> {
+        let mut headers = err.headers();
+        if let GatewayError::Unauthorized { reason, .. } = err {
+            headers.push(("www-authenticate", self.www_authenticate(session, reason)));
+        }
+        let body = if ctx.is_post { err.jsonrpc_body(&Value::Null, &ctx.corr_id) } else { err.body(&ctx.corr_id) };
+        ctx.answered = Some((err.status(), Some(err.code())));
+        ctx.decision = match err {
+            GatewayError::Unauthorized { .. } => "unauthenticated",
+            GatewayError::Forbidden { .. } => "deny",
+            _ => "refused",
+        };
+        respond::json(session, err.status(), &body, &ctx.corr_id, &headers).await?;
+        Ok(true)
+    }
+
+    fn base_url(&self, session: &Session) -> String {
+        let host = header_str(session, "host").filter(|h| h.bytes().all(|b| b.is_ascii_graphic())).unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    fn www_authenticate(&self, session: &Session, reason: &str) -> String {
+        let resource = session.req_header().uri.path().trim_end_matches('/');
+        let mut v = format!("Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource{}\"", self.base_url(session), resource);
+        if reason != "missing" {
+            v.push_str(", error=\"invalid_token\"");
+        }
+        v
+    }
+
+    /// RFC 9728 protected resource metadata for `/mcp{...}`.
+    fn resource_metadata(&self, session: &Session, suffix: &str) -> Value {
+        let auth = &self.gw.cfg.auth;
+        let servers = if auth.authorization_servers.is_empty() { vec![auth.issuer.clone()] } else { auth.authorization_servers.clone() };
+        let resource = if suffix.is_empty() { "/mcp" } else { suffix };
+        json!({
+            "resource": format!("{}{}", self.base_url(session), resource),
+            "authorization_servers": servers,
+            "scopes_supported": auth.scopes_supported,
+            "bearer_methods_supported": ["header"],
+            "resource_name": "FastMCP gateway",
+        })
+    }
+}
+
+fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
+    session.req_header().headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The caller's correlation id if it is a sane token, else a fresh one.
+fn correlation_id(given: Option<&http::HeaderValue>) -> String {
+    if let Some(v) = given.and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+            return v.to_string();
+        }
+    }
+    let mut raw = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+    hex::encode(raw)
+}
+
+/// Browsers send `Origin`; only same-host or loopback origins may reach MCP servers
+/// (DNS-rebinding protection from the Streamable HTTP spec).
+fn origin_allowed(origin: &str, host: Option<&str>) -> bool {
+    let Ok(uri) = origin.parse::<http::Uri>() else { return false };
+    let Some(origin_host) = uri.host() else { return false };
+    let loopback = origin_host == "localhost"
+        || origin_host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let same = host.is_some_and(|h| uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(h)));
+    loopback || same
+}
+
+fn metric_method(m: &str) -> &'static str {
+    match m {
+        "tools/call" => "tools/call",
+        "tools/list" => "tools/list",
+        "initialize" => "initialize",
+        "server/discover" => "server/discover",
+        "ping" => "ping",
+        m if m.starts_with("notifications/") => "notifications",
+        m if m.starts_with("resources/") => "resources",
+        m if m.starts_with("prompts/") => "prompts",
+        _ => "other",
+    }
+}
+
+fn static_code(code: &str) -> &'static str {
+    match code {
+        "FORBIDDEN" => "FORBIDDEN",
+        "RATE_LIMITED" => "RATE_LIMITED",
+        "CONFIRMATION_REQUIRED" => "CONFIRMATION_REQUIRED",
+        "CONFLICT" => "CONFLICT",
+        "BAD_REQUEST" => "BAD_REQUEST",
+        "UNAVAILABLE" => "UNAVAILABLE",
+        _ => "ERROR",
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Error::because(ErrorType::ConnectNoRoute, format!("resolving {host}"), e))?;
+    match addrs.next() {
+        Some(a) => Ok(a),
+        None => Error::e_explain(ErrorType::ConnectNoRoute, "upstream host did not resolve"),
+    }
+}

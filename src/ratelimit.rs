@@ -1,0 +1,51 @@
+//! Rate limiting: one token bucket per tenant + subject + tool, taken only after the policy
+//! allowed the call (denied calls use no quota).
+
+use crate::config::RateLimitConfig;
+use crate::error::GatewayError;
+use crate::policy::RateOverride;
+use crate::state::{RateOutcome, RateSpec, StateStore};
+
+/// The bucket key. `\u{1f}` cannot appear in JWT string claims we accept as identifiers.
+pub fn bucket_key(tenant: &str, sub: &str, tool_id: &str) -> String {
+    format!("rl\u{1f}{tenant}\u{1f}{sub}\u{1f}{tool_id}")
+}
+
+/// Applies the limit; `Ok(Some(outcome))` when allowed (for `RateLimit-*` headers).
+pub async fn check(
+    cfg: &RateLimitConfig,
+    state: &dyn StateStore,
+    key: &str,
+    over: Option<RateOverride>,
+) -> Result<Option<RateOutcome>, GatewayError> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let spec = match over {
+        Some(o) if o.rps > 0.0 && o.burst > 0 => RateSpec { rps: o.rps, burst: o.burst },
+        _ => RateSpec { rps: cfg.default_rps, burst: cfg.burst },
+    };
+    let out = state
+        .take_token(key, spec)
+        .await
+        .map_err(|e| GatewayError::Unavailable { message: format!("rate limiter unavailable: {}", e.0) })?;
+    if out.allowed {
+        Ok(Some(out))
+    } else {
+        Err(GatewayError::RateLimited {
+            retry_after: out.retry_after_secs.max(1),
+            limit: out.limit,
+            remaining: out.remaining,
+            reset: out.reset_secs.max(1),
+        })
+    }
+}
+
+/// `RateLimit-*` headers for an allowed call.
+pub fn headers(out: &RateOutcome) -> [(&'static str, String); 3] {
+    [
+        ("ratelimit-limit", out.limit.to_string()),
+        ("ratelimit-remaining", out.remaining.to_string()),
+        ("ratelimit-reset", out.reset_secs.to_string()),
+    ]
+}

@@ -1,0 +1,73 @@
+//! Shared state: rate-limit buckets and confirmation holds behind one async trait.
+//!
+//! Every operation is a single atomic step (take a token; consume a hold if its binding
+//! matches) so a Redis backend can implement each as one Lua script. The embedded backend is
+//! [`memory::MemoryState`].
+
+pub mod memory;
+
+use async_trait::async_trait;
+
+/// A rate limit: sustained rate and bucket size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSpec {
+    pub rps: f64,
+    pub burst: u64,
+}
+
+/// The result of taking one token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateOutcome {
+    pub allowed: bool,
+    /// Bucket size (`RateLimit-Limit`).
+    pub limit: u64,
+    /// Whole tokens left after this call.
+    pub remaining: u64,
+    /// Seconds until the bucket is full again (`RateLimit-Reset`).
+    pub reset_secs: u64,
+    /// Seconds until one token is available (`Retry-After`, at least 1 when refused).
+    pub retry_after_secs: u64,
+}
+
+/// A pending confirmation, stored under the SHA-256 of its action token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hold {
+    pub id: String,
+    pub sub: String,
+    pub tenant: String,
+    pub tool_id: String,
+    pub args_hash: String,
+    /// SHA-256 over subject, tenant, tool and arguments hash: what the confirm must match.
+    pub binding: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What consuming an action token found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldConsume {
+    /// Consumed now; the call may run exactly once.
+    Consumed(Hold),
+    /// Unknown or already used.
+    NotFound,
+    Expired,
+    /// The token is for another subject, tool or arguments; it stays pending.
+    Mismatch,
+}
+
+/// A state backend failure (fail-closed callers map it to 503).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("state backend: {0}")]
+pub struct StateError(pub String);
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Takes one token from bucket `key`.
+    async fn take_token(&self, key: &str, spec: RateSpec) -> Result<RateOutcome, StateError>;
+    /// Stores a hold under `token_hash` until its `expires_at`.
+    async fn put_hold(&self, token_hash: &str, hold: Hold) -> Result<(), StateError>;
+    /// Atomically removes and returns the hold if `binding` matches and it has not expired.
+    async fn consume_hold(&self, token_hash: &str, binding: &str) -> Result<HoldConsume, StateError>;
+    /// Holds still pending (for the gauge).
+    async fn pending_holds(&self) -> Result<usize, StateError>;
+}
