@@ -24,7 +24,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { key: key.into(), problem: problem.into() }
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -247,9 +250,26 @@ const NAMED_ENV: &[(&str, &str)] = &[
 
 /// Keys whose env value is always a string (never re-typed as a YAML number or bool).
 const STRING_KEYS: &[&str] = &[
-    "listen", "admin_listen", "data_dir", "log_level", "issuer", "audience", "algorithm",
-    "jwks_url", "jwks_file", "policies_file", "rego_dir", "redis_url", "dir", "instance", "url",
-    "header", "token", "command", "transport", "tenant",
+    "listen",
+    "admin_listen",
+    "data_dir",
+    "log_level",
+    "issuer",
+    "audience",
+    "algorithm",
+    "jwks_url",
+    "jwks_file",
+    "policies_file",
+    "rego_dir",
+    "redis_url",
+    "dir",
+    "instance",
+    "url",
+    "header",
+    "token",
+    "command",
+    "transport",
+    "tenant",
 ];
 
 const MCP_SERVER_SUFFIXES: &[(&str, &str)] = &[
@@ -289,7 +309,10 @@ impl Config {
         }
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::new(if key == "." { "(root)".into() } else { key }, e.inner().to_string())
+            ConfigError::new(
+                if key == "." { "(root)".into() } else { key },
+                e.inner().to_string(),
+            )
         })?;
         config.validate()?;
         Ok(config)
@@ -301,7 +324,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
+        for (key, addr) in [
+            ("listen", &self.listen),
+            ("admin_listen", &self.admin_listen),
+        ] {
             addr.parse::<SocketAddr>()
                 .map_err(|_| ConfigError::new(key, format!("not a host:port address: {addr:?}")))?;
         }
@@ -315,10 +341,16 @@ impl Config {
             return Err(ConfigError::new("auth.algorithm", "must be RS256 or ES256"));
         }
         if self.auth.max_token_bytes < 256 {
-            return Err(ConfigError::new("auth.max_token_bytes", "must be at least 256"));
+            return Err(ConfigError::new(
+                "auth.max_token_bytes",
+                "must be at least 256",
+            ));
         }
         if self.auth.leeway_seconds > 600 {
-            return Err(ConfigError::new("auth.leeway_seconds", "must be at most 600"));
+            return Err(ConfigError::new(
+                "auth.leeway_seconds",
+                "must be at most 600",
+            ));
         }
         if self.holds.token_bytes < 24 {
             return Err(ConfigError::new("holds.token_bytes", "must be at least 24"));
@@ -327,13 +359,19 @@ impl Config {
             return Err(ConfigError::new("holds.ttl_seconds", "must be positive"));
         }
         if !(self.rate_limit.default_rps > 0.0 && self.rate_limit.default_rps.is_finite()) {
-            return Err(ConfigError::new("rate_limit.default_rps", "must be a positive number"));
+            return Err(ConfigError::new(
+                "rate_limit.default_rps",
+                "must be a positive number",
+            ));
         }
         if self.rate_limit.burst == 0 {
             return Err(ConfigError::new("rate_limit.burst", "must be at least 1"));
         }
         if self.limits.max_body_bytes == 0 || self.limits.max_body_bytes > 64 << 20 {
-            return Err(ConfigError::new("limits.max_body_bytes", "must be 1..=67108864"));
+            return Err(ConfigError::new(
+                "limits.max_body_bytes",
+                "must be 1..=67108864",
+            ));
         }
         if self.limits.upstream_timeout_seconds == 0 || self.limits.connect_timeout_seconds == 0 {
             return Err(ConfigError::new("limits", "timeouts must be positive"));
@@ -341,7 +379,9 @@ impl Config {
         for (name, server) in &self.mcp.servers {
             let key = format!("mcp.servers.{name}");
             if name.is_empty()
-                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
             {
                 return Err(ConfigError::new(key, "server names are [a-z0-9_-]+"));
             }
@@ -351,11 +391,15 @@ impl Config {
                     "only the http transport is supported by this build",
                 ));
             }
-            UpstreamUrl::parse(&server.url).map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
+            UpstreamUrl::parse(&server.url)
+                .map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
             http::HeaderName::from_bytes(server.header.as_bytes())
                 .map_err(|_| ConfigError::new(format!("{key}.header"), "not a header name"))?;
             if !server.token.0.is_empty() && http::HeaderValue::from_str(&server.token.0).is_err() {
-                return Err(ConfigError::new(format!("{key}.token"), "not a valid header value"));
+                return Err(ConfigError::new(
+                    format!("{key}.token"),
+                    "not a valid header value",
+                ));
             }
         }
         Ok(())
@@ -380,13 +424,22 @@ impl UpstreamUrl {
             Some("https") => true,
             _ => return Err("scheme must be http or https".into()),
         };
-        let host = uri.host().ok_or("URL has no host")?.trim_matches(['[', ']']).to_string();
+        let host = uri
+            .host()
+            .ok_or("URL has no host")?
+            .trim_matches(['[', ']'])
+            .to_string();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let path = match uri.path_and_query().map(|p| p.as_str()) {
             None | Some("") | Some("/") => "/mcp".to_string(),
             Some(p) => p.to_string(),
         };
-        Ok(Self { tls, host, port, path })
+        Ok(Self {
+            tls,
+            host,
+            port,
+            path,
+        })
     }
 
     /// `host:port` for the upstream `Host` header.
@@ -418,7 +471,10 @@ fn env_key(name: &str) -> Option<String> {
     for (suffix, field) in MCP_SERVER_SUFFIXES {
         if let Some(server) = rest.strip_suffix(suffix) {
             if !server.is_empty() {
-                return Some(format!("mcp.servers.{}.{field}", server.to_ascii_lowercase()));
+                return Some(format!(
+                    "mcp.servers.{}.{field}",
+                    server.to_ascii_lowercase()
+                ));
             }
         }
     }
@@ -478,7 +534,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -530,7 +589,10 @@ mod tests {
     fn secrets_are_not_debug_printed() {
         let c = Config::load(
             None,
-            env(&[("MCP_A_URL", "http://h:1/mcp"), ("MCP_A_TOKEN", "Bearer topsecret")]),
+            env(&[
+                ("MCP_A_URL", "http://h:1/mcp"),
+                ("MCP_A_TOKEN", "Bearer topsecret"),
+            ]),
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("topsecret"));

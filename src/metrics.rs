@@ -27,15 +27,21 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    reg.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(c.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     c
 }
 
 fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(h.clone()))
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    reg.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     h
 }
 
@@ -43,18 +49,63 @@ fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Histogr
 /// names and labels are constants (a bad one panics in the first unit test).
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    let holds_pending = IntGauge::new("fastmcp_holds_pending", "Confirmation holds waiting for a confirm")
+    let holds_pending = IntGauge::new(
+        "fastmcp_holds_pending",
+        "Confirmation holds waiting for a confirm",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    registry
+        .register(Box::new(holds_pending.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
-    registry.register(Box::new(holds_pending.clone())).unwrap_or_else(|e| panic!("{e}"));
     Metrics {
-        requests: counter(&registry, "fastmcp_requests_total", "Requests by route, decision and status", &["route", "decision", "status"]),
-        request_duration: histogram(&registry, "fastmcp_request_duration_seconds", "Request duration, gateway in to response out", &["route"]),
-        mcp_requests: counter(&registry, "fastmcp_mcp_requests_total", "MCP requests by server, method and decision", &["server", "method", "decision"]),
-        policy_eval: histogram(&registry, "fastmcp_policy_eval_duration_seconds", "Policy decision evaluation time", &["action"]),
-        jwt_failures: counter(&registry, "fastmcp_jwt_failures_total", "Refused bearer tokens by reason", &["reason"]),
-        upstream_duration: histogram(&registry, "fastmcp_upstream_duration_seconds", "Upstream time to response headers", &["provider"]),
-        audit_records: counter(&registry, "fastmcp_audit_records_total", "Audit records written (result=ok) or lost to a write error", &["result"]),
-        policy_reloads: counter(&registry, "fastmcp_policy_reloads_total", "Policy reloads by result", &["result"]),
+        requests: counter(
+            &registry,
+            "fastmcp_requests_total",
+            "Requests by route, decision and status",
+            &["route", "decision", "status"],
+        ),
+        request_duration: histogram(
+            &registry,
+            "fastmcp_request_duration_seconds",
+            "Request duration, gateway in to response out",
+            &["route"],
+        ),
+        mcp_requests: counter(
+            &registry,
+            "fastmcp_mcp_requests_total",
+            "MCP requests by server, method and decision",
+            &["server", "method", "decision"],
+        ),
+        policy_eval: histogram(
+            &registry,
+            "fastmcp_policy_eval_duration_seconds",
+            "Policy decision evaluation time",
+            &["action"],
+        ),
+        jwt_failures: counter(
+            &registry,
+            "fastmcp_jwt_failures_total",
+            "Refused bearer tokens by reason",
+            &["reason"],
+        ),
+        upstream_duration: histogram(
+            &registry,
+            "fastmcp_upstream_duration_seconds",
+            "Upstream time to response headers",
+            &["provider"],
+        ),
+        audit_records: counter(
+            &registry,
+            "fastmcp_audit_records_total",
+            "Audit records written (result=ok) or lost to a write error",
+            &["result"],
+        ),
+        policy_reloads: counter(
+            &registry,
+            "fastmcp_policy_reloads_total",
+            "Policy reloads by result",
+            &["result"],
+        ),
         holds_pending,
         registry,
     }
@@ -62,7 +113,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 /// Counts audit records written by the writer thread.
 pub fn audit_records(n: u64, ok: bool) {
-    METRICS.audit_records.with_label_values(&[if ok { "ok" } else { "error" }]).inc_by(n);
+    METRICS
+        .audit_records
+        .with_label_values(&[if ok { "ok" } else { "error" }])
+        .inc_by(n);
 }
 
 /// The registry in Prometheus text format.
@@ -79,9 +133,14 @@ pub fn render() -> Vec<u8> {
 mod tests {
     #[test]
     fn metrics_register_and_render() {
-        super::METRICS.requests.with_label_values(&["/mcp/x", "allow", "200"]).inc();
+        super::METRICS
+            .requests
+            .with_label_values(&["/mcp/x", "allow", "200"])
+            .inc();
         let text = String::from_utf8(super::render()).unwrap();
-        assert!(text.contains("fastmcp_requests_total{decision=\"allow\",route=\"/mcp/x\",status=\"200\"} 1"));
+        assert!(text.contains(
+            "fastmcp_requests_total{decision=\"allow\",route=\"/mcp/x\",status=\"200\"} 1"
+        ));
         assert!(text.contains("# TYPE fastmcp_holds_pending gauge"));
     }
 }

@@ -99,13 +99,20 @@ impl From<GatewayError> for Refusal {
             GatewayError::Forbidden { reasons, .. } => reasons.clone(),
             _ => vec![],
         };
-        Refusal { error, decision, reasons }
+        Refusal {
+            error,
+            decision,
+            reasons,
+        }
     }
 }
 
 impl Gateway {
     /// Authenticates the `Authorization` header (anonymous when auth is disabled).
-    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<Principal>, GatewayError> {
+    pub async fn authenticate(
+        &self,
+        header: Option<&[u8]>,
+    ) -> Result<Arc<Principal>, GatewayError> {
         match &self.auth {
             Some(a) => a.authenticate(header).await,
             None => Ok(Arc::new(Principal::anonymous())),
@@ -152,7 +159,13 @@ impl Gateway {
         }
     }
 
-    async fn tool_call(&self, req: &McpPost<'_>, id: &Value, params: &Value, body: Value) -> Verdict {
+    async fn tool_call(
+        &self,
+        req: &McpPost<'_>,
+        id: &Value,
+        params: &Value,
+        body: Value,
+    ) -> Verdict {
         let call = match jsonrpc::tool_call(params) {
             Ok(c) => c,
             Err(e) => return self.refuse(req, id, None, None, e.into()).await,
@@ -172,23 +185,41 @@ impl Gateway {
         let policy_input = input::build(req.principal, "tools.invoke", &resource, &facts);
         let decision = match self.decide("tools.invoke", &policy_input) {
             Ok(d) => d,
-            Err(e) => return self.refuse(req, id, Some(&tool_id), Some(&args_hash), e.into()).await,
+            Err(e) => {
+                return self
+                    .refuse(req, id, Some(&tool_id), Some(&args_hash), e.into())
+                    .await
+            }
         };
         if !decision.allow {
             let refusal = Refusal {
-                error: GatewayError::Forbidden { message: "forbidden by policy".into(), reasons: decision.reasons.clone() },
+                error: GatewayError::Forbidden {
+                    message: "forbidden by policy".into(),
+                    reasons: decision.reasons.clone(),
+                },
                 decision: "deny",
                 reasons: decision.reasons,
             };
-            return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
+            return self
+                .refuse(req, id, Some(&tool_id), Some(&args_hash), refusal)
+                .await;
         }
         let key = ratelimit::bucket_key(&req.principal.tenant, &req.principal.sub, &tool_id);
-        let rate = match ratelimit::check(&self.cfg.rate_limit, self.state.as_ref(), &key, decision.rate_limit).await {
+        let rate = match ratelimit::check(
+            &self.cfg.rate_limit,
+            self.state.as_ref(),
+            &key,
+            decision.rate_limit,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => {
                 let mut refusal = Refusal::from(e);
                 refusal.reasons = decision.reasons;
-                return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
+                return self
+                    .refuse(req, id, Some(&tool_id), Some(&args_hash), refusal)
+                    .await;
             }
         };
         let token = call.action_token.as_deref().or(req.action_token_header);
@@ -196,25 +227,44 @@ impl Gateway {
         if decision.require_confirmation {
             match token {
                 None => return self.hold(req, id, &tool_id, &args_hash, &decision).await,
-                Some(t) => match holds::redeem(self.state.as_ref(), req.principal, &tool_id, &args_hash, t).await {
-                    Ok(_) => result = "confirmed",
-                    Err(e) => {
-                        let mut refusal = Refusal::from(e);
-                        refusal.reasons.extend(decision.reasons);
-                        return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
+                Some(t) => {
+                    match holds::redeem(self.state.as_ref(), req.principal, &tool_id, &args_hash, t)
+                        .await
+                    {
+                        Ok(_) => result = "confirmed",
+                        Err(e) => {
+                            let mut refusal = Refusal::from(e);
+                            refusal.reasons.extend(decision.reasons);
+                            return self
+                                .refuse(req, id, Some(&tool_id), Some(&args_hash), refusal)
+                                .await;
+                        }
                     }
-                },
+                }
             }
         }
         let new_body = if call.action_token.is_some() {
-            serde_json::to_vec(&jsonrpc::strip_action_token(body)).ok().map(Bytes::from)
+            serde_json::to_vec(&jsonrpc::strip_action_token(body))
+                .ok()
+                .map(Bytes::from)
         } else {
             None
         };
-        let event = self.event(req, "tools.invoke", Some(&tool_id), Some(&args_hash), result, &decision, None, None);
+        let event = self.event(
+            req,
+            "tools.invoke",
+            Some(&tool_id),
+            Some(&args_hash),
+            result,
+            &decision,
+            None,
+            None,
+        );
         if let Err(e) = self.audit.append(&event, self.cfg.audit.durable).await {
             tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed; refusing the call");
-            let err = GatewayError::Unavailable { message: "audit trail unavailable".into() };
+            let err = GatewayError::Unavailable {
+                message: "audit trail unavailable".into(),
+            };
             return answer(&err, id, req.corr_id, "error", Some("tools/call"));
         }
         let mut completion = event;
@@ -229,15 +279,45 @@ impl Gateway {
         })
     }
 
-    async fn hold(&self, req: &McpPost<'_>, id: &Value, tool_id: &str, args_hash: &str, decision: &Decision) -> Verdict {
-        let issued = match holds::issue(&self.cfg.holds, self.state.as_ref(), req.principal, tool_id, args_hash).await {
+    async fn hold(
+        &self,
+        req: &McpPost<'_>,
+        id: &Value,
+        tool_id: &str,
+        args_hash: &str,
+        decision: &Decision,
+    ) -> Verdict {
+        let issued = match holds::issue(
+            &self.cfg.holds,
+            self.state.as_ref(),
+            req.principal,
+            tool_id,
+            args_hash,
+        )
+        .await
+        {
             Ok(h) => h,
-            Err(e) => return self.refuse(req, id, Some(tool_id), Some(args_hash), e.into()).await,
+            Err(e) => {
+                return self
+                    .refuse(req, id, Some(tool_id), Some(args_hash), e.into())
+                    .await
+            }
         };
-        let event = self.event(req, "tools.invoke", Some(tool_id), Some(args_hash), "hold", decision, Some(200), Some("CONFIRMATION_REQUIRED"));
+        let event = self.event(
+            req,
+            "tools.invoke",
+            Some(tool_id),
+            Some(args_hash),
+            "hold",
+            decision,
+            Some(200),
+            Some("CONFIRMATION_REQUIRED"),
+        );
         if let Err(e) = self.audit.append(&event, self.cfg.audit.durable).await {
             tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
-            let err = GatewayError::Unavailable { message: "audit trail unavailable".into() };
+            let err = GatewayError::Unavailable {
+                message: "audit trail unavailable".into(),
+            };
             return answer(&err, id, req.corr_id, "error", Some("tools/call"));
         }
         if let Ok(n) = self.state.pending_holds().await {
@@ -261,13 +341,24 @@ impl Gateway {
     pub fn decide(&self, action: &str, input: &Value) -> Result<Decision, GatewayError> {
         let t = Instant::now();
         let d = self.policy.decide(input);
-        METRICS.policy_eval.with_label_values(&[action]).observe(t.elapsed().as_secs_f64());
+        METRICS
+            .policy_eval
+            .with_label_values(&[action])
+            .observe(t.elapsed().as_secs_f64());
         d
     }
 
     /// May `principal` call `tool` (a `tools/list` entry) on `server`? Errors hide the tool.
-    pub fn tool_visible(&self, server: &McpServer, principal: &Principal, tool: &Value, corr_id: &str) -> bool {
-        let Some(name) = tool.get("name").and_then(Value::as_str) else { return false };
+    pub fn tool_visible(
+        &self,
+        server: &McpServer,
+        principal: &Principal,
+        tool: &Value,
+        corr_id: &str,
+    ) -> bool {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            return false;
+        };
         let annotations = tool.get("annotations");
         self.catalog.remember(server, name, annotations);
         let resource = self.catalog.tool_resource(server, name, annotations);
@@ -282,16 +373,44 @@ impl Gateway {
             corr_id,
         };
         let policy_input = input::build(principal, "tools.invoke", &resource, &facts);
-        self.decide("tools.invoke", &policy_input).map(|d| d.allow).unwrap_or(false)
+        self.decide("tools.invoke", &policy_input)
+            .map(|d| d.allow)
+            .unwrap_or(false)
     }
 
-    async fn refuse(&self, req: &McpPost<'_>, id: &Value, tool_id: Option<&str>, args_hash: Option<&str>, r: Refusal) -> Verdict {
-        let decision = Decision { allow: false, reasons: r.reasons, ..Default::default() };
-        let event = self.event(req, "tools.invoke", tool_id, args_hash, r.decision, &decision, Some(r.error.status()), Some(r.error.code()));
+    async fn refuse(
+        &self,
+        req: &McpPost<'_>,
+        id: &Value,
+        tool_id: Option<&str>,
+        args_hash: Option<&str>,
+        r: Refusal,
+    ) -> Verdict {
+        let decision = Decision {
+            allow: false,
+            reasons: r.reasons,
+            ..Default::default()
+        };
+        let event = self.event(
+            req,
+            "tools.invoke",
+            tool_id,
+            args_hash,
+            r.decision,
+            &decision,
+            Some(r.error.status()),
+            Some(r.error.code()),
+        );
         if let Err(e) = self.audit.append(&event, self.cfg.audit.durable).await {
             tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
         }
-        tracing::info!(corr_id = req.corr_id, tool = tool_id, decision = r.decision, code = r.error.code(), "call refused");
+        tracing::info!(
+            corr_id = req.corr_id,
+            tool = tool_id,
+            decision = r.decision,
+            code = r.error.code(),
+            "call refused"
+        );
         answer(&r.error, id, req.corr_id, r.decision, Some("tools/call"))
     }
 
@@ -320,7 +439,10 @@ impl Gateway {
                 reasons: decision.reasons.clone(),
                 policy_revision: self.policy.revision().to_string(),
             },
-            outcome: AuditOutcome { status, error_code: code.map(String::from) },
+            outcome: AuditOutcome {
+                status,
+                error_code: code.map(String::from),
+            },
             request_hash: args_hash.map(String::from),
             result_hash: None,
             latency_ms: 0.0,
@@ -331,7 +453,13 @@ impl Gateway {
     }
 
     /// Audits a refusal that happened before the pipeline (authentication, size, routing).
-    pub fn audit_early_refusal(&self, err: &GatewayError, corr_id: &str, server: Option<&str>, principal: Option<&Principal>) {
+    pub async fn audit_early_refusal(
+        &self,
+        err: &GatewayError,
+        corr_id: &str,
+        server: Option<&str>,
+        principal: Option<&Principal>,
+    ) {
         let decision = match err {
             GatewayError::Unauthorized { .. } => "unauthenticated",
             _ => "refused",
@@ -351,17 +479,28 @@ impl Gateway {
                 },
                 policy_revision: self.policy.revision().to_string(),
             },
-            outcome: AuditOutcome { status: Some(err.status()), error_code: Some(err.code().into()) },
+            outcome: AuditOutcome {
+                status: Some(err.status()),
+                error_code: Some(err.code().into()),
+            },
             server: server.map(String::from),
             provider: Some("mcp".into()),
             ..Default::default()
         };
-        self.audit.append_nowait(&event);
+        if let Err(e) = self.audit.append(&event, false).await {
+            tracing::error!(corr_id, error = %e, "audit write failed");
+        }
     }
 }
 
 /// A JSON-RPC error answer carrying the DESIGN error shape in `error.data`.
-pub fn answer(err: &GatewayError, id: &Value, corr_id: &str, decision: &'static str, method: Option<&str>) -> Verdict {
+pub fn answer(
+    err: &GatewayError,
+    id: &Value,
+    corr_id: &str,
+    decision: &'static str,
+    method: Option<&str>,
+) -> Verdict {
     Verdict::Answer(Answer {
         status: err.status(),
         body: err.jsonrpc_body(id, corr_id),

@@ -61,7 +61,8 @@ pub struct AuditOutcome {
 
 struct Msg {
     event: Value,
-    ack: Option<oneshot::Sender<Result<(), String>>>,
+    ack: oneshot::Sender<Result<(), String>>,
+    durable: bool,
 }
 
 /// Handle to the writer thread. Cheap to clone.
@@ -76,7 +77,13 @@ impl AuditLog {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let (seq, prev) = chain_tail(dir)?;
         let (tx, rx) = mpsc::channel();
-        let mut w = Writer { dir: dir.to_path_buf(), instance, seq, prev, file: None };
+        let mut w = Writer {
+            dir: dir.to_path_buf(),
+            instance,
+            seq,
+            prev,
+            file: None,
+        };
         std::thread::Builder::new()
             .name("fastmcp-audit".into())
             .spawn(move || w.run(rx))
@@ -84,26 +91,21 @@ impl AuditLog {
         Ok(AuditLog { tx })
     }
 
-    /// Appends `event`; resolves once written (and fsynced when `durable`).
+    /// Appends `event`; resolves once it is written to the file, and fsynced when `durable`
+    /// (written records survive a process exit; fsynced ones survive a machine crash).
     pub async fn append(&self, event: &AuditEvent, durable: bool) -> Result<(), String> {
         let event = serde_json::to_value(event).map_err(|e| e.to_string())?;
-        let (ack_tx, ack_rx) = oneshot::channel();
-        let ack = if durable { Some(ack_tx) } else { None };
-        self.tx.send(Msg { event, ack }).map_err(|_| "audit writer stopped".to_string())?;
-        if durable {
-            ack_rx.await.map_err(|_| "audit writer stopped".to_string())?
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Queues `event` without waiting.
-    pub fn append_nowait(&self, event: &AuditEvent) {
-        if let Ok(event) = serde_json::to_value(event) {
-            if self.tx.send(Msg { event, ack: None }).is_err() {
-                tracing::error!("audit writer stopped; record dropped");
-            }
-        }
+        let (ack, ack_rx) = oneshot::channel();
+        self.tx
+            .send(Msg {
+                event,
+                ack,
+                durable,
+            })
+            .map_err(|_| "audit writer stopped".to_string())?;
+        ack_rx
+            .await
+            .map_err(|_| "audit writer stopped".to_string())?
     }
 }
 
@@ -125,16 +127,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let durable = batch.iter().any(|m| m.ack.is_some());
+            let durable = batch.iter().any(|m| m.durable);
             let result = self.write_batch(&mut batch, durable);
             if let Err(e) = &result {
                 tracing::error!(error = %e, "audit write failed");
             }
             crate::metrics::audit_records(batch.len() as u64, result.is_ok());
             for m in batch {
-                if let Some(ack) = m.ack {
-                    let _ = ack.send(result.clone());
-                }
+                let _ = m.ack.send(result.clone());
             }
         }
     }
@@ -157,7 +157,11 @@ impl Writer {
             self.seq += 1;
             if let Value::Object(obj) = &mut m.event {
                 obj.insert("seq".into(), self.seq.into());
-                obj.insert("ts".into(), now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
+                obj.insert(
+                    "ts".into(),
+                    now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                        .into(),
+                );
                 obj.insert("instance".into(), self.instance.clone().into());
                 obj.insert("prev_hash".into(), self.prev.clone().into());
                 let hash = canonical::hash(&m.event);
@@ -173,9 +177,12 @@ impl Writer {
     }
 
     fn flush(&mut self, pending: &mut Vec<u8>, sync: bool) -> Result<(), String> {
-        let Some((_, f)) = self.file.as_mut() else { return Ok(()) };
+        let Some((_, f)) = self.file.as_mut() else {
+            return Ok(());
+        };
         if !pending.is_empty() {
-            f.write_all(pending).map_err(|e| format!("audit write: {e}"))?;
+            f.write_all(pending)
+                .map_err(|e| format!("audit write: {e}"))?;
             pending.clear();
         }
         if sync {
@@ -213,10 +220,18 @@ fn chain_tail(dir: &Path) -> Result<(u64, String), String> {
             }
         }
         if let Some(line) = last {
-            let v: Value = serde_json::from_str(&line)
-                .map_err(|e| format!("{}: last record unreadable ({e}); run `fastmcp audit verify`", path.display()))?;
+            let v: Value = serde_json::from_str(&line).map_err(|e| {
+                format!(
+                    "{}: last record unreadable ({e}); run `fastmcp audit verify`",
+                    path.display()
+                )
+            })?;
             let seq = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
-            let hash = v.get("hash").and_then(Value::as_str).unwrap_or(GENESIS_HASH).to_string();
+            let hash = v
+                .get("hash")
+                .and_then(Value::as_str)
+                .unwrap_or(GENESIS_HASH)
+                .to_string();
             return Ok((seq, hash));
         }
     }

@@ -11,7 +11,11 @@ pub struct SseRewriter {
 impl SseRewriter {
     /// Feeds a chunk; returns the bytes ready to send. `transform` gets each complete event's
     /// joined `data` and returns a replacement, or `None` to keep the event unchanged.
-    pub fn push(&mut self, chunk: &[u8], transform: &mut dyn FnMut(&str) -> Option<String>) -> Vec<u8> {
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        transform: &mut dyn FnMut(&str) -> Option<String>,
+    ) -> Vec<u8> {
         self.pending.extend_from_slice(chunk);
         let mut out = Vec::with_capacity(self.pending.len());
         while let Some((end, sep)) = find_event_end(&self.pending) {
@@ -44,9 +48,15 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn rewrite_event(event: &[u8], sep: &[u8], transform: &mut dyn FnMut(&str) -> Option<String>) -> Vec<u8> {
+fn rewrite_event(
+    event: &[u8],
+    sep: &[u8],
+    transform: &mut dyn FnMut(&str) -> Option<String>,
+) -> Vec<u8> {
     let keep = || [event, sep].concat();
-    let Ok(text) = std::str::from_utf8(event) else { return keep() };
+    let Ok(text) = std::str::from_utf8(event) else {
+        return keep();
+    };
     let mut other = Vec::new();
     let mut data = Vec::new();
     for line in text.lines() {
@@ -58,7 +68,9 @@ fn rewrite_event(event: &[u8], sep: &[u8], transform: &mut dyn FnMut(&str) -> Op
     if data.is_empty() {
         return keep();
     }
-    let Some(new_data) = transform(&data.join("\n")) else { return keep() };
+    let Some(new_data) = transform(&data.join("\n")) else {
+        return keep();
+    };
     let mut out = String::with_capacity(event.len());
     for line in other {
         out.push_str(line);
@@ -80,8 +92,15 @@ mod tests {
     #[test]
     fn events_split_across_chunks_are_rewritten_whole() {
         let mut r = SseRewriter::default();
-        let mut f = |d: &str| if d.contains("tools") { Some("{\"x\":1}".to_string()) } else { None };
-        let stream = b"event: message\nid: 7\ndata: {\"tools\":\ndata: []}\n\ndata: ping\n\n: comment\n\n";
+        let mut f = |d: &str| {
+            if d.contains("tools") {
+                Some("{\"x\":1}".to_string())
+            } else {
+                None
+            }
+        };
+        let stream =
+            b"event: message\nid: 7\ndata: {\"tools\":\ndata: []}\n\ndata: ping\n\n: comment\n\n";
         let mut out = Vec::new();
         for chunk in stream.chunks(5) {
             out.extend(r.push(chunk, &mut f));

@@ -16,7 +16,12 @@ pub struct RequestFacts<'a> {
 }
 
 /// Builds the input for `action` on `resource` by `principal`.
-pub fn build(principal: &Principal, action: &str, resource: &Value, req: &RequestFacts<'_>) -> Value {
+pub fn build(
+    principal: &Principal,
+    action: &str,
+    resource: &Value,
+    req: &RequestFacts<'_>,
+) -> Value {
     json!({
         "subject": {
             "sub": principal.sub,

@@ -106,7 +106,9 @@ pub struct PolicyEngine {
 
 impl PolicyEngine {
     pub fn enabled(policy: CompiledPolicy) -> Self {
-        Self { current: Some(Arc::new(policy)) }
+        Self {
+            current: Some(Arc::new(policy)),
+        }
     }
 
     pub fn disabled() -> Self {
@@ -114,13 +116,20 @@ impl PolicyEngine {
     }
 
     pub fn revision(&self) -> &str {
-        self.current.as_ref().map(|p| p.revision.as_str()).unwrap_or("disabled")
+        self.current
+            .as_ref()
+            .map(|p| p.revision.as_str())
+            .unwrap_or("disabled")
     }
 
     pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
         match &self.current {
             Some(p) => p.decide(input),
-            None => Ok(Decision { allow: true, reasons: vec!["policy_disabled".into()], ..Default::default() }),
+            None => Ok(Decision {
+                allow: true,
+                reasons: vec!["policy_disabled".into()],
+                ..Default::default()
+            }),
         }
     }
 }

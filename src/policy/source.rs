@@ -7,8 +7,14 @@ use sha2::{Digest, Sha256};
 
 pub const EMBEDDED_POLICIES: &str = include_str!("../../policies/policies.yml");
 pub const EMBEDDED_REGO: &[(&str, &str)] = &[
-    ("rego/fastmcp/authz.rego", include_str!("../../rego/fastmcp/authz.rego")),
-    ("rego/fastmcp/authz_test.rego", include_str!("../../rego/fastmcp/authz_test.rego")),
+    (
+        "rego/fastmcp/authz.rego",
+        include_str!("../../rego/fastmcp/authz.rego"),
+    ),
+    (
+        "rego/fastmcp/authz_test.rego",
+        include_str!("../../rego/fastmcp/authz_test.rego"),
+    ),
 ];
 
 /// The text of every source, with the names errors and coverage refer to.
@@ -29,7 +35,10 @@ impl PolicySources {
                 .map_err(|e| format!("{}: {e}", policies_file.display()))?;
             (policies_file.display().to_string(), text)
         } else {
-            ("(embedded) policies/policies.yml".to_string(), EMBEDDED_POLICIES.to_string())
+            (
+                "(embedded) policies/policies.yml".to_string(),
+                EMBEDDED_POLICIES.to_string(),
+            )
         };
         let mut rego = Vec::new();
         let mut any_dir = false;
@@ -40,10 +49,17 @@ impl PolicySources {
             }
         }
         if !any_dir {
-            rego = EMBEDDED_REGO.iter().map(|(n, t)| (format!("(embedded) {n}"), t.to_string())).collect();
+            rego = EMBEDDED_REGO
+                .iter()
+                .map(|(n, t)| (format!("(embedded) {n}"), t.to_string()))
+                .collect();
         }
         rego.sort();
-        Ok(PolicySources { policies_name, policies_yaml, rego })
+        Ok(PolicySources {
+            policies_name,
+            policies_yaml,
+            rego,
+        })
     }
 
     /// The embedded sources.
@@ -60,7 +76,10 @@ impl PolicySources {
         let doc: serde_json::Value = serde_yaml_ng::from_str(&self.policies_yaml)
             .map_err(|e| format!("{}: {e}", self.policies_name))?;
         if !doc.is_object() {
-            return Err(format!("{}: expected a mapping with roles and rules", self.policies_name));
+            return Err(format!(
+                "{}: expected a mapping with roles and rules",
+                self.policies_name
+            ));
         }
         Ok(serde_json::json!({ "policies": doc }))
     }
@@ -73,9 +92,12 @@ impl PolicySources {
             if !with_tests && is_test_file(name) {
                 continue;
             }
-            engine.add_policy(name.clone(), text.clone()).map_err(|e| e.to_string())?;
+            engine
+                .add_policy(name.clone(), text.clone())
+                .map_err(|e| e.to_string())?;
         }
-        let data = regorus::Value::from_json_str(&self.data()?.to_string()).map_err(|e| e.to_string())?;
+        let data =
+            regorus::Value::from_json_str(&self.data()?.to_string()).map_err(|e| e.to_string())?;
         engine.add_data(data).map_err(|e| e.to_string())?;
         Ok(engine)
     }
@@ -105,7 +127,8 @@ fn collect_rego(dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), Strin
         if path.is_dir() {
             collect_rego(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "rego") {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             out.push((path.display().to_string(), text));
         }
     }

@@ -5,7 +5,14 @@ fn engine() -> CompiledPolicy {
     CompiledPolicy::compile(&PolicySources::embedded()).unwrap()
 }
 
-fn input(roles: &[&str], tool: &str, provider: &str, tags: &[&str], scopes: &[&str], tenant: &str) -> Value {
+fn input(
+    roles: &[&str],
+    tool: &str,
+    provider: &str,
+    tags: &[&str],
+    scopes: &[&str],
+    tenant: &str,
+) -> Value {
     json!({
         "subject": {"sub": "a", "tenant": "acme", "roles": roles, "scopes": []},
         "action": "tools.invoke",
@@ -28,28 +35,87 @@ fn failing_rego_test_is_reported_by_name() {
     let mut s = PolicySources::embedded();
     s.rego.push((
         "extra_test.rego".into(),
-        "package extra_test\nimport rego.v1\ntest_fails if { 1 == 2 }\ntest_passes if { 1 == 1 }\n".into(),
+        "package extra_test\nimport rego.v1\ntest_fails if { 1 == 2 }\ntest_passes if { 1 == 1 }\n"
+            .into(),
     ));
     let results = testrunner::run(&s).unwrap();
-    let failed: Vec<_> = results.iter().filter(|r| !r.passed).map(|r| r.rule.as_str()).collect();
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.rule.as_str())
+        .collect();
     assert_eq!(failed, vec!["test_fails"]);
 }
 
 #[test]
 fn seed_outcomes() {
     let p = engine();
-    let d = p.decide(&input(&["mcp-admin"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
+    let d = p
+        .decide(&input(
+            &["mcp-admin"],
+            "mcp:demo:x",
+            "mcp",
+            &["read_only"],
+            &["mcp.demo"],
+            "public",
+        ))
+        .unwrap();
     assert!(d.allow && !d.require_confirmation, "{d:?}");
-    let d = p.decide(&input(&["mcp-user"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
+    let d = p
+        .decide(&input(
+            &["mcp-user"],
+            "mcp:demo:x",
+            "mcp",
+            &["read_only"],
+            &["mcp.demo"],
+            "public",
+        ))
+        .unwrap();
     assert!(!d.allow, "mcp-user lacks mcp.demo: {d:?}");
     assert!(d.reasons.contains(&"missing_scope:mcp.demo".to_string()));
-    let d = p.decide(&input(&["mcp-user"], "mcp:git:x", "mcp", &["destructive"], &["mcp.git"], "public")).unwrap();
+    let d = p
+        .decide(&input(
+            &["mcp-user"],
+            "mcp:git:x",
+            "mcp",
+            &["destructive"],
+            &["mcp.git"],
+            "public",
+        ))
+        .unwrap();
     assert!(d.allow && d.require_confirmation);
-    let d = p.decide(&input(&["agent"], "mcp:git:x", "mcp", &["destructive"], &[], "public")).unwrap();
+    let d = p
+        .decide(&input(
+            &["agent"],
+            "mcp:git:x",
+            "mcp",
+            &["destructive"],
+            &[],
+            "public",
+        ))
+        .unwrap();
     assert!(!d.allow, "obligation rule must not grant: {d:?}");
-    let d = p.decide(&input(&["mcp-admin"], "mcp:git:x", "mcp", &[], &["mcp.git"], "globex")).unwrap();
+    let d = p
+        .decide(&input(
+            &["mcp-admin"],
+            "mcp:git:x",
+            "mcp",
+            &[],
+            &["mcp.git"],
+            "globex",
+        ))
+        .unwrap();
     assert!(!d.allow && d.reasons.contains(&"tenant-isolation".to_string()));
-    let d = p.decide(&input(&["data-analyst"], "database:executeQuery", "database", &[], &[], "public")).unwrap();
+    let d = p
+        .decide(&input(
+            &["data-analyst"],
+            "database:executeQuery",
+            "database",
+            &[],
+            &[],
+            "public",
+        ))
+        .unwrap();
     assert!(d.allow);
 }
 

@@ -7,7 +7,10 @@ use crate::error::GatewayError;
 
 /// Reads the whole body. Refuses with 413 as soon as the declared or received size passes
 /// `limit`, without reading the rest.
-pub async fn read_all(session: &mut Session, limit: usize) -> std::result::Result<Bytes, GatewayError> {
+pub async fn read_all(
+    session: &mut Session,
+    limit: usize,
+) -> std::result::Result<Bytes, GatewayError> {
     let declared = session
         .req_header()
         .headers
@@ -28,7 +31,10 @@ pub async fn read_all(session: &mut Session, limit: usize) -> std::result::Resul
             }
             Ok(None) => return Ok(buf.freeze()),
             Err(e) => {
-                return Err(GatewayError::bad_request(format!("could not read the request body: {}", e.etype().as_str())));
+                return Err(GatewayError::bad_request(format!(
+                    "could not read the request body: {}",
+                    e.etype().as_str()
+                )));
             }
         }
     }

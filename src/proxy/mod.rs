@@ -91,7 +91,10 @@ impl ProxyHttp for GatewayProxy {
         ctx.corr_id = correlation_id(session.req_header().headers.get("x-correlation-id"));
         ctx.route = route::route(session.req_header().uri.path());
         match ctx.route.clone() {
-            Route::Health => self.answer(session, ctx, 200, &json!({"status": "ok"}), &[]).await,
+            Route::Health => {
+                self.answer(session, ctx, 200, &json!({"status": "ok"}), &[])
+                    .await
+            }
             Route::ProtectedResource(suffix) => {
                 let body = self.resource_metadata(session, &suffix);
                 self.answer(session, ctx, 200, &body, &[]).await
@@ -101,7 +104,9 @@ impl ProxyHttp for GatewayProxy {
                 self.answer_error(session, ctx, &e).await
             }
             Route::NotFound => {
-                let e = GatewayError::NotFound { message: "no such route".into() };
+                let e = GatewayError::NotFound {
+                    message: "no such route".into(),
+                };
                 self.answer_error(session, ctx, &e).await
             }
             Route::McpServer(name) => self.mcp_request(session, ctx, &name).await,
@@ -126,9 +131,20 @@ impl ProxyHttp for GatewayProxy {
         Ok(Box::new(peer))
     }
 
-    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-        let Some(server) = ctx.server.as_ref() else { return Ok(()) };
-        let uri: http::Uri = server.url.path.parse().map_err(|_| Error::new(ErrorType::InternalError))?;
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(server) = ctx.server.as_ref() else {
+            return Ok(());
+        };
+        let uri: http::Uri = server
+            .url
+            .path
+            .parse()
+            .map_err(|_| Error::new(ErrorType::InternalError))?;
         req.set_uri(uri);
         req.insert_header("host", server.url.authority())?;
         for h in broker::STRIPPED_REQUEST_HEADERS {
@@ -145,11 +161,19 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         let status = resp.status.as_u16();
         ctx.upstream_status = Some(status);
         if let (Some(t), Some(server)) = (ctx.upstream_start, ctx.server.as_ref()) {
-            METRICS.upstream_duration.with_label_values(&[&format!("mcp:{}", server.name)]).observe(t.elapsed().as_secs_f64());
+            METRICS
+                .upstream_duration
+                .with_label_values(&[&format!("mcp:{}", server.name)])
+                .observe(t.elapsed().as_secs_f64());
         }
         resp.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
         if let Some(rate) = &ctx.rate {
@@ -158,7 +182,11 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if ctx.filter.is_some() {
-            let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let content_type = resp
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             match ToolsListFilter::for_response(status, content_type) {
                 Some(f) => {
                     ctx.filter = Some(f);
@@ -171,27 +199,48 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
-    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
-        let (Some(f), Some(server), Some(principal)) = (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref()) else {
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        let (Some(f), Some(server), Some(principal)) = (
+            ctx.filter.as_mut(),
+            ctx.server.as_ref(),
+            ctx.principal.as_ref(),
+        ) else {
             return Ok(None);
         };
         let gw = &self.gw;
         let corr = ctx.corr_id.as_str();
         let mut visible = |tool: &Value| gw.tool_visible(server, principal, tool, corr);
         let out = f.push(body.as_deref().unwrap_or(&[]), end, &mut visible);
-        *body = if out.is_empty() { None } else { Some(Bytes::from(out)) };
+        *body = if out.is_empty() {
+            None
+        } else {
+            Some(Bytes::from(out))
+        };
         Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let err = match e.etype() {
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                GatewayError::ProviderTimeout { message: "upstream MCP server timed out".into() }
+                GatewayError::ProviderTimeout {
+                    message: "upstream MCP server timed out".into(),
+                }
             }
             _ if matches!(e.esource(), pingora::ErrorSource::Downstream) => {
-                return FailToProxy { error_code: 0, can_reuse_downstream: false };
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
             }
-            _ => GatewayError::Provider { message: "upstream MCP server failed".into() },
+            _ => GatewayError::Provider {
+                message: "upstream MCP server failed".into(),
+            },
         };
         tracing::warn!(corr_id = %ctx.corr_id, error = %e, "upstream failure");
         let body = if ctx.is_post {
@@ -204,7 +253,10 @@ impl ProxyHttp for GatewayProxy {
             c.outcome.error_code = Some(err.code().into());
         }
         let _ = respond::json(session, err.status(), &body, &ctx.corr_id, &[]).await;
-        FailToProxy { error_code: err.status(), can_reuse_downstream: false }
+        FailToProxy {
+            error_code: err.status(),
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
@@ -214,10 +266,19 @@ impl ProxyHttp for GatewayProxy {
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
         let elapsed = ctx.start.elapsed();
-        METRICS.requests.with_label_values(&[ctx.route.label(), ctx.decision, &status.to_string()]).inc();
-        METRICS.request_duration.with_label_values(&[ctx.route.label()]).observe(elapsed.as_secs_f64());
+        METRICS
+            .requests
+            .with_label_values(&[ctx.route.label(), ctx.decision, &status.to_string()])
+            .inc();
+        METRICS
+            .request_duration
+            .with_label_values(&[ctx.route.label()])
+            .observe(elapsed.as_secs_f64());
         if let (Some(server), Some(method)) = (ctx.server.as_ref(), ctx.method.as_deref()) {
-            METRICS.mcp_requests.with_label_values(&[&server.name, metric_method(method), ctx.decision]).inc();
+            METRICS
+                .mcp_requests
+                .with_label_values(&[&server.name, metric_method(method), ctx.decision])
+                .inc();
         }
         if let Some(mut event) = ctx.completion.take() {
             event.outcome.status = Some(ctx.upstream_status.unwrap_or(status));
@@ -225,7 +286,9 @@ impl ProxyHttp for GatewayProxy {
                 event.outcome.error_code = Some("PROVIDER_ERROR".into());
             }
             event.latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-            self.gw.audit.append_nowait(&event);
+            if let Err(err) = self.gw.audit.append(&event, false).await {
+                tracing::error!(corr_id = %ctx.corr_id, error = %err, "audit write failed");
+            }
         }
         if ctx.decision == "allow" && status < 400 {
             tracing::debug!(corr_id = %ctx.corr_id, route = ctx.route.label(), status, "request");
@@ -239,29 +302,48 @@ impl ProxyHttp for GatewayProxy {
 impl GatewayProxy {
     async fn mcp_request(&self, session: &mut Session, ctx: &mut Ctx, name: &str) -> Result<bool> {
         let Some(server) = self.gw.catalog.server(name) else {
-            let e = GatewayError::NotFound { message: format!("no MCP server named {name:?}") };
+            let e = GatewayError::NotFound {
+                message: format!("no MCP server named {name:?}"),
+            };
             return self.answer_error(session, ctx, &e).await;
         };
         ctx.server = Some(server.clone());
         let method = session.req_header().method.clone();
         if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
-            let e = GatewayError::MethodNotAllowed { message: "use POST, GET or DELETE".into() };
+            let e = GatewayError::MethodNotAllowed {
+                message: "use POST, GET or DELETE".into(),
+            };
             return self.answer_error(session, ctx, &e).await;
         }
         ctx.is_post = method == http::Method::POST;
         if let Some(origin) = header_str(session, "origin") {
             if !origin_allowed(origin, header_str(session, "host")) {
-                let e = GatewayError::Forbidden { message: "Origin not allowed".into(), reasons: vec!["origin".into()] };
+                let e = GatewayError::Forbidden {
+                    message: "Origin not allowed".into(),
+                    reasons: vec!["origin".into()],
+                };
                 return self.answer_error(session, ctx, &e).await;
             }
         }
-        let principal = match self.gw.authenticate(session.req_header().headers.get("authorization").map(|v| v.as_bytes())).await {
+        let principal = match self
+            .gw
+            .authenticate(
+                session
+                    .req_header()
+                    .headers
+                    .get("authorization")
+                    .map(|v| v.as_bytes()),
+            )
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 if let GatewayError::Unauthorized { reason, .. } = &e {
                     METRICS.jwt_failures.with_label_values(&[reason]).inc();
                 }
-                self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), None);
+                self.gw
+                    .audit_early_refusal(&e, &ctx.corr_id, Some(name), None)
+                    .await;
                 return self.answer_error(session, ctx, &e).await;
             }
         };
@@ -274,12 +356,20 @@ impl GatewayProxy {
             Ok(b) => b,
             Err(e) => {
                 session.set_keepalive(None);
-                self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), Some(&principal));
+                self.gw
+                    .audit_early_refusal(&e, &ctx.corr_id, Some(name), Some(&principal))
+                    .await;
                 return self.answer_error(session, ctx, &e).await;
             }
         };
-        let client_ip = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
-        let client_ip = client_ip.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or(client_ip);
+        let client_ip = session
+            .client_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let client_ip = client_ip
+            .rsplit_once(':')
+            .map(|(ip, _)| ip.to_string())
+            .unwrap_or(client_ip);
         let post = McpPost {
             server: &server,
             principal: &principal,
@@ -295,7 +385,11 @@ impl GatewayProxy {
             Verdict::Answer(a) => {
                 ctx.decision = a.decision;
                 ctx.method = a.method;
-                let code = a.body.pointer("/error/data/code").and_then(Value::as_str).map(static_code);
+                let code = a
+                    .body
+                    .pointer("/error/data/code")
+                    .and_then(Value::as_str)
+                    .map(static_code);
                 ctx.answered = Some((a.status, code));
                 respond::json(session, a.status, &a.body, &ctx.corr_id, &a.headers).await?;
                 Ok(true)
@@ -321,7 +415,14 @@ impl GatewayProxy {
         }
     }
 
-    async fn answer(&self, session: &mut Session, ctx: &mut Ctx, status: u16, body: &Value, extra: &[(&'static str, String)]) -> Result<bool> {
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        status: u16,
+        body: &Value,
+        extra: &[(&'static str, String)],
+    ) -> Result<bool> {
         ctx.answered = Some((status, None));
         ctx.decision = if status < 400 { "allow" } else { "refused" };
         respond::json(session, status, body, &ctx.corr_id, extra).await?;
@@ -329,12 +430,21 @@ impl GatewayProxy {
     }
 
     /// Answers with the error shape (JSON-RPC on MCP POSTs) and its headers.
-    async fn answer_error(&self, session: &mut Session, ctx: &mut Ctx, err: &GatewayError) -> Result<bool> {
+    async fn answer_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        err: &GatewayError,
+    ) -> Result<bool> {
         let mut headers = err.headers();
         if let GatewayError::Unauthorized { reason, .. } = err {
             headers.push(("www-authenticate", self.www_authenticate(session, reason)));
         }
-        let body = if ctx.is_post { err.jsonrpc_body(&Value::Null, &ctx.corr_id) } else { err.body(&ctx.corr_id) };
+        let body = if ctx.is_post {
+            err.jsonrpc_body(&Value::Null, &ctx.corr_id)
+        } else {
+            err.body(&ctx.corr_id)
+        };
         ctx.answered = Some((err.status(), Some(err.code())));
         ctx.decision = match err {
             GatewayError::Unauthorized { .. } => "unauthenticated",
@@ -346,13 +456,19 @@ impl GatewayProxy {
     }
 
     fn base_url(&self, session: &Session) -> String {
-        let host = header_str(session, "host").filter(|h| h.bytes().all(|b| b.is_ascii_graphic())).unwrap_or("localhost");
+        let host = header_str(session, "host")
+            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
         format!("http://{host}")
     }
 
     fn www_authenticate(&self, session: &Session, reason: &str) -> String {
         let resource = session.req_header().uri.path().trim_end_matches('/');
-        let mut v = format!("Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource{}\"", self.base_url(session), resource);
+        let mut v = format!(
+            "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource{}\"",
+            self.base_url(session),
+            resource
+        );
         if reason != "missing" {
             v.push_str(", error=\"invalid_token\"");
         }
@@ -362,7 +478,11 @@ impl GatewayProxy {
     /// RFC 9728 protected resource metadata for `/mcp{...}`.
     fn resource_metadata(&self, session: &Session, suffix: &str) -> Value {
         let auth = &self.gw.cfg.auth;
-        let servers = if auth.authorization_servers.is_empty() { vec![auth.issuer.clone()] } else { auth.authorization_servers.clone() };
+        let servers = if auth.authorization_servers.is_empty() {
+            vec![auth.issuer.clone()]
+        } else {
+            auth.authorization_servers.clone()
+        };
         let resource = if suffix.is_empty() { "/mcp" } else { suffix };
         json!({
             "resource": format!("{}{}", self.base_url(session), resource),
@@ -375,13 +495,21 @@ impl GatewayProxy {
 }
 
 fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
-    session.req_header().headers.get(name).and_then(|v| v.to_str().ok())
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The caller's correlation id if it is a sane token, else a fresh one.
 fn correlation_id(given: Option<&http::HeaderValue>) -> String {
     if let Some(v) = given.and_then(|v| v.to_str().ok()) {
-        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+        if !v.is_empty()
+            && v.len() <= 128
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
             return v.to_string();
         }
     }
@@ -393,11 +521,21 @@ fn correlation_id(given: Option<&http::HeaderValue>) -> String {
 /// Browsers send `Origin`; only same-host or loopback origins may reach MCP servers
 /// (DNS-rebinding protection from the Streamable HTTP spec).
 fn origin_allowed(origin: &str, host: Option<&str>) -> bool {
-    let Ok(uri) = origin.parse::<http::Uri>() else { return false };
-    let Some(origin_host) = uri.host() else { return false };
+    let Ok(uri) = origin.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(origin_host) = uri.host() else {
+        return false;
+    };
     let loopback = origin_host == "localhost"
-        || origin_host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let same = host.is_some_and(|h| uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(h)));
+        || origin_host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let same = host.is_some_and(|h| {
+        uri.authority()
+            .is_some_and(|a| a.as_str().eq_ignore_ascii_case(h))
+    });
     loopback || same
 }
 

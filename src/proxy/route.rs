@@ -59,7 +59,13 @@ mod tests {
         assert_eq!(route("/mcp/demo/extra"), Route::NotFound);
         assert_eq!(route("/mcp"), Route::McpFederated);
         assert_eq!(route("/health"), Route::Health);
-        assert_eq!(route("/.well-known/oauth-protected-resource/mcp/demo"), Route::ProtectedResource("/mcp/demo".into()));
-        assert_eq!(route("/.well-known/oauth-protected-resourcex"), Route::NotFound);
+        assert_eq!(
+            route("/.well-known/oauth-protected-resource/mcp/demo"),
+            Route::ProtectedResource("/mcp/demo".into())
+        );
+        assert_eq!(
+            route("/.well-known/oauth-protected-resourcex"),
+            Route::NotFound
+        );
     }
 }

@@ -42,9 +42,14 @@ impl MemoryState {
         let mut map = shard.lock();
         let burst = spec.burst.max(1) as f64;
         if map.len() > SHARD_SWEEP_AT {
-            map.retain(|_, b| b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * spec.rps < burst);
+            map.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * spec.rps < burst
+            });
         }
-        let b = map.entry(key.to_string()).or_insert(Bucket { tokens: burst, last: now });
+        let b = map.entry(key.to_string()).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * spec.rps).min(burst);
         b.last = now;
@@ -58,7 +63,11 @@ impl MemoryState {
             limit: spec.burst,
             remaining: b.tokens.floor().max(0.0) as u64,
             reset_secs: secs(burst - b.tokens),
-            retry_after_secs: if allowed { 0 } else { secs(1.0 - b.tokens).max(1) },
+            retry_after_secs: if allowed {
+                0
+            } else {
+                secs(1.0 - b.tokens).max(1)
+            },
         }
     }
 }
@@ -77,10 +86,16 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
-    async fn consume_hold(&self, token_hash: &str, binding: &str) -> Result<HoldConsume, StateError> {
+    async fn consume_hold(
+        &self,
+        token_hash: &str,
+        binding: &str,
+    ) -> Result<HoldConsume, StateError> {
         let now = chrono::Utc::now().timestamp();
         let mut holds = self.holds.lock();
-        let Some(h) = holds.get(token_hash) else { return Ok(HoldConsume::NotFound) };
+        let Some(h) = holds.get(token_hash) else {
+            return Ok(HoldConsume::NotFound);
+        };
         if h.expires_at <= now {
             holds.remove(token_hash);
             return Ok(HoldConsume::Expired);
@@ -88,12 +103,20 @@ impl StateStore for MemoryState {
         if h.binding != binding {
             return Ok(HoldConsume::Mismatch);
         }
-        Ok(holds.remove(token_hash).map(HoldConsume::Consumed).unwrap_or(HoldConsume::NotFound))
+        Ok(holds
+            .remove(token_hash)
+            .map(HoldConsume::Consumed)
+            .unwrap_or(HoldConsume::NotFound))
     }
 
     async fn pending_holds(&self) -> Result<usize, StateError> {
         let now = chrono::Utc::now().timestamp();
-        Ok(self.holds.lock().values().filter(|h| h.expires_at > now).count())
+        Ok(self
+            .holds
+            .lock()
+            .values()
+            .filter(|h| h.expires_at > now)
+            .count())
     }
 }
 
@@ -116,29 +139,59 @@ mod tests {
         assert!(!o.allowed);
         assert_eq!(o.retry_after_secs, 1);
         assert!(s.take_at("other", spec, t0).allowed, "keys are independent");
-        assert!(s.take_at("k", spec, t0 + Duration::from_millis(500)).allowed, "refilled one token");
+        assert!(
+            s.take_at("k", spec, t0 + Duration::from_millis(500))
+                .allowed,
+            "refilled one token"
+        );
     }
 
     #[tokio::test]
     async fn holds_are_single_use_and_bound() {
         let s = MemoryState::default();
         let hold = Hold {
-            id: "h".into(), sub: "a".into(), tenant: "t".into(), tool_id: "x".into(),
-            args_hash: "0".into(), binding: "b1".into(), expires_at: chrono::Utc::now().timestamp() + 60,
+            id: "h".into(),
+            sub: "a".into(),
+            tenant: "t".into(),
+            tool_id: "x".into(),
+            args_hash: "0".into(),
+            binding: "b1".into(),
+            expires_at: chrono::Utc::now().timestamp() + 60,
         };
         s.put_hold("th", hold.clone()).await.unwrap();
-        assert_eq!(s.consume_hold("th", "b2").await.unwrap(), HoldConsume::Mismatch);
-        assert_eq!(s.consume_hold("th", "b1").await.unwrap(), HoldConsume::Consumed(hold));
-        assert_eq!(s.consume_hold("th", "b1").await.unwrap(), HoldConsume::NotFound);
-        let expired = Hold { expires_at: 0, binding: "b".into(), ..s_hold() };
+        assert_eq!(
+            s.consume_hold("th", "b2").await.unwrap(),
+            HoldConsume::Mismatch
+        );
+        assert_eq!(
+            s.consume_hold("th", "b1").await.unwrap(),
+            HoldConsume::Consumed(hold)
+        );
+        assert_eq!(
+            s.consume_hold("th", "b1").await.unwrap(),
+            HoldConsume::NotFound
+        );
+        let expired = Hold {
+            expires_at: 0,
+            binding: "b".into(),
+            ..s_hold()
+        };
         s.put_hold("old", expired).await.unwrap();
-        assert_ne!(s.consume_hold("old", "b").await.unwrap(), HoldConsume::Consumed(s_hold()));
+        assert_ne!(
+            s.consume_hold("old", "b").await.unwrap(),
+            HoldConsume::Consumed(s_hold())
+        );
     }
 
     fn s_hold() -> Hold {
         Hold {
-            id: String::new(), sub: String::new(), tenant: String::new(), tool_id: String::new(),
-            args_hash: String::new(), binding: String::new(), expires_at: 0,
+            id: String::new(),
+            sub: String::new(),
+            tenant: String::new(),
+            tool_id: String::new(),
+            args_hash: String::new(),
+            binding: String::new(),
+            expires_at: 0,
         }
     }
 }
