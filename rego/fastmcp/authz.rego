@@ -1,24 +1,31 @@
-# FastMCP authorization: interprets the seed-format data in policies/policies.yml
-# (data.policies.roles, data.policies.rules) with DESIGN §5 semantics.
+# FastMCP authorization: interprets the seed-format rules of policies/policies.yml with the
+# DESIGN §5 semantics.
 #
-# Entry point: data.fastmcp.authz.decision =
-#   {"allow": bool, "require_confirmation": bool, "reasons": [rule ids], "rate_limit"?: {...}}
+# Data: data.policies (policies.yml as written) and data.fastmcp_rules (the same rules with
+# each `when` condition pre-parsed by the gateway: {op, path, value|other}; see
+# src/policy/normalize.rs). Entry point:
+#   data.fastmcp.authz.decision =
+#     {"allow": bool, "require_confirmation": bool, "reasons": [rule ids], "rate_limit"?: {...}}
 package fastmcp.authz
 
 import rego.v1
 
-rules := object.get(data, ["policies", "rules"], [])
+default rules := []
 
-role_scopes := object.get(data, ["policies", "roles"], {})
+rules := data.fastmcp_rules
+
+default role_scopes := {}
+
+role_scopes := data.policies.roles
 
 # Scopes the subject holds: the token's own plus those of its roles.
 subject_scopes contains s if {
-	some s in object.get(input, ["subject", "scopes"], [])
+	some s in input.subject.scopes
 }
 
 subject_scopes contains s if {
-	some r in object.get(input, ["subject", "roles"], [])
-	some s in object.get(role_scopes, r, [])
+	some r in input.subject.roles
+	some s in role_scopes[r]
 }
 
 # A held scope ending in `*` covers every scope with that prefix (`mcp.*` covers `mcp.git`).
@@ -30,92 +37,71 @@ scope_held(required) if {
 	startswith(required, trim_suffix(s, "*"))
 }
 
-lookup(path) := object.get(input, split(path, "."), null)
-
-# One `when` condition. The value is a string (equal), a list (any of), or "!= <path>".
-cond(key, want) if {
-	key == "resource.safety_tags_any"
-	some t in object.get(input, ["resource", "safety_tags"], [])
-	t in want
-}
-
-cond(key, want) if {
-	key != "resource.safety_tags_any"
-	is_string(want)
-	not startswith(want, "!= ")
-	lookup(key) == want
-}
-
-cond(key, want) if {
-	is_string(want)
-	startswith(want, "!= ")
-	differs(key, trim_prefix(want, "!= "))
-}
-
-cond(key, want) if {
-	key != "resource.safety_tags_any"
-	is_array(want)
-	have := lookup(key)
-	is_array(have)
-	some h in have
-	h in want
-}
-
-cond(key, want) if {
-	key != "resource.safety_tags_any"
-	is_array(want)
-	have := lookup(key)
-	not is_array(have)
-	have in want
-}
-
-# The tenant-isolation form. A `public` resource belongs to every tenant.
-differs(key, other) if {
-	lookup(key) != lookup(other)
-	lookup(key) != "public"
-}
-
-matches(rule) if {
-	every key, want in object.get(rule, "when", {}) {
-		cond(key, want)
+# A rule matches when all its `when` conditions hold, one list per operator:
+# eq: equal; in: the value (or any element of a list value) is listed; tags_any: the
+# resource has any of the tags; neq_path: differs from another input path, where a `public`
+# resource belongs to every tenant.
+matched contains i if {
+	some i, rule in rules
+	every c in rule.eq {
+		object.get(input, c.path, null) == c.value
+	}
+	every c in rule["in"] {
+		in_ok(c)
+	}
+	every c in rule.tags_any {
+		some t in object.get(input, c.path, [])
+		t in c.value
+	}
+	every c in rule.neq_path {
+		differs(c)
 	}
 }
 
-matched contains rule if {
-	some rule in rules
-	matches(rule)
+in_ok(c) if {
+	have := object.get(input, c.path, null)
+	not is_array(have)
+	have in c.value
 }
 
-names_subject(rule) if {
-	some key, _ in object.get(rule, "when", {})
-	startswith(key, "subject.")
+in_ok(c) if {
+	some h in object.get(input, c.path, null)
+	h in c.value
+}
+
+differs(c) if {
+	have := object.get(input, c.path, null)
+	have != object.get(input, c.other, null)
+	have != "public"
 }
 
 # A confirmation rule without a subject condition is an obligation: it never grants access.
-obligation(rule) if {
-	rule.require_confirmation == true
-	not names_subject(rule)
-}
-
 grants contains rule.id if {
-	some rule in matched
+	some i in matched
+	rule := rules[i]
 	rule.effect == "allow"
 	not obligation(rule)
 }
 
-denies contains rule.id if {
-	some rule in matched
-	rule.effect == "deny"
+obligation(rule) if {
+	rule.require_confirmation
+	not rule.names_subject
+}
+
+denies contains rules[i].id if {
+	some i in matched
+	rules[i].effect == "deny"
 }
 
 confirms contains rule.id if {
-	some rule in matched
+	some i in matched
+	rule := rules[i]
 	rule.effect == "allow"
-	rule.require_confirmation == true
+	rule.require_confirmation
 }
 
 missing_scopes contains s if {
-	some s in object.get(input, ["resource", "required_scopes"], [])
+	some s in input.resource.required_scopes
 	not scope_held(s)
 }
 
@@ -144,21 +130,19 @@ reason_ids contains sprintf("missing_scope:%s", [s]) if some s in missing_scopes
 
 reason_ids contains "default_deny" if count(grants) == 0
 
-rate_limits := [rule.rate_limit |
-	some rule in matched
-	rule.effect == "allow"
-	rule.rate_limit
+# The first matching allow rule that names a rate limit sets it.
+rate_limits := [rules[i].rate_limit |
+	some i in sort([j | some j in matched])
+	rules[i].effect == "allow"
+	rules[i].rate_limit
 ]
 
-extra := {"rate_limit": rate_limits[0]} if count(rate_limits) > 0
+base := {
+	"allow": allow,
+	"require_confirmation": require_confirmation,
+	"reasons": sort([id | some id in reason_ids]),
+}
 
-else := {}
+decision := object.union(base, {"rate_limit": rate_limits[0]}) if count(rate_limits) > 0
 
-decision := object.union(
-	{
-		"allow": allow,
-		"require_confirmation": require_confirmation,
-		"reasons": sort([id | some id in reason_ids]),
-	},
-	extra,
-)
+else := base

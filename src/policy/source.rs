@@ -71,7 +71,8 @@ impl PolicySources {
         })
     }
 
-    /// `policies.yml` as JSON data.
+    /// `policies.yml` as JSON data (`data.policies`), plus its rules pre-parsed for the
+    /// evaluator (`data.fastmcp_rules`).
     pub fn data(&self) -> Result<serde_json::Value, String> {
         let doc: serde_json::Value = serde_yaml_ng::from_str(&self.policies_yaml)
             .map_err(|e| format!("{}: {e}", self.policies_name))?;
@@ -81,7 +82,8 @@ impl PolicySources {
                 self.policies_name
             ));
         }
-        Ok(serde_json::json!({ "policies": doc }))
+        let compiled = super::normalize::normalize(&doc);
+        Ok(serde_json::json!({ "policies": doc, "fastmcp_rules": compiled }))
     }
 
     /// A regorus engine loaded with the data and the modules (test files only if asked).

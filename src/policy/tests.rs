@@ -130,3 +130,70 @@ fn garbage_input_is_denied_not_allowed() {
 fn disabled_engine_allows() {
     assert!(PolicyEngine::disabled().decide(&json!({})).unwrap().allow);
 }
+
+#[test]
+fn rvm_serves_the_shipped_policy_and_agrees_with_the_interpreter() {
+    let sources = PolicySources::embedded();
+    let p = CompiledPolicy::compile(&sources).unwrap();
+    assert_eq!(p.evaluator(), "rvm");
+    let mut engine = sources.engine(false).unwrap();
+    let cases = [
+        input(
+            &["mcp-admin"],
+            "mcp:demo:x",
+            "mcp",
+            &["read_only"],
+            &["mcp.demo"],
+            "public",
+        ),
+        input(
+            &["mcp-user"],
+            "mcp:demo:x",
+            "mcp",
+            &["read_only"],
+            &["mcp.demo"],
+            "public",
+        ),
+        input(
+            &["mcp-user"],
+            "mcp:git:x",
+            "mcp",
+            &["destructive"],
+            &["mcp.git"],
+            "public",
+        ),
+        input(
+            &["agent"],
+            "mcp:git:x",
+            "mcp",
+            &["destructive"],
+            &[],
+            "public",
+        ),
+        input(
+            &["mcp-admin"],
+            "mcp:git:x",
+            "mcp",
+            &[],
+            &["mcp.git"],
+            "globex",
+        ),
+        input(
+            &["finance-write"],
+            "ads:createCampaign",
+            "ads",
+            &["financial"],
+            &["ads.write"],
+            "public",
+        ),
+        json!({}),
+    ];
+    for case in cases {
+        engine.set_input(serde_json::from_value(case.clone()).unwrap());
+        let interp =
+            serde_json::to_value(engine.eval_rule(DECISION_RULE.to_string()).unwrap()).unwrap();
+        let rvm = p.decide(&case).unwrap();
+        let want: Decision = serde_json::from_value(interp).unwrap();
+        assert_eq!(rvm, want, "input {case}");
+    }
+}
