@@ -8,10 +8,7 @@ use serde_json::json;
 
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
-    (
-        samples[samples.len() / 2],
-        samples[samples.len() * 99 / 100],
-    )
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
 }
 
 fn main() {
@@ -40,17 +37,12 @@ fn main() {
     for _ in 0..n {
         let t = Instant::now();
         engine.set_input(rv.clone());
-        engine
-            .eval_rule(DECISION_RULE.to_string())
-            .expect("decision");
+        engine.eval_rule(DECISION_RULE.to_string()).expect("decision");
         interp.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let (m1, p1) = percentiles(rvm);
     let (m2, p2) = percentiles(interp);
     println!("evaluator serving decisions: {}", policy.evaluator());
-    println!(
-        "decide() via {}: median {m1:.1} us, p99 {p1:.1} us",
-        policy.evaluator()
-    );
+    println!("decide() via {}: median {m1:.1} us, p99 {p1:.1} us", policy.evaluator());
     println!("interpreter eval_rule:  median {m2:.1} us, p99 {p2:.1} us");
 }

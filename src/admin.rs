@@ -34,11 +34,7 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
-            "/metrics" => reply(
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                crate::metrics::render(),
-            ),
+            "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render()),
             "/health" => json_reply(200, json!({"status": "ok"})),
             "/ready" => {
                 let keys = self.gw.auth.as_ref().map(|a| a.key_count()).unwrap_or(1);

@@ -6,8 +6,7 @@ use http::{HeaderName, HeaderValue};
 use crate::catalog::McpServer;
 
 /// Request headers that carry the agent's or the gateway's secrets: never forwarded.
-pub const STRIPPED_REQUEST_HEADERS: &[&str] =
-    &["authorization", "proxy-authorization", "x-action-token"];
+pub const STRIPPED_REQUEST_HEADERS: &[&str] = &["authorization", "proxy-authorization", "x-action-token"];
 
 /// The header to inject for `server`, if it has a credential.
 pub fn credential(server: &McpServer) -> Option<(HeaderName, HeaderValue)> {

@@ -57,10 +57,8 @@ mod tests {
 
     #[test]
     fn key_order_does_not_matter() {
-        let a: Value =
-            serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"d":2,"c":3}],"x":"s"}}"#).unwrap();
-        let b: Value =
-            serde_json::from_str(r#"{"a":{"x":"s","y":[1,{"c":3,"d":2}]},"b":1}"#).unwrap();
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"d":2,"c":3}],"x":"s"}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":"s","y":[1,{"c":3,"d":2}]},"b":1}"#).unwrap();
         assert_eq!(hash(&a), hash(&b));
         assert_eq!(to_string(&json!({"b":1,"a":"\"q"})), r#"{"a":"\"q","b":1}"#);
     }

@@ -29,21 +29,10 @@ impl Catalog {
     pub fn new(servers: &BTreeMap<String, McpServerConfig>) -> Result<Catalog, String> {
         let mut map = HashMap::new();
         for (name, cfg) in servers {
-            let url =
-                UpstreamUrl::parse(&cfg.url).map_err(|e| format!("mcp.servers.{name}.url: {e}"))?;
-            map.insert(
-                name.clone(),
-                Arc::new(McpServer {
-                    name: name.clone(),
-                    cfg: cfg.clone(),
-                    url,
-                }),
-            );
+            let url = UpstreamUrl::parse(&cfg.url).map_err(|e| format!("mcp.servers.{name}.url: {e}"))?;
+            map.insert(name.clone(), Arc::new(McpServer { name: name.clone(), cfg: cfg.clone(), url }));
         }
-        Ok(Catalog {
-            servers: map,
-            annotations: RwLock::new(HashMap::new()),
-        })
+        Ok(Catalog { servers: map, annotations: RwLock::new(HashMap::new()) })
     }
 
     pub fn server(&self, name: &str) -> Option<Arc<McpServer>> {
@@ -74,11 +63,7 @@ impl Catalog {
     pub fn tool_resource(&self, server: &McpServer, tool: &str, listed: Option<&Value>) -> Value {
         let annotations = match listed {
             Some(a) => Some(a.clone()),
-            None => self
-                .annotations
-                .read()
-                .get(&(server.name.clone(), tool.to_string()))
-                .cloned(),
+            None => self.annotations.read().get(&(server.name.clone(), tool.to_string())).cloned(),
         }
         .filter(|a| a.is_object());
         let tags: Vec<String> = if let Some(tags) = server.cfg.tool_tags.get(tool) {
@@ -123,34 +108,21 @@ mod tests {
             "url: http://h:1/mcp\ntrusted: {trusted}\ntool_tags: {{forced: [financial]}}"
         ))
         .unwrap();
-        McpServer {
-            name: "demo".into(),
-            url: UpstreamUrl::parse(&cfg.url).unwrap(),
-            cfg,
-        }
+        McpServer { name: "demo".into(), url: UpstreamUrl::parse(&cfg.url).unwrap(), cfg }
     }
 
     #[test]
     fn untrusted_annotations_cannot_lower_risk() {
         let c = Catalog::default();
         let ro = json!({"readOnlyHint": true});
-        assert_eq!(
-            c.tool_resource(&server(false), "x", Some(&ro))["safety_tags"],
-            json!(["destructive"])
-        );
-        assert_eq!(
-            c.tool_resource(&server(true), "x", Some(&ro))["safety_tags"],
-            json!(["read_only"])
-        );
+        assert_eq!(c.tool_resource(&server(false), "x", Some(&ro))["safety_tags"], json!(["destructive"]));
+        assert_eq!(c.tool_resource(&server(true), "x", Some(&ro))["safety_tags"], json!(["read_only"]));
         assert_eq!(
             c.tool_resource(&server(true), "x", None)["safety_tags"],
             json!(["destructive"]),
             "unannotated = destructive"
         );
-        assert_eq!(
-            c.tool_resource(&server(false), "forced", None)["safety_tags"],
-            json!(["financial"])
-        );
+        assert_eq!(c.tool_resource(&server(false), "forced", None)["safety_tags"], json!(["financial"]));
     }
 
     #[test]

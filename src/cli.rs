@@ -10,11 +10,7 @@ use crate::config::Config;
 use crate::policy::{testrunner, CompiledPolicy, PolicySources};
 
 #[derive(Parser)]
-#[command(
-    name = "fastmcp",
-    version,
-    about = "Policy enforcement point for AI-agent tool traffic"
-)]
+#[command(name = "fastmcp", version, about = "Policy enforcement point for AI-agent tool traffic")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,22 +102,10 @@ pub fn run() -> i32 {
     };
     match cli.command {
         Command::Serve { config } => serve(config),
-        Command::Token {
-            command:
-                TokenCommand::Mint {
-                    sub,
-                    tenant,
-                    roles,
-                    scopes,
-                    ttl,
-                    config,
-                },
-        } => with_config(config, |cfg| {
-            mint(&cfg, &sub, &tenant, &roles, &scopes, &ttl)
-        }),
-        Command::Audit {
-            command: AuditCommand::Verify { dir, config },
-        } => with_config(config, |cfg| {
+        Command::Token { command: TokenCommand::Mint { sub, tenant, roles, scopes, ttl, config } } => {
+            with_config(config, |cfg| mint(&cfg, &sub, &tenant, &roles, &scopes, &ttl))
+        }
+        Command::Audit { command: AuditCommand::Verify { dir, config } } => with_config(config, |cfg| {
             let dir = dir.unwrap_or(cfg.audit.dir);
             match crate::audit::verify::verify_dir(&dir) {
                 Ok(n) => {
@@ -134,19 +118,13 @@ pub fn run() -> i32 {
                 }
             }
         }),
-        Command::Policy {
-            command: PolicyCommand::Test { dirs, config },
-        } => with_config(config, |cfg| {
-            let dirs = if dirs.is_empty() {
-                vec![cfg.policy.rego_dir.clone()]
-            } else {
-                dirs
-            };
+        Command::Policy { command: PolicyCommand::Test { dirs, config } } => with_config(config, |cfg| {
+            let dirs = if dirs.is_empty() { vec![cfg.policy.rego_dir.clone()] } else { dirs };
             policy_test(&cfg, &dirs)
         }),
-        Command::Policy {
-            command: PolicyCommand::Eval { input, config },
-        } => with_config(config, |cfg| policy_eval(&cfg, &input)),
+        Command::Policy { command: PolicyCommand::Eval { input, config } } => {
+            with_config(config, |cfg| policy_eval(&cfg, &input))
+        }
     }
 }
 
@@ -161,13 +139,9 @@ fn with_config(path: Option<PathBuf>, f: impl FnOnce(Config) -> i32) -> i32 {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).try_init();
 }
 
 fn serve(config: Option<PathBuf>) -> i32 {
@@ -201,11 +175,7 @@ fn parse_ttl(s: &str) -> Option<i64> {
 }
 
 fn list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(String::from)
-        .collect()
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect()
 }
 
 fn mint(cfg: &Config, sub: &str, tenant: &str, roles: &str, scopes: &str, ttl: &str) -> i32 {
@@ -227,9 +197,7 @@ fn mint(cfg: &Config, sub: &str, tenant: &str, roles: &str, scopes: &str, ttl: &
     });
     let mut header = jsonwebtoken::Header::new(key.alg);
     header.kid = Some(key.kid.clone());
-    let signed = key
-        .encoding_key()
-        .and_then(|k| jsonwebtoken::encode(&header, &claims, &k).map_err(|e| e.to_string()));
+    let signed = key.encoding_key().and_then(|k| jsonwebtoken::encode(&header, &claims, &k).map_err(|e| e.to_string()));
     match signed {
         Ok(t) => {
             println!("{t}");
@@ -275,21 +243,12 @@ fn policy_test(cfg: &Config, dirs: &[PathBuf]) -> i32 {
 
 fn policy_eval(cfg: &Config, input: &std::path::Path) -> i32 {
     let run = || -> Result<serde_json::Value, String> {
-        let text =
-            std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
-        let doc: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", input.display()))?;
-        let sources = PolicySources::load(
-            &cfg.policy.policies_file,
-            std::slice::from_ref(&cfg.policy.rego_dir),
-        )?;
-        let d = CompiledPolicy::compile(&sources)?
-            .decide(&doc)
-            .map_err(|e| e.to_string())?;
-        Ok(
-            serde_json::json!({"allow": d.allow, "require_confirmation": d.require_confirmation, "reasons": d.reasons,
-            "rate_limit": d.rate_limit.map(|r| serde_json::json!({"rps": r.rps, "burst": r.burst}))}),
-        )
+        let text = std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", input.display()))?;
+        let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;
+        let d = CompiledPolicy::compile(&sources)?.decide(&doc).map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({"allow": d.allow, "require_confirmation": d.require_confirmation, "reasons": d.reasons,
+            "rate_limit": d.rate_limit.map(|r| serde_json::json!({"rps": r.rps, "burst": r.burst}))}))
     };
     match run() {
         Ok(v) => {

@@ -24,10 +24,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            problem: problem.into(),
-        }
+        Self { key: key.into(), problem: problem.into() }
     }
 }
 
@@ -284,12 +281,9 @@ const MCP_SERVER_SUFFIXES: &[(&str, &str)] = &[
 
 impl Config {
     /// Load the embedded defaults, merge `file` over them, then apply `env`.
-    pub fn load(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
-        let mut tree: Yaml = serde_yaml_ng::from_str(EMBEDDED_CONFIG)
-            .map_err(|e| ConfigError::new("(embedded)", e.to_string()))?;
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut tree: Yaml =
+            serde_yaml_ng::from_str(EMBEDDED_CONFIG).map_err(|e| ConfigError::new("(embedded)", e.to_string()))?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError::new("--config", format!("{}: {e}", path.display())))?;
@@ -303,16 +297,12 @@ impl Config {
         env.sort();
         for (name, value) in &env {
             if let Some(key) = env_key(name) {
-                set_path(&mut tree, &key, value)
-                    .map_err(|problem| ConfigError::new(name.clone(), problem))?;
+                set_path(&mut tree, &key, value).map_err(|problem| ConfigError::new(name.clone(), problem))?;
             }
         }
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::new(
-                if key == "." { "(root)".into() } else { key },
-                e.inner().to_string(),
-            )
+            ConfigError::new(if key == "." { "(root)".into() } else { key }, e.inner().to_string())
         })?;
         config.validate()?;
         Ok(config)
@@ -324,10 +314,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for (key, addr) in [
-            ("listen", &self.listen),
-            ("admin_listen", &self.admin_listen),
-        ] {
+        for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
             addr.parse::<SocketAddr>()
                 .map_err(|_| ConfigError::new(key, format!("not a host:port address: {addr:?}")))?;
         }
@@ -341,16 +328,10 @@ impl Config {
             return Err(ConfigError::new("auth.algorithm", "must be RS256 or ES256"));
         }
         if self.auth.max_token_bytes < 256 {
-            return Err(ConfigError::new(
-                "auth.max_token_bytes",
-                "must be at least 256",
-            ));
+            return Err(ConfigError::new("auth.max_token_bytes", "must be at least 256"));
         }
         if self.auth.leeway_seconds > 600 {
-            return Err(ConfigError::new(
-                "auth.leeway_seconds",
-                "must be at most 600",
-            ));
+            return Err(ConfigError::new("auth.leeway_seconds", "must be at most 600"));
         }
         if self.holds.token_bytes < 24 {
             return Err(ConfigError::new("holds.token_bytes", "must be at least 24"));
@@ -359,19 +340,13 @@ impl Config {
             return Err(ConfigError::new("holds.ttl_seconds", "must be positive"));
         }
         if !(self.rate_limit.default_rps > 0.0 && self.rate_limit.default_rps.is_finite()) {
-            return Err(ConfigError::new(
-                "rate_limit.default_rps",
-                "must be a positive number",
-            ));
+            return Err(ConfigError::new("rate_limit.default_rps", "must be a positive number"));
         }
         if self.rate_limit.burst == 0 {
             return Err(ConfigError::new("rate_limit.burst", "must be at least 1"));
         }
         if self.limits.max_body_bytes == 0 || self.limits.max_body_bytes > 64 << 20 {
-            return Err(ConfigError::new(
-                "limits.max_body_bytes",
-                "must be 1..=67108864",
-            ));
+            return Err(ConfigError::new("limits.max_body_bytes", "must be 1..=67108864"));
         }
         if self.limits.upstream_timeout_seconds == 0 || self.limits.connect_timeout_seconds == 0 {
             return Err(ConfigError::new("limits", "timeouts must be positive"));
@@ -379,9 +354,7 @@ impl Config {
         for (name, server) in &self.mcp.servers {
             let key = format!("mcp.servers.{name}");
             if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
             {
                 return Err(ConfigError::new(key, "server names are [a-z0-9_-]+"));
             }
@@ -391,15 +364,11 @@ impl Config {
                     "only the http transport is supported by this build",
                 ));
             }
-            UpstreamUrl::parse(&server.url)
-                .map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
+            UpstreamUrl::parse(&server.url).map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
             http::HeaderName::from_bytes(server.header.as_bytes())
                 .map_err(|_| ConfigError::new(format!("{key}.header"), "not a header name"))?;
             if !server.token.0.is_empty() && http::HeaderValue::from_str(&server.token.0).is_err() {
-                return Err(ConfigError::new(
-                    format!("{key}.token"),
-                    "not a valid header value",
-                ));
+                return Err(ConfigError::new(format!("{key}.token"), "not a valid header value"));
             }
         }
         Ok(())
@@ -424,22 +393,13 @@ impl UpstreamUrl {
             Some("https") => true,
             _ => return Err("scheme must be http or https".into()),
         };
-        let host = uri
-            .host()
-            .ok_or("URL has no host")?
-            .trim_matches(['[', ']'])
-            .to_string();
+        let host = uri.host().ok_or("URL has no host")?.trim_matches(['[', ']']).to_string();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let path = match uri.path_and_query().map(|p| p.as_str()) {
             None | Some("") | Some("/") => "/mcp".to_string(),
             Some(p) => p.to_string(),
         };
-        Ok(Self {
-            tls,
-            host,
-            port,
-            path,
-        })
+        Ok(Self { tls, host, port, path })
     }
 
     /// `host:port` for the upstream `Host` header.
@@ -471,10 +431,7 @@ fn env_key(name: &str) -> Option<String> {
     for (suffix, field) in MCP_SERVER_SUFFIXES {
         if let Some(server) = rest.strip_suffix(suffix) {
             if !server.is_empty() {
-                return Some(format!(
-                    "mcp.servers.{}.{field}",
-                    server.to_ascii_lowercase()
-                ));
+                return Some(format!("mcp.servers.{}.{field}", server.to_ascii_lowercase()));
             }
         }
     }
@@ -534,10 +491,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
@@ -587,14 +541,8 @@ mod tests {
 
     #[test]
     fn secrets_are_not_debug_printed() {
-        let c = Config::load(
-            None,
-            env(&[
-                ("MCP_A_URL", "http://h:1/mcp"),
-                ("MCP_A_TOKEN", "Bearer topsecret"),
-            ]),
-        )
-        .unwrap();
+        let c =
+            Config::load(None, env(&[("MCP_A_URL", "http://h:1/mcp"), ("MCP_A_TOKEN", "Bearer topsecret")])).unwrap();
         assert!(!format!("{c:?}").contains("topsecret"));
     }
 }

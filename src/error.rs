@@ -13,15 +13,9 @@ pub enum GatewayError {
     /// 400: malformed JSON-RPC, batch arrays, header/body mismatch.
     BadRequest { message: String, jsonrpc_code: i64 },
     /// 401: missing, invalid or expired token. `reason` is a short metric label.
-    Unauthorized {
-        reason: &'static str,
-        message: String,
-    },
+    Unauthorized { reason: &'static str, message: String },
     /// 403: policy denied; `reasons` are the matched rule ids.
-    Forbidden {
-        message: String,
-        reasons: Vec<String>,
-    },
+    Forbidden { message: String, reasons: Vec<String> },
     /// 404: unknown route, server or tool.
     NotFound { message: String },
     /// 405: method not allowed on this route.
@@ -33,12 +27,7 @@ pub enum GatewayError {
     /// 422: body not JSON or not an object.
     Validation { message: String },
     /// 429: rate limited. `retry_after` is whole seconds (at least 1).
-    RateLimited {
-        retry_after: u64,
-        limit: u64,
-        remaining: u64,
-        reset: u64,
-    },
+    RateLimited { retry_after: u64, limit: u64, remaining: u64, reset: u64 },
     /// 502: upstream failed or answered garbage.
     Provider { message: String },
     /// 503: a fail-closed dependency is down.
@@ -49,17 +38,11 @@ pub enum GatewayError {
 
 impl GatewayError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            message: message.into(),
-            jsonrpc_code: -32600,
-        }
+        Self::BadRequest { message: message.into(), jsonrpc_code: -32600 }
     }
 
     pub fn unauthorized(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            reason,
-            message: message.into(),
-        }
+        Self::Unauthorized { reason, message: message.into() }
     }
 
     pub fn status(&self) -> u16 {
@@ -174,12 +157,7 @@ impl GatewayError {
     /// Extra response headers this outcome requires (`Retry-After`, `RateLimit-*`).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::RateLimited {
-                retry_after,
-                limit,
-                remaining,
-                reset,
-            } => vec![
+            Self::RateLimited { retry_after, limit, remaining, reset } => vec![
                 ("retry-after", retry_after.to_string()),
                 ("ratelimit-limit", limit.to_string()),
                 ("ratelimit-remaining", remaining.to_string()),
@@ -204,10 +182,7 @@ mod tests {
 
     #[test]
     fn forbidden_body_lists_reasons() {
-        let e = GatewayError::Forbidden {
-            message: "no".into(),
-            reasons: vec!["r1".into()],
-        };
+        let e = GatewayError::Forbidden { message: "no".into(), reasons: vec!["r1".into()] };
         let b = e.body("c1");
         assert_eq!(e.status(), 403);
         assert_eq!(b["error"]["code"], "FORBIDDEN");
@@ -217,16 +192,8 @@ mod tests {
 
     #[test]
     fn rate_limited_carries_headers_and_jsonrpc_shape() {
-        let e = GatewayError::RateLimited {
-            retry_after: 1,
-            limit: 10,
-            remaining: 0,
-            reset: 1,
-        };
-        assert!(e
-            .headers()
-            .iter()
-            .any(|(k, v)| *k == "retry-after" && v == "1"));
+        let e = GatewayError::RateLimited { retry_after: 1, limit: 10, remaining: 0, reset: 1 };
+        assert!(e.headers().iter().any(|(k, v)| *k == "retry-after" && v == "1"));
         let b = e.jsonrpc_body(&json!(7), "c");
         assert_eq!(b["id"], 7);
         assert_eq!(b["error"]["data"]["code"], "RATE_LIMITED");

@@ -38,12 +38,7 @@ impl IssuedHold {
 
 /// SHA-256 over the things a confirmation must match.
 pub fn binding(principal: &Principal, tool_id: &str, args_hash: &str) -> String {
-    canonical::hash(&json!([
-        principal.sub,
-        principal.tenant,
-        tool_id,
-        args_hash
-    ]))
+    canonical::hash(&json!([principal.sub, principal.tenant, tool_id, args_hash]))
 }
 
 /// Creates and stores a hold for this call.
@@ -72,9 +67,7 @@ pub async fn issue(
     state
         .put_hold(&token_hash, hold)
         .await
-        .map_err(|e| GatewayError::Unavailable {
-            message: format!("hold store unavailable: {}", e.0),
-        })?;
+        .map_err(|e| GatewayError::Unavailable { message: format!("hold store unavailable: {}", e.0) })?;
     Ok(IssuedHold {
         action_token: token,
         expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -95,17 +88,11 @@ pub async fn redeem(
     let outcome = state
         .consume_hold(&token_hash, &binding(principal, tool_id, args_hash))
         .await
-        .map_err(|e| GatewayError::Unavailable {
-            message: format!("hold store unavailable: {}", e.0),
-        })?;
+        .map_err(|e| GatewayError::Unavailable { message: format!("hold store unavailable: {}", e.0) })?;
     match outcome {
         HoldConsume::Consumed(h) => Ok(h),
-        HoldConsume::NotFound => Err(GatewayError::Conflict {
-            message: "action token unknown or already used".into(),
-        }),
-        HoldConsume::Expired => Err(GatewayError::Conflict {
-            message: "action token expired".into(),
-        }),
+        HoldConsume::NotFound => Err(GatewayError::Conflict { message: "action token unknown or already used".into() }),
+        HoldConsume::Expired => Err(GatewayError::Conflict { message: "action token expired".into() }),
         HoldConsume::Mismatch => Err(GatewayError::Forbidden {
             message: "action token was issued for another caller, tool or arguments".into(),
             reasons: vec!["action_token_mismatch".into()],
@@ -119,37 +106,21 @@ mod tests {
     use crate::state::memory::MemoryState;
 
     fn who(sub: &str) -> Principal {
-        Principal {
-            sub: sub.into(),
-            ..Principal::anonymous()
-        }
+        Principal { sub: sub.into(), ..Principal::anonymous() }
     }
 
     #[tokio::test]
     async fn issue_then_redeem_once_for_the_same_call_only() {
         let s = MemoryState::default();
-        let cfg = HoldsConfig {
-            ttl_seconds: 60,
-            token_bytes: 24,
-        };
-        let h = issue(&cfg, &s, &who("a"), "mcp:demo:rm", "h1")
-            .await
-            .unwrap();
+        let cfg = HoldsConfig { ttl_seconds: 60, token_bytes: 24 };
+        let h = issue(&cfg, &s, &who("a"), "mcp:demo:rm", "h1").await.unwrap();
         assert!(h.action_token.len() >= 32);
-        let err = redeem(&s, &who("b"), "mcp:demo:rm", "h1", &h.action_token)
-            .await
-            .unwrap_err();
+        let err = redeem(&s, &who("b"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
         assert_eq!(err.status(), 403);
-        let err = redeem(&s, &who("a"), "mcp:demo:rm", "h2", &h.action_token)
-            .await
-            .unwrap_err();
+        let err = redeem(&s, &who("a"), "mcp:demo:rm", "h2", &h.action_token).await.unwrap_err();
         assert_eq!(err.status(), 403);
-        redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token)
-            .await
-            .unwrap();
-        let err = redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token)
-            .await
-            .unwrap_err();
+        redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap();
+        let err = redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
         assert_eq!(err.status(), 409);
     }
 }

@@ -4,9 +4,7 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -22,26 +20,20 @@ pub struct Metrics {
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0, 30.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
 ];
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    reg.register(Box::new(c.clone()))
-        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     c
 }
 
 fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-        labels,
-    )
-    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    reg.register(Box::new(h.clone()))
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     h
 }
 
@@ -49,14 +41,9 @@ fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Histogr
 /// names and labels are constants (a bad one panics in the first unit test).
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    let holds_pending = IntGauge::new(
-        "fastmcp_holds_pending",
-        "Confirmation holds waiting for a confirm",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    registry
-        .register(Box::new(holds_pending.clone()))
+    let holds_pending = IntGauge::new("fastmcp_holds_pending", "Confirmation holds waiting for a confirm")
         .unwrap_or_else(|e| panic!("{e}"));
+    registry.register(Box::new(holds_pending.clone())).unwrap_or_else(|e| panic!("{e}"));
     Metrics {
         requests: counter(
             &registry,
@@ -82,12 +69,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Policy decision evaluation time",
             &["action"],
         ),
-        jwt_failures: counter(
-            &registry,
-            "fastmcp_jwt_failures_total",
-            "Refused bearer tokens by reason",
-            &["reason"],
-        ),
+        jwt_failures: counter(&registry, "fastmcp_jwt_failures_total", "Refused bearer tokens by reason", &["reason"]),
         upstream_duration: histogram(
             &registry,
             "fastmcp_upstream_duration_seconds",
@@ -100,12 +82,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Audit records written (result=ok) or lost to a write error",
             &["result"],
         ),
-        policy_reloads: counter(
-            &registry,
-            "fastmcp_policy_reloads_total",
-            "Policy reloads by result",
-            &["result"],
-        ),
+        policy_reloads: counter(&registry, "fastmcp_policy_reloads_total", "Policy reloads by result", &["result"]),
         holds_pending,
         registry,
     }
@@ -113,10 +90,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 /// Counts audit records written by the writer thread.
 pub fn audit_records(n: u64, ok: bool) {
-    METRICS
-        .audit_records
-        .with_label_values(&[if ok { "ok" } else { "error" }])
-        .inc_by(n);
+    METRICS.audit_records.with_label_values(&[if ok { "ok" } else { "error" }]).inc_by(n);
 }
 
 /// The registry in Prometheus text format.
@@ -133,14 +107,9 @@ pub fn render() -> Vec<u8> {
 mod tests {
     #[test]
     fn metrics_register_and_render() {
-        super::METRICS
-            .requests
-            .with_label_values(&["/mcp/x", "allow", "200"])
-            .inc();
+        super::METRICS.requests.with_label_values(&["/mcp/x", "allow", "200"]).inc();
         let text = String::from_utf8(super::render()).unwrap();
-        assert!(text.contains(
-            "fastmcp_requests_total{decision=\"allow\",route=\"/mcp/x\",status=\"200\"} 1"
-        ));
+        assert!(text.contains("fastmcp_requests_total{decision=\"allow\",route=\"/mcp/x\",status=\"200\"} 1"));
         assert!(text.contains("# TYPE fastmcp_holds_pending gauge"));
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::audit::{AuditDecision, AuditEvent, AuditLog, AuditOutcome};
+use crate::audit::{AuditDecision, AuditEvent, AuditLog, AuditOutcome, Durable};
 use crate::auth::{Authenticator, Principal};
 use crate::canonical;
 use crate::catalog::{Catalog, McpServer};
@@ -67,8 +67,25 @@ pub struct Forward {
     /// The JSON-RPC method (metrics, logs).
     pub method: Option<String>,
     /// Audit record to complete with the upstream outcome (allowed `tools/call`s).
-    pub completion: Option<AuditEvent>,
+    pub completion: Option<Box<AuditEvent>>,
+    /// The decision record's fsync: awaited before the response is answered.
+    pub durable: Option<Durable>,
     pub decision: &'static str,
+}
+
+impl Forward {
+    /// A pass-through with no rewriting, limits or completion record.
+    fn plain(method: Option<String>, filter_tools_list: bool) -> Forward {
+        Forward {
+            body: None,
+            filter_tools_list,
+            rate: None,
+            method,
+            completion: None,
+            durable: None,
+            decision: "allow",
+        }
+    }
 }
 
 pub struct Answer {
@@ -99,20 +116,13 @@ impl From<GatewayError> for Refusal {
             GatewayError::Forbidden { reasons, .. } => reasons.clone(),
             _ => vec![],
         };
-        Refusal {
-            error,
-            decision,
-            reasons,
-        }
+        Refusal { error, decision, reasons }
     }
 }
 
 impl Gateway {
     /// Authenticates the `Authorization` header (anonymous when auth is disabled).
-    pub async fn authenticate(
-        &self,
-        header: Option<&[u8]>,
-    ) -> Result<Arc<Principal>, GatewayError> {
+    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<Principal>, GatewayError> {
         match &self.auth {
             Some(a) => a.authenticate(header).await,
             None => Ok(Arc::new(Principal::anonymous())),
@@ -137,35 +147,13 @@ impl Gateway {
         };
         let method = msg.method().map(String::from);
         match (&msg, method.as_deref()) {
-            (Message::Request { id, params, .. }, Some("tools/call")) => {
-                self.tool_call(req, id, params, value).await
-            }
-            (_, Some("tools/list")) => Verdict::Forward(Forward {
-                body: None,
-                filter_tools_list: true,
-                rate: None,
-                method,
-                completion: None,
-                decision: "allow",
-            }),
-            _ => Verdict::Forward(Forward {
-                body: None,
-                filter_tools_list: false,
-                rate: None,
-                method,
-                completion: None,
-                decision: "allow",
-            }),
+            (Message::Request { id, params, .. }, Some("tools/call")) => self.tool_call(req, id, params, value).await,
+            (_, Some("tools/list")) => Verdict::Forward(Forward::plain(method, true)),
+            _ => Verdict::Forward(Forward::plain(method, false)),
         }
     }
 
-    async fn tool_call(
-        &self,
-        req: &McpPost<'_>,
-        id: &Value,
-        params: &Value,
-        body: Value,
-    ) -> Verdict {
+    async fn tool_call(&self, req: &McpPost<'_>, id: &Value, params: &Value, body: Value) -> Verdict {
         let call = match jsonrpc::tool_call(params) {
             Ok(c) => c,
             Err(e) => return self.refuse(req, id, None, None, e.into()).await,
@@ -185,11 +173,7 @@ impl Gateway {
         let policy_input = input::build(req.principal, "tools.invoke", &resource, &facts);
         let decision = match self.decide("tools.invoke", &policy_input) {
             Ok(d) => d,
-            Err(e) => {
-                return self
-                    .refuse(req, id, Some(&tool_id), Some(&args_hash), e.into())
-                    .await
-            }
+            Err(e) => return self.refuse(req, id, Some(&tool_id), Some(&args_hash), e.into()).await,
         };
         if !decision.allow {
             let refusal = Refusal {
@@ -200,26 +184,15 @@ impl Gateway {
                 decision: "deny",
                 reasons: decision.reasons,
             };
-            return self
-                .refuse(req, id, Some(&tool_id), Some(&args_hash), refusal)
-                .await;
+            return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
         }
         let key = ratelimit::bucket_key(&req.principal.tenant, &req.principal.sub, &tool_id);
-        let rate = match ratelimit::check(
-            &self.cfg.rate_limit,
-            self.state.as_ref(),
-            &key,
-            decision.rate_limit,
-        )
-        .await
-        {
+        let rate = match ratelimit::check(&self.cfg.rate_limit, self.state.as_ref(), &key, decision.rate_limit).await {
             Ok(r) => r,
             Err(e) => {
                 let mut refusal = Refusal::from(e);
                 refusal.reasons = decision.reasons;
-                return self
-                    .refuse(req, id, Some(&tool_id), Some(&args_hash), refusal)
-                    .await;
+                return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
             }
         };
         let token = call.action_token.as_deref().or(req.action_token_header);
@@ -227,46 +200,32 @@ impl Gateway {
         if decision.require_confirmation {
             match token {
                 None => return self.hold(req, id, &tool_id, &args_hash, &decision).await,
-                Some(t) => {
-                    match holds::redeem(self.state.as_ref(), req.principal, &tool_id, &args_hash, t)
-                        .await
-                    {
-                        Ok(_) => result = "confirmed",
-                        Err(e) => {
-                            let mut refusal = Refusal::from(e);
-                            refusal.reasons.extend(decision.reasons);
-                            return self
-                                .refuse(req, id, Some(&tool_id), Some(&args_hash), refusal)
-                                .await;
-                        }
+                Some(t) => match holds::redeem(self.state.as_ref(), req.principal, &tool_id, &args_hash, t).await {
+                    Ok(_) => result = "confirmed",
+                    Err(e) => {
+                        let mut refusal = Refusal::from(e);
+                        refusal.reasons.extend(decision.reasons);
+                        return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
                     }
-                }
+                },
             }
         }
         let new_body = if call.action_token.is_some() {
-            serde_json::to_vec(&jsonrpc::strip_action_token(body))
-                .ok()
-                .map(Bytes::from)
+            serde_json::to_vec(&jsonrpc::strip_action_token(body)).ok().map(Bytes::from)
         } else {
             None
         };
-        let event = self.event(
-            req,
-            "tools.invoke",
-            Some(&tool_id),
-            Some(&args_hash),
-            result,
-            &decision,
-            None,
-            None,
-        );
-        if let Err(e) = self.audit.append(&event, self.cfg.audit.durable).await {
-            tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed; refusing the call");
-            let err = GatewayError::Unavailable {
-                message: "audit trail unavailable".into(),
-            };
-            return answer(&err, id, req.corr_id, "error", Some("tools/call"));
-        }
+        let event = self.event(req, "tools.invoke", Some(&tool_id), Some(&args_hash), result, &decision, None, None);
+        // The record is written before the call goes upstream (a write failure refuses it);
+        // the proxy waits for its fsync before answering (`Forward::durable`).
+        let durable = match self.audit.append_written(&event).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed; refusing the call");
+                let err = GatewayError::Unavailable { message: "audit trail unavailable".into() };
+                return answer(&err, id, req.corr_id, "error", Some("tools/call"));
+            }
+        };
         let mut completion = event;
         completion.phase = "completion";
         Verdict::Forward(Forward {
@@ -274,7 +233,8 @@ impl Gateway {
             filter_tools_list: false,
             rate,
             method: Some("tools/call".into()),
-            completion: Some(completion),
+            completion: Some(Box::new(completion)),
+            durable: self.cfg.audit.durable.then_some(durable),
             decision: result,
         })
     }
@@ -287,21 +247,9 @@ impl Gateway {
         args_hash: &str,
         decision: &Decision,
     ) -> Verdict {
-        let issued = match holds::issue(
-            &self.cfg.holds,
-            self.state.as_ref(),
-            req.principal,
-            tool_id,
-            args_hash,
-        )
-        .await
-        {
+        let issued = match holds::issue(&self.cfg.holds, self.state.as_ref(), req.principal, tool_id, args_hash).await {
             Ok(h) => h,
-            Err(e) => {
-                return self
-                    .refuse(req, id, Some(tool_id), Some(args_hash), e.into())
-                    .await
-            }
+            Err(e) => return self.refuse(req, id, Some(tool_id), Some(args_hash), e.into()).await,
         };
         let event = self.event(
             req,
@@ -315,9 +263,7 @@ impl Gateway {
         );
         if let Err(e) = self.audit.append(&event, self.cfg.audit.durable).await {
             tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
-            let err = GatewayError::Unavailable {
-                message: "audit trail unavailable".into(),
-            };
+            let err = GatewayError::Unavailable { message: "audit trail unavailable".into() };
             return answer(&err, id, req.corr_id, "error", Some("tools/call"));
         }
         if let Ok(n) = self.state.pending_holds().await {
@@ -341,21 +287,12 @@ impl Gateway {
     pub fn decide(&self, action: &str, input: &Value) -> Result<Decision, GatewayError> {
         let t = Instant::now();
         let d = self.policy.decide(input);
-        METRICS
-            .policy_eval
-            .with_label_values(&[action])
-            .observe(t.elapsed().as_secs_f64());
+        METRICS.policy_eval.with_label_values(&[action]).observe(t.elapsed().as_secs_f64());
         d
     }
 
     /// May `principal` call `tool` (a `tools/list` entry) on `server`? Errors hide the tool.
-    pub fn tool_visible(
-        &self,
-        server: &McpServer,
-        principal: &Principal,
-        tool: &Value,
-        corr_id: &str,
-    ) -> bool {
+    pub fn tool_visible(&self, server: &McpServer, principal: &Principal, tool: &Value, corr_id: &str) -> bool {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
@@ -373,9 +310,7 @@ impl Gateway {
             corr_id,
         };
         let policy_input = input::build(principal, "tools.invoke", &resource, &facts);
-        self.decide("tools.invoke", &policy_input)
-            .map(|d| d.allow)
-            .unwrap_or(false)
+        self.decide("tools.invoke", &policy_input).map(|d| d.allow).unwrap_or(false)
     }
 
     async fn refuse(
@@ -386,11 +321,7 @@ impl Gateway {
         args_hash: Option<&str>,
         r: Refusal,
     ) -> Verdict {
-        let decision = Decision {
-            allow: false,
-            reasons: r.reasons,
-            ..Default::default()
-        };
+        let decision = Decision { allow: false, reasons: r.reasons, ..Default::default() };
         let event = self.event(
             req,
             "tools.invoke",
@@ -401,7 +332,8 @@ impl Gateway {
             Some(r.error.status()),
             Some(r.error.code()),
         );
-        if let Err(e) = self.audit.append(&event, self.cfg.audit.durable).await {
+        // A refusal changes nothing upstream: written before answering, not fsynced.
+        if let Err(e) = self.audit.append(&event, false).await {
             tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
         }
         tracing::info!(
@@ -439,10 +371,7 @@ impl Gateway {
                 reasons: decision.reasons.clone(),
                 policy_revision: self.policy.revision().to_string(),
             },
-            outcome: AuditOutcome {
-                status,
-                error_code: code.map(String::from),
-            },
+            outcome: AuditOutcome { status, error_code: code.map(String::from) },
             request_hash: args_hash.map(String::from),
             result_hash: None,
             latency_ms: 0.0,
@@ -479,10 +408,7 @@ impl Gateway {
                 },
                 policy_revision: self.policy.revision().to_string(),
             },
-            outcome: AuditOutcome {
-                status: Some(err.status()),
-                error_code: Some(err.code().into()),
-            },
+            outcome: AuditOutcome { status: Some(err.status()), error_code: Some(err.code().into()) },
             server: server.map(String::from),
             provider: Some("mcp".into()),
             ..Default::default()
@@ -494,13 +420,7 @@ impl Gateway {
 }
 
 /// A JSON-RPC error answer carrying the DESIGN error shape in `error.data`.
-pub fn answer(
-    err: &GatewayError,
-    id: &Value,
-    corr_id: &str,
-    decision: &'static str,
-    method: Option<&str>,
-) -> Verdict {
+pub fn answer(err: &GatewayError, id: &Value, corr_id: &str, decision: &'static str, method: Option<&str>) -> Verdict {
     Verdict::Answer(Answer {
         status: err.status(),
         body: err.jsonrpc_body(id, corr_id),

@@ -22,21 +22,13 @@ pub async fn check(
         return Ok(None);
     }
     let spec = match over {
-        Some(o) if o.rps > 0.0 && o.burst > 0 => RateSpec {
-            rps: o.rps,
-            burst: o.burst,
-        },
-        _ => RateSpec {
-            rps: cfg.default_rps,
-            burst: cfg.burst,
-        },
+        Some(o) if o.rps > 0.0 && o.burst > 0 => RateSpec { rps: o.rps, burst: o.burst },
+        _ => RateSpec { rps: cfg.default_rps, burst: cfg.burst },
     };
     let out = state
         .take_token(key, spec)
         .await
-        .map_err(|e| GatewayError::Unavailable {
-            message: format!("rate limiter unavailable: {}", e.0),
-        })?;
+        .map_err(|e| GatewayError::Unavailable { message: format!("rate limiter unavailable: {}", e.0) })?;
     if out.allowed {
         Ok(Some(out))
     } else {

@@ -23,16 +23,11 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
     let auth = if cfg.auth.enabled {
         Some(build_auth(&cfg, runtime)?)
     } else {
-        tracing::warn!(
-            "authentication is DISABLED (auth.enabled=false): every caller is anonymous"
-        );
+        tracing::warn!("authentication is DISABLED (auth.enabled=false): every caller is anonymous");
         None
     };
     let policy = if cfg.policy.enabled {
-        let sources = PolicySources::load(
-            &cfg.policy.policies_file,
-            std::slice::from_ref(&cfg.policy.rego_dir),
-        )?;
+        let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;
         let compiled = CompiledPolicy::compile(&sources)?;
         tracing::info!(revision = %compiled.revision, policies = %sources.policies_name, modules = sources.rego.len(), "policy loaded");
         PolicyEngine::enabled(compiled)
@@ -41,14 +36,10 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
         PolicyEngine::disabled()
     };
     if !cfg.state.redis_url.is_empty() {
-        tracing::warn!(
-            "REDIS_URL is set but this build keeps state in memory (single instance only)"
-        );
+        tracing::warn!("REDIS_URL is set but this build keeps state in memory (single instance only)");
     }
     let instance = if cfg.audit.instance.is_empty() {
-        std::fs::read_to_string("/etc/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "fastmcp".into())
+        std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "fastmcp".into())
     } else {
         cfg.audit.instance.clone()
     };
@@ -57,24 +48,15 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
     for name in catalog.server_names() {
         tracing::info!(server = %name, route = %format!("/mcp/{name}"), "MCP server configured");
     }
-    Ok(Gateway {
-        cfg,
-        auth,
-        policy,
-        state: Arc::new(MemoryState::default()),
-        audit,
-        catalog,
-    })
+    Ok(Gateway { cfg, auth, policy, state: Arc::new(MemoryState::default()), audit, catalog })
 }
 
 fn build_auth(cfg: &Config, runtime: &tokio::runtime::Runtime) -> Result<Authenticator, String> {
     let a = &cfg.auth;
     let alg = parse_alg(&a.algorithm);
     if !a.jwks_file.is_empty() {
-        let text =
-            std::fs::read_to_string(&a.jwks_file).map_err(|e| format!("auth.jwks_file: {e}"))?;
-        let (set, skipped) =
-            KeySet::from_jwks_json(&text, alg).map_err(|e| format!("auth.jwks_file: {e}"))?;
+        let text = std::fs::read_to_string(&a.jwks_file).map_err(|e| format!("auth.jwks_file: {e}"))?;
+        let (set, skipped) = KeySet::from_jwks_json(&text, alg).map_err(|e| format!("auth.jwks_file: {e}"))?;
         for s in skipped {
             tracing::warn!(reason = %s, "JWKS key skipped");
         }
@@ -88,49 +70,32 @@ fn build_auth(cfg: &Config, runtime: &tokio::runtime::Runtime) -> Result<Authent
                 KeySet::default()
             }
         };
-        return Ok(Authenticator::new(
-            a.clone(),
-            set,
-            KeySource::Url(a.jwks_url.clone()),
-        ));
+        return Ok(Authenticator::new(a.clone(), set, KeySource::Url(a.jwks_url.clone())));
     }
     let dev = DevKey::load_or_create(&cfg.data_dir, alg)?;
     tracing::warn!(kid = %dev.kid, dir = %cfg.data_dir.display(), "no JWKS configured: using DEV KEYS (not for production)");
-    let key = VerifyKey {
-        key: dev.decoding_key()?,
-        alg,
-    };
-    Ok(Authenticator::new(
-        a.clone(),
-        KeySet::single(dev.kid.clone(), key),
-        KeySource::Static,
-    ))
+    let key = VerifyKey { key: dev.decoding_key()?, alg };
+    Ok(Authenticator::new(a.clone(), KeySet::single(dev.kid.clone(), key), KeySource::Static))
 }
 
 /// Runs the gateway until a signal stops it. Never returns normally.
 pub fn serve(cfg: Config) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let gw = Arc::new(build_gateway(cfg.clone(), &runtime)?);
     drop(runtime);
 
-    let mut conf = ServerConf::default();
-    conf.threads = if cfg.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    } else {
-        cfg.threads
+    let threads =
+        if cfg.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { cfg.threads };
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(cfg.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(cfg.grace_period_seconds.min(10)),
+        ..ServerConf::default()
     };
-    conf.grace_period_seconds = Some(cfg.grace_period_seconds);
-    conf.graceful_shutdown_timeout_seconds = Some(cfg.grace_period_seconds.min(10));
     let mut server = Server::new_with_opt_and_conf(Some(Opt::default()), conf);
     server.bootstrap();
 
-    let mut proxy =
-        pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy { gw: gw.clone() });
+    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy { gw: gw.clone() });
     proxy.add_tcp(&cfg.listen);
     let mut admin = Service::new("fastmcp-admin".to_string(), AdminApp { gw });
     admin.add_tcp(&cfg.admin_listen);

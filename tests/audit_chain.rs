@@ -12,11 +12,8 @@ use serde_json::json;
 fn every_decision_is_chained_and_tampering_is_named() {
     let port = fake_upstream(|_head, _body, s| {
         let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
-        let _ = write!(
-            s,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
-            b.len()
-        );
+        let _ =
+            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
     });
     let dead = free_port();
     let mut gw = Gateway::builder("audit")
@@ -29,44 +26,12 @@ fn every_decision_is_chained_and_tampering_is_named() {
         .start();
     let user = gw.mint("alice", "acme", "mcp-user");
     let url = gw.url("/mcp/demo");
-    assert_eq!(
-        mcp_post(&url, Some(&user), &tools_call(1, "echo", json!({})), &[]).status,
-        200
-    );
-    assert_eq!(
-        mcp_post(&url, Some(&user), &tools_call(2, "echo", json!({})), &[]).status,
-        429
-    );
-    assert_eq!(
-        mcp_post(
-            &url,
-            Some(&user),
-            &tools_call(3, "read_secret", json!({})),
-            &[]
-        )
-        .status,
-        403
-    );
-    let held = mcp_post(
-        &url,
-        Some(&user),
-        &tools_call(4, "delete_item", json!({"item": 1})),
-        &[],
-    );
-    assert_eq!(
-        held.json()["error"]["data"]["code"],
-        "CONFIRMATION_REQUIRED"
-    );
-    assert_eq!(
-        mcp_post(
-            &url,
-            Some("garbage"),
-            &tools_call(5, "echo", json!({})),
-            &[]
-        )
-        .status,
-        401
-    );
+    assert_eq!(mcp_post(&url, Some(&user), &tools_call(1, "echo", json!({})), &[]).status, 200);
+    assert_eq!(mcp_post(&url, Some(&user), &tools_call(2, "echo", json!({})), &[]).status, 429);
+    assert_eq!(mcp_post(&url, Some(&user), &tools_call(3, "read_secret", json!({})), &[]).status, 403);
+    let held = mcp_post(&url, Some(&user), &tools_call(4, "delete_item", json!({"item": 1})), &[]);
+    assert_eq!(held.json()["error"]["data"]["code"], "CONFIRMATION_REQUIRED");
+    assert_eq!(mcp_post(&url, Some("garbage"), &tools_call(5, "echo", json!({})), &[]).status, 401);
     let failed = mcp_post(
         &gw.url("/mcp/down"),
         Some(&gw.mint("root", "acme", "mcp-admin")),
@@ -79,18 +44,9 @@ fn every_decision_is_chained_and_tampering_is_named() {
 
     let dir = gw.audit_dir().display().to_string();
     let out = gw.cli(&["audit", "verify", &dir]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
-    let file = std::fs::read_dir(gw.audit_dir())
-        .expect("dir")
-        .next()
-        .expect("one file")
-        .expect("entry")
-        .path();
+    let file = std::fs::read_dir(gw.audit_dir()).expect("dir").next().expect("one file").expect("entry").path();
     let text = std::fs::read_to_string(&file).expect("read");
     let lines: Vec<&str> = text.lines().collect();
     for needle in [
@@ -103,31 +59,18 @@ fn every_decision_is_chained_and_tampering_is_named() {
     ] {
         assert!(text.contains(needle), "audit lacks {needle}:\n{text}");
     }
-    assert!(
-        !text.contains(&user),
-        "the agent's token never reaches the audit trail"
-    );
+    assert!(!text.contains(&user), "the agent's token never reaches the audit trail");
 
     // Edit one line: the deny becomes an allow.
-    let deny_line = lines
-        .iter()
-        .position(|l| l.contains("\"result\":\"deny\""))
-        .expect("deny line");
+    let deny_line = lines.iter().position(|l| l.contains("\"result\":\"deny\"")).expect("deny line");
     let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     edited[deny_line] = edited[deny_line].replace("\"allow\":false", "\"allow\":true");
     std::fs::write(&file, edited.join("\n") + "\n").expect("write");
     let out = gw.cli(&["audit", "verify", &dir]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    let name = file
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .to_string();
-    assert!(
-        stdout.contains(&format!("{name}:{}", deny_line + 1)),
-        "verify must name the edited line: {stdout}"
-    );
+    let name = file.file_name().expect("name").to_string_lossy().to_string();
+    assert!(stdout.contains(&format!("{name}:{}", deny_line + 1)), "verify must name the edited line: {stdout}");
 
     // Delete a line instead.
     let mut deleted: Vec<&str> = lines.clone();
@@ -136,8 +79,5 @@ fn every_decision_is_chained_and_tampering_is_named() {
     let out = gw.cli(&["audit", "verify", &dir]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout.contains(&format!("{name}:2")),
-        "verify must name where the chain breaks: {stdout}"
-    );
+    assert!(stdout.contains(&format!("{name}:2")), "verify must name where the chain breaks: {stdout}");
 }

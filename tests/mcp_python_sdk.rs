@@ -11,13 +11,7 @@ fn start() -> (DemoServer, Gateway) {
     let dir = temp_dir("sdk-demo");
     let demo = DemoServer::start(&dir);
     let gw = Gateway::builder("sdk")
-        .env(
-            "FASTMCP_POLICIES",
-            &repo()
-                .join("tests/fixtures/policies.yml")
-                .display()
-                .to_string(),
-        )
+        .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .env("MCP_DEMO_URL", &demo.url())
         .env("MCP_DEMO_TRUSTED", "true")
         .start();
@@ -25,12 +19,7 @@ fn start() -> (DemoServer, Gateway) {
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .map(|t| t.as_str().unwrap_or("").to_string())
-        .collect()
+    v["tools"].as_array().expect("tools").iter().map(|t| t.as_str().unwrap_or("").to_string()).collect()
 }
 
 fn flow(mode: &str) {
@@ -42,33 +31,17 @@ fn flow(mode: &str) {
     // tools/list is filtered per role.
     let listed = sdk_client(&url, &user, mode, &["list"]);
     assert_eq!(listed["ok"], true, "{listed}");
-    assert_eq!(
-        names(&listed),
-        ["echo", "add", "delete_item"],
-        "mcp-user must not see read_secret"
-    );
+    assert_eq!(names(&listed), ["echo", "add", "delete_item"], "mcp-user must not see read_secret");
     let listed = sdk_client(&url, &admin, mode, &["list"]);
-    assert_eq!(
-        names(&listed),
-        ["echo", "add", "read_secret", "delete_item"]
-    );
+    assert_eq!(names(&listed), ["echo", "add", "read_secret", "delete_item"]);
 
     // Allowed call.
     let r = sdk_client(&url, &user, mode, &["call", "echo", r#"{"text":"hi"}"#]);
-    assert_eq!(
-        (r["ok"].clone(), r["text"].clone()),
-        (Value::Bool(true), Value::from("hi")),
-        "{r}"
-    );
+    assert_eq!((r["ok"].clone(), r["text"].clone()), (Value::Bool(true), Value::from("hi")), "{r}");
     assert_eq!(demo.calls("echo"), 1);
 
     // Denied call: 403, FORBIDDEN, the deny rule named, never reaches the server.
-    let r = sdk_client(
-        &url,
-        &user,
-        mode,
-        &["call", "read_secret", r#"{"name":"db"}"#],
-    );
+    let r = sdk_client(&url, &user, mode, &["call", "read_secret", r#"{"name":"db"}"#]);
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["status"], 403, "{r}");
     assert_eq!(r["data"]["code"], "FORBIDDEN");
@@ -79,94 +52,35 @@ fn flow(mode: &str) {
     assert_eq!(demo.calls("read_secret"), 0);
 
     // Held call: not forwarded; an action token comes back.
-    let r = sdk_client(
-        &url,
-        &user,
-        mode,
-        &["call", "delete_item", r#"{"item":"x"}"#],
-    );
+    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#]);
     assert_eq!(r["code"], -32010, "{r}");
-    let token = r["data"]["action_token"]
-        .as_str()
-        .expect("action token")
-        .to_string();
+    let token = r["data"]["action_token"].as_str().expect("action token").to_string();
     assert!(token.len() >= 32);
-    assert!(r["data"]["expires_at"]
-        .as_str()
-        .expect("expires_at")
-        .ends_with('Z'));
+    assert!(r["data"]["expires_at"].as_str().expect("expires_at").ends_with('Z'));
     assert_eq!(demo.calls("delete_item"), 0, "a held call must not run");
 
     // The token does not fit other arguments (and stays valid for the right ones).
-    let r = sdk_client(
-        &url,
-        &user,
-        mode,
-        &[
-            "call",
-            "delete_item",
-            r#"{"item":"y"}"#,
-            "--action-token",
-            &token,
-        ],
-    );
+    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"y"}"#, "--action-token", &token]);
     assert_eq!(r["status"], 403, "{r}");
     // Another subject cannot use it.
     let bob = gw.mint("bob", "acme", "mcp-user");
-    let r = sdk_client(
-        &url,
-        &bob,
-        mode,
-        &[
-            "call",
-            "delete_item",
-            r#"{"item":"x"}"#,
-            "--action-token",
-            &token,
-        ],
-    );
+    let r = sdk_client(&url, &bob, mode, &["call", "delete_item", r#"{"item":"x"}"#, "--action-token", &token]);
     assert_eq!(r["status"], 403, "{r}");
     assert_eq!(demo.calls("delete_item"), 0);
 
     // Confirmed: runs exactly once.
-    let r = sdk_client(
-        &url,
-        &user,
-        mode,
-        &[
-            "call",
-            "delete_item",
-            r#"{"item":"x"}"#,
-            "--action-token",
-            &token,
-        ],
-    );
+    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#, "--action-token", &token]);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["text"], "deleted x");
     assert_eq!(demo.calls("delete_item"), 1);
-    let r = sdk_client(
-        &url,
-        &user,
-        mode,
-        &[
-            "call",
-            "delete_item",
-            r#"{"item":"x"}"#,
-            "--action-token",
-            &token,
-        ],
-    );
+    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#, "--action-token", &token]);
     assert_eq!(r["status"], 409, "a spent token is refused: {r}");
     assert_eq!(demo.calls("delete_item"), 1, "exactly once");
 
     // Every decision above is in an intact audit chain.
     gw.stop();
     let out = gw.cli(&["audit", "verify", &gw.audit_dir().display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let audit = std::fs::read_dir(gw.audit_dir())
         .expect("audit dir")
         .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("read"))
@@ -180,10 +94,7 @@ fn flow(mode: &str) {
     ] {
         assert!(audit.contains(result), "audit lacks {result}");
     }
-    assert!(
-        !audit.contains(&token),
-        "action tokens never reach the audit trail"
-    );
+    assert!(!audit.contains(&token), "action tokens never reach the audit trail");
 }
 
 #[test]

@@ -24,20 +24,14 @@ fn gateway(upstream_port: u16, tag: &str) -> Gateway {
 
 fn ok_response(s: &mut TcpStream) {
     let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}"#;
-    let _ = write!(
-        s,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
-        b.len()
-    );
+    let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
 }
 
 /// A tools/call body of exactly `size` bytes.
 fn body_of_size(size: usize) -> Vec<u8> {
     let base = tools_call(1, "echo", json!({"text": ""})).to_string();
     let pad = size - base.len();
-    tools_call(1, "echo", json!({"text": "x".repeat(pad)}))
-        .to_string()
-        .into_bytes()
+    tools_call(1, "echo", json!({"text": "x".repeat(pad)})).to_string().into_bytes()
 }
 
 #[test]
@@ -62,27 +56,15 @@ fn one_mebibyte_body_reaches_upstream_intact() {
         assert_eq!(body.len(), size);
         let r = http("POST", &gw.url("/mcp/demo"), &headers, &body);
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let got = received
-            .lock()
-            .expect("lock")
-            .pop()
-            .expect("upstream got the request");
-        assert!(
-            got == body,
-            "upstream body differs ({} vs {} bytes)",
-            got.len(),
-            body.len()
-        );
+        let got = received.lock().expect("lock").pop().expect("upstream got the request");
+        assert!(got == body, "upstream body differs ({} vs {} bytes)", got.len(), body.len());
     }
 
     let too_big = body_of_size(1024 * 1024 + 1);
     let r = http("POST", &gw.url("/mcp/demo"), &headers, &too_big);
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["error"]["data"]["code"], "PAYLOAD_TOO_LARGE");
-    assert!(
-        received.lock().expect("lock").is_empty(),
-        "an oversized body must not reach the upstream"
-    );
+    assert!(received.lock().expect("lock").is_empty(), "an oversized body must not reach the upstream");
 }
 
 #[test]
@@ -95,20 +77,15 @@ fn first_sse_event_arrives_before_the_upstream_ends_the_stream() {
         let _ = write!(s, "{:X}\r\n{ev1}\r\n", ev1.len());
         let _ = s.flush();
         // Hold the stream open until the test has seen the first event through the gateway.
-        let _ = release_rx
-            .lock()
-            .expect("lock")
-            .recv_timeout(Duration::from_secs(30));
-        let ev2 =
-            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
+        let _ = release_rx.lock().expect("lock").recv_timeout(Duration::from_secs(30));
+        let ev2 = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
         let _ = write!(s, "{:X}\r\n{ev2}\r\n0\r\n\r\n", ev2.len());
     });
     let gw = gateway(port, "sse");
     let token = gw.mint("alice", "acme", "mcp-user");
 
     let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     let body = tools_call(1, "echo", json!({"text": "hi"})).to_string();
     write!(
         s,
@@ -128,9 +105,7 @@ fn first_sse_event_arrives_before_the_upstream_ends_the_stream() {
         seen.push_str(&line);
     }
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
-    assert!(seen
-        .to_ascii_lowercase()
-        .contains("content-type: text/event-stream"));
+    assert!(seen.to_ascii_lowercase().contains("content-type: text/event-stream"));
     release_tx.send(()).expect("release upstream");
     let mut rest = String::new();
     reader.read_to_string(&mut rest).expect("rest of stream");
@@ -160,17 +135,10 @@ fn tools_list_filtered_inside_sse_split_across_chunks() {
     let tool_names = |token: &str| -> Vec<String> {
         let r = mcp_post(&gw.url("/mcp/demo"), Some(token), &list, &[]);
         assert_eq!(r.status, 200);
-        assert!(
-            r.header("content-length").is_none(),
-            "rewritten bodies are chunked"
-        );
+        assert!(r.header("content-length").is_none(), "rewritten bodies are chunked");
         let text = String::from_utf8(r.body).expect("utf8");
-        let data: String = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .collect();
-        let v: serde_json::Value =
-            serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let data: String = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {text}"));
         v["result"]["tools"]
             .as_array()
             .expect("tools")
@@ -179,8 +147,5 @@ fn tools_list_filtered_inside_sse_split_across_chunks() {
             .collect()
     };
     assert_eq!(tool_names(&gw.mint("alice", "acme", "mcp-user")), ["echo"]);
-    assert_eq!(
-        tool_names(&gw.mint("root", "acme", "mcp-admin")),
-        ["echo", "read_secret"]
-    );
+    assert_eq!(tool_names(&gw.mint("root", "acme", "mcp-admin")), ["echo", "read_secret"]);
 }

@@ -8,12 +8,7 @@ fn tmpdir(tag: &str) -> PathBuf {
 }
 
 fn ev(i: usize) -> AuditEvent {
-    AuditEvent {
-        corr_id: format!("c{i}"),
-        action: "tools.invoke".into(),
-        phase: "decision",
-        ..Default::default()
-    }
+    AuditEvent { corr_id: format!("c{i}"), action: "tools.invoke".into(), phase: "decision", ..Default::default() }
 }
 
 async fn write_n(dir: &Path, n: usize) {

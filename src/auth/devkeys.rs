@@ -35,17 +35,10 @@ impl DevKey {
             let der = generate_pkcs8(alg)?;
             write_private(&path, &to_pem("PRIVATE KEY", &der))?;
         }
-        let private_pem =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let der =
-            from_pem(&private_pem).ok_or_else(|| format!("{}: not a PEM key", path.display()))?;
+        let private_pem = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let der = from_pem(&private_pem).ok_or_else(|| format!("{}: not a PEM key", path.display()))?;
         let public_jwk = public_jwk(alg, kid, &der)?;
-        Ok(DevKey {
-            kid: kid.to_string(),
-            alg,
-            private_pem,
-            public_jwk,
-        })
+        Ok(DevKey { kid: kid.to_string(), alg, private_pem, public_jwk })
     }
 
     pub fn encoding_key(&self) -> Result<EncodingKey, String> {
@@ -57,8 +50,7 @@ impl DevKey {
     }
 
     pub fn decoding_key(&self) -> Result<DecodingKey, String> {
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::from_value(self.public_jwk.clone()).map_err(|e| e.to_string())?;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(self.public_jwk.clone()).map_err(|e| e.to_string())?;
         DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())
     }
 }
@@ -82,8 +74,8 @@ fn generate_pkcs8(alg: Algorithm) -> Result<Vec<u8>, String> {
 fn public_jwk(alg: Algorithm, kid: &str, pkcs8: &[u8]) -> Result<serde_json::Value, String> {
     match alg {
         Algorithm::ES256 => {
-            let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                .map_err(|_| "dev key: bad EC key")?;
+            let kp =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(|_| "dev key: bad EC key")?;
             let point = kp.public_key().as_ref();
             if point.len() != 65 {
                 return Err("dev key: unexpected EC point".into());
@@ -95,8 +87,7 @@ fn public_jwk(alg: Algorithm, kid: &str, pkcs8: &[u8]) -> Result<serde_json::Val
             }))
         }
         _ => {
-            let kp =
-                aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|_| "dev key: bad RSA key")?;
+            let kp = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|_| "dev key: bad RSA key")?;
             let public = kp.public_key();
             Ok(serde_json::json!({
                 "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
@@ -118,12 +109,8 @@ fn write_private(path: &Path, pem: &str) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(pem.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| e.to_string())?;
+    let mut f = opts.open(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(pem.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| e.to_string())?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
@@ -159,10 +146,7 @@ mod tests {
         for alg in [Algorithm::RS256, Algorithm::ES256] {
             let k = DevKey::load_or_create(&dir, alg).unwrap();
             let again = DevKey::load_or_create(&dir, alg).unwrap();
-            assert_eq!(
-                k.public_jwk, again.public_jwk,
-                "second use loads the same key"
-            );
+            assert_eq!(k.public_jwk, again.public_jwk, "second use loads the same key");
             let claims = serde_json::json!({"sub": "a", "exp": 4_000_000_000u64});
             let mut h = jsonwebtoken::Header::new(alg);
             h.kid = Some(k.kid.clone());
@@ -170,18 +154,12 @@ mod tests {
             let mut v = jsonwebtoken::Validation::new(alg);
             v.validate_aud = false;
             jsonwebtoken::decode::<serde_json::Value>(&t, &k.decoding_key().unwrap(), &v).unwrap();
-            assert!(
-                k.public_jwk.get("d").is_none(),
-                "public JWK has no private part"
-            );
+            assert!(k.public_jwk.get("d").is_none(), "public JWK has no private part");
         }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("dev-keys/dev-rs256.pem"))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.join("dev-keys/dev-rs256.pem")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let _ = std::fs::remove_dir_all(&dir);

@@ -25,18 +25,11 @@ pub struct KeySet {
 impl KeySet {
     /// Builds a key set from JWKS JSON. Keys we cannot use (private parts present, symmetric,
     /// unsupported curves) are skipped with a reason; an empty result is an error.
-    pub fn from_jwks_json(
-        json: &str,
-        default_alg: Algorithm,
-    ) -> Result<(KeySet, Vec<String>), String> {
-        let raw: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+    pub fn from_jwks_json(json: &str, default_alg: Algorithm) -> Result<(KeySet, Vec<String>), String> {
+        let raw: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("JWKS is not JSON: {e}"))?;
         let mut skipped = Vec::new();
         let mut set = KeySet::default();
-        let keys = raw
-            .get("keys")
-            .and_then(|k| k.as_array())
-            .ok_or("JWKS has no keys array")?;
+        let keys = raw.get("keys").and_then(|k| k.as_array()).ok_or("JWKS has no keys array")?;
         for (i, k) in keys.iter().enumerate() {
             // A JWKS used for verification must never carry private material (seed hole).
             if k.get("d").is_some() {
@@ -75,9 +68,7 @@ impl KeySet {
             (Some(KeyAlgorithm::EdDSA), _) => Algorithm::EdDSA,
             (Some(other), _) => return Err(format!("algorithm {other:?} not accepted")),
             (None, AlgorithmParameters::RSA(_)) => match default_alg {
-                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 => {
-                    default_alg
-                }
+                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 => default_alg,
                 _ => Algorithm::RS256,
             },
             (None, AlgorithmParameters::EllipticCurve(ec)) => match ec.curve {
@@ -86,9 +77,7 @@ impl KeySet {
                 _ => return Err("unsupported curve".into()),
             },
             (None, AlgorithmParameters::OctetKeyPair(_)) => Algorithm::EdDSA,
-            (None, AlgorithmParameters::OctetKey(_)) => {
-                return Err("symmetric keys not accepted".into())
-            }
+            (None, AlgorithmParameters::OctetKey(_)) => return Err("symmetric keys not accepted".into()),
             (None, _) => return Err("unsupported key type".into()),
         };
         if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {

@@ -54,17 +54,10 @@ impl Principal {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| GatewayError::unauthorized("missing_claim", "token has no sub"))?
             .to_string();
-        let tenant = claims
-            .get("tenant")
-            .and_then(Value::as_str)
-            .unwrap_or("public")
-            .to_string();
+        let tenant = claims.get("tenant").and_then(Value::as_str).unwrap_or("public").to_string();
         let strings = |v: Option<&Value>| -> Vec<String> {
             match v {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
+                Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
                 Some(Value::String(s)) => s.split_whitespace().map(String::from).collect(),
                 _ => Vec::new(),
             }
@@ -73,14 +66,7 @@ impl Principal {
         let mut scopes = strings(claims.get("scopes"));
         scopes.extend(strings(claims.get("scope")));
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        Ok(Principal {
-            sub,
-            tenant,
-            roles,
-            scopes,
-            claims,
-            exp,
-        })
+        Ok(Principal { sub, tenant, roles, scopes, claims, exp })
     }
 }
 
@@ -116,12 +102,8 @@ impl Authenticator {
     }
 
     /// Verifies the `Authorization` header value.
-    pub async fn authenticate(
-        &self,
-        header: Option<&[u8]>,
-    ) -> Result<Arc<Principal>, GatewayError> {
-        let header =
-            header.ok_or_else(|| GatewayError::unauthorized("missing", "missing bearer token"))?;
+    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<Principal>, GatewayError> {
+        let header = header.ok_or_else(|| GatewayError::unauthorized("missing", "missing bearer token"))?;
         let token = bearer_token(header)?;
         if token.len() > self.cfg.max_token_bytes {
             return Err(GatewayError::unauthorized("too_large", "token too large"));
@@ -155,16 +137,11 @@ impl Authenticator {
             Some(k) => k,
             None => {
                 self.refresh_on_unknown_kid().await;
-                self.key_for(kid).ok_or_else(|| {
-                    GatewayError::unauthorized("unknown_kid", "unknown signing key")
-                })?
+                self.key_for(kid).ok_or_else(|| GatewayError::unauthorized("unknown_kid", "unknown signing key"))?
             }
         };
         if header.alg != key.alg {
-            return Err(GatewayError::unauthorized(
-                "bad_algorithm",
-                "token algorithm does not match the key",
-            ));
+            return Err(GatewayError::unauthorized("bad_algorithm", "token algorithm does not match the key"));
         }
         let mut v = Validation::new(key.alg);
         v.leeway = self.cfg.leeway_seconds;
@@ -211,10 +188,7 @@ impl Authenticator {
 /// Fetches and parses a JWKS over HTTP(S) off the async runtime.
 pub async fn fetch_jwks(url: String, default_alg: Algorithm) -> Result<KeySet, String> {
     tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .new_agent();
+        let agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().new_agent();
         let body = agent
             .get(&url)
             .call()
@@ -244,15 +218,10 @@ pub fn parse_alg(name: &str) -> Algorithm {
 fn bearer_token(header: &[u8]) -> Result<&str, GatewayError> {
     let s = std::str::from_utf8(header)
         .map_err(|_| GatewayError::unauthorized("malformed", "malformed authorization header"))?;
-    let (scheme, token) = s
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| GatewayError::unauthorized("malformed", "expected a Bearer token"))?;
+    let (scheme, token) =
+        s.trim().split_once(' ').ok_or_else(|| GatewayError::unauthorized("malformed", "expected a Bearer token"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(GatewayError::unauthorized(
-            "malformed",
-            "expected a Bearer token",
-        ));
+        return Err(GatewayError::unauthorized("malformed", "expected a Bearer token"));
     }
     Ok(token.trim())
 }

@@ -57,16 +57,12 @@ impl Message {
 /// Parses a POST body. Batches are refused: one message per request, so no call can be
 /// smuggled past the policy inside an array.
 pub fn parse(body: &[u8]) -> Result<(Message, Value), GatewayError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| GatewayError::BadRequest {
-        message: format!("body is not JSON: {e}"),
-        jsonrpc_code: -32700,
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::BadRequest { message: format!("body is not JSON: {e}"), jsonrpc_code: -32700 })?;
     let obj = match &value {
         Value::Object(o) => o,
         Value::Array(_) => {
-            return Err(GatewayError::bad_request(
-                "JSON-RPC batch arrays are not accepted",
-            ));
+            return Err(GatewayError::bad_request("JSON-RPC batch arrays are not accepted"));
         }
         _ => return Err(GatewayError::bad_request("body is not a JSON-RPC object")),
     };
@@ -80,42 +76,26 @@ pub fn parse(body: &[u8]) -> Result<(Message, Value), GatewayError> {
 fn message_of(obj: &Map<String, Value>) -> Result<Message, GatewayError> {
     let params = obj.get("params").cloned().unwrap_or(Value::Null);
     if !(params.is_null() || params.is_object()) {
-        return Err(GatewayError::BadRequest {
-            message: "params must be an object".into(),
-            jsonrpc_code: -32602,
-        });
+        return Err(GatewayError::BadRequest { message: "params must be an object".into(), jsonrpc_code: -32602 });
     }
     match (obj.get("method"), obj.get("id")) {
         (Some(Value::String(m)), Some(id)) => {
             if !(id.is_string() || id.is_number()) {
                 return Err(GatewayError::bad_request("id must be a string or number"));
             }
-            Ok(Message::Request {
-                id: id.clone(),
-                method: m.clone(),
-                params,
-            })
+            Ok(Message::Request { id: id.clone(), method: m.clone(), params })
         }
-        (Some(Value::String(m)), None) => Ok(Message::Notification {
-            method: m.clone(),
-            params,
-        }),
+        (Some(Value::String(m)), None) => Ok(Message::Notification { method: m.clone(), params }),
         (Some(_), _) => Err(GatewayError::bad_request("method must be a string")),
         (None, Some(id)) if obj.contains_key("result") || obj.contains_key("error") => {
             Ok(Message::Response { id: id.clone() })
         }
-        _ => Err(GatewayError::bad_request(
-            "not a JSON-RPC request, notification or response",
-        )),
+        _ => Err(GatewayError::bad_request("not a JSON-RPC request, notification or response")),
     }
 }
 
 /// Refuses a request whose `Mcp-Method` / `Mcp-Name` headers disagree with its body.
-pub fn check_headers(
-    msg: &Message,
-    mcp_method: Option<&str>,
-    mcp_name: Option<&str>,
-) -> Result<(), GatewayError> {
+pub fn check_headers(msg: &Message, mcp_method: Option<&str>, mcp_name: Option<&str>) -> Result<(), GatewayError> {
     let mismatch = |what: &str| GatewayError::BadRequest {
         message: format!("{what} header does not match the request body"),
         jsonrpc_code: HEADER_MISMATCH,
@@ -143,10 +123,7 @@ pub struct ToolCall {
 pub const ACTION_TOKEN_META: &str = "fastmcp/action_token";
 
 pub fn tool_call(params: &Value) -> Result<ToolCall, GatewayError> {
-    let invalid = |m: &str| GatewayError::BadRequest {
-        message: m.into(),
-        jsonrpc_code: -32602,
-    };
+    let invalid = |m: &str| GatewayError::BadRequest { message: m.into(), jsonrpc_code: -32602 };
     let name = params
         .get("name")
         .and_then(Value::as_str)
@@ -158,25 +135,15 @@ pub fn tool_call(params: &Value) -> Result<ToolCall, GatewayError> {
         Some(v @ Value::Object(_)) => v.clone(),
         Some(_) => return Err(invalid("params.arguments must be an object")),
     };
-    let action_token = params
-        .get("_meta")
-        .and_then(|m| m.get(ACTION_TOKEN_META))
-        .and_then(Value::as_str)
-        .map(String::from);
-    Ok(ToolCall {
-        name,
-        arguments,
-        action_token,
-    })
+    let action_token =
+        params.get("_meta").and_then(|m| m.get(ACTION_TOKEN_META)).and_then(Value::as_str).map(String::from);
+    Ok(ToolCall { name, arguments, action_token })
 }
 
 /// The body with the gateway's action token removed from `params._meta` (it is ours, not the
 /// upstream's).
 pub fn strip_action_token(mut body: Value) -> Value {
-    if let Some(meta) = body
-        .pointer_mut("/params/_meta")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(meta) = body.pointer_mut("/params/_meta").and_then(Value::as_object_mut) {
         meta.remove(ACTION_TOKEN_META);
     }
     body
@@ -188,9 +155,7 @@ mod tests {
 
     #[test]
     fn parses_requests_notifications_and_responses() {
-        let (m, _) =
-            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#)
-                .unwrap();
+        let (m, _) = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#).unwrap();
         assert_eq!(m.target_name(), Some("x"));
         let (m, _) = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert!(matches!(m, Message::Notification { .. }));
@@ -208,43 +173,23 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
             br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
         ] {
-            assert_eq!(
-                parse(body).unwrap_err().status(),
-                400,
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(parse(body).unwrap_err().status(), 400, "{}", String::from_utf8_lossy(body));
         }
     }
 
     #[test]
     fn header_mismatch_is_32020() {
-        let (m, _) =
-            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
-                .unwrap();
+        let (m, _) = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap();
         assert!(check_headers(&m, Some("tools/call"), Some("echo")).is_ok());
-        assert_eq!(
-            check_headers(&m, Some("tools/list"), None)
-                .unwrap_err()
-                .jsonrpc_code(),
-            HEADER_MISMATCH
-        );
-        assert_eq!(
-            check_headers(&m, None, Some("rm"))
-                .unwrap_err()
-                .jsonrpc_code(),
-            HEADER_MISMATCH
-        );
+        assert_eq!(check_headers(&m, Some("tools/list"), None).unwrap_err().jsonrpc_code(), HEADER_MISMATCH);
+        assert_eq!(check_headers(&m, None, Some("rm")).unwrap_err().jsonrpc_code(), HEADER_MISMATCH);
     }
 
     #[test]
     fn tool_call_reads_meta_token_and_strip_removes_it() {
         let (_, v) = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1},"_meta":{"fastmcp/action_token":"T","k":1}}}"#).unwrap();
         let c = tool_call(&v["params"]).unwrap();
-        assert_eq!(
-            (c.name.as_str(), c.action_token.as_deref()),
-            ("a", Some("T"))
-        );
+        assert_eq!((c.name.as_str(), c.action_token.as_deref()), ("a", Some("T")));
         let s = strip_action_token(v);
         assert!(s["params"]["_meta"].get(ACTION_TOKEN_META).is_none());
         assert_eq!(s["params"]["_meta"]["k"], 1);

@@ -11,11 +11,7 @@ pub struct SseRewriter {
 impl SseRewriter {
     /// Feeds a chunk; returns the bytes ready to send. `transform` gets each complete event's
     /// joined `data` and returns a replacement, or `None` to keep the event unchanged.
-    pub fn push(
-        &mut self,
-        chunk: &[u8],
-        transform: &mut dyn FnMut(&str) -> Option<String>,
-    ) -> Vec<u8> {
+    pub fn push(&mut self, chunk: &[u8], transform: &mut dyn FnMut(&str) -> Option<String>) -> Vec<u8> {
         self.pending.extend_from_slice(chunk);
         let mut out = Vec::with_capacity(self.pending.len());
         while let Some((end, sep)) = find_event_end(&self.pending) {
@@ -48,11 +44,7 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn rewrite_event(
-    event: &[u8],
-    sep: &[u8],
-    transform: &mut dyn FnMut(&str) -> Option<String>,
-) -> Vec<u8> {
+fn rewrite_event(event: &[u8], sep: &[u8], transform: &mut dyn FnMut(&str) -> Option<String>) -> Vec<u8> {
     let keep = || [event, sep].concat();
     let Ok(text) = std::str::from_utf8(event) else {
         return keep();
@@ -99,8 +91,7 @@ mod tests {
                 None
             }
         };
-        let stream =
-            b"event: message\nid: 7\ndata: {\"tools\":\ndata: []}\n\ndata: ping\n\n: comment\n\n";
+        let stream = b"event: message\nid: 7\ndata: {\"tools\":\ndata: []}\n\ndata: ping\n\n: comment\n\n";
         let mut out = Vec::new();
         for chunk in stream.chunks(5) {
             out.extend(r.push(chunk, &mut f));

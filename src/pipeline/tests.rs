@@ -10,10 +10,7 @@ fn gateway(tag: &str, env: &[(&str, &str)]) -> Gateway {
     let _ = std::fs::remove_dir_all(&dir);
     let mut vars: Vec<(String, String)> = vec![
         ("MCP_DEMO_URL".into(), "http://127.0.0.1:9/mcp".into()),
-        (
-            "AUDIT_WORM_DIR".into(),
-            dir.join("audit").display().to_string(),
-        ),
+        ("AUDIT_WORM_DIR".into(), dir.join("audit").display().to_string()),
     ];
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let cfg = Config::load(None, vars).unwrap();
@@ -72,30 +69,15 @@ fn status(v: &Verdict) -> u16 {
 async fn denied_calls_use_no_quota() {
     let gw = gateway(
         "quota",
-        &[
-            ("RATE_BUCKET_BURST", "2"),
-            ("RATE_LIMIT_DEFAULT_RPS", "0.001"),
-            ("MCP_DEMO_TRUSTED", "true"),
-        ],
+        &[("RATE_BUCKET_BURST", "2"), ("RATE_LIMIT_DEFAULT_RPS", "0.001"), ("MCP_DEMO_TRUSTED", "true")],
     );
     for _ in 0..5 {
-        assert_eq!(
-            status(&call(&gw, &who(&["agent"]), &tool("x", None)).await),
-            403
-        );
+        assert_eq!(status(&call(&gw, &who(&["agent"]), &tool("x", None)).await), 403);
     }
     let admin = who(&["mcp-admin"]);
     // Untrusted-by-annotation tools are destructive: held, but still rate limited after policy.
-    assert_eq!(
-        status(&call(&gw, &admin, &tool("x", None)).await),
-        200,
-        "held"
-    );
-    assert_eq!(
-        status(&call(&gw, &admin, &tool("x", None)).await),
-        200,
-        "held"
-    );
+    assert_eq!(status(&call(&gw, &admin, &tool("x", None)).await), 200, "held");
+    assert_eq!(status(&call(&gw, &admin, &tool("x", None)).await), 200, "held");
     assert_eq!(status(&call(&gw, &admin, &tool("x", None)).await), 429);
 }
 
@@ -103,28 +85,13 @@ async fn denied_calls_use_no_quota() {
 async fn hold_then_confirm_forwards_once_without_the_token() {
     let gw = gateway("hold", &[]);
     let admin = who(&["mcp-admin"]);
-    let Verdict::Answer(held) = call(&gw, &admin, &tool("rm", None)).await else {
-        panic!("expected a hold")
-    };
-    let token = held.body["error"]["data"]["action_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let Verdict::Forward(f) = call(&gw, &admin, &tool("rm", Some(&token))).await else {
-        panic!("expected forward")
-    };
+    let Verdict::Answer(held) = call(&gw, &admin, &tool("rm", None)).await else { panic!("expected a hold") };
+    let token = held.body["error"]["data"]["action_token"].as_str().unwrap().to_string();
+    let Verdict::Forward(f) = call(&gw, &admin, &tool("rm", Some(&token))).await else { panic!("expected forward") };
     assert_eq!(f.decision, "confirmed");
     let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
-    assert!(
-        sent["params"]["_meta"]
-            .get("fastmcp/action_token")
-            .is_none(),
-        "the gateway's token is not forwarded"
-    );
-    assert_eq!(
-        status(&call(&gw, &admin, &tool("rm", Some(&token))).await),
-        409
-    );
+    assert!(sent["params"]["_meta"].get("fastmcp/action_token").is_none(), "the gateway's token is not forwarded");
+    assert_eq!(status(&call(&gw, &admin, &tool("rm", Some(&token))).await), 409);
 }
 
 #[tokio::test]
@@ -132,15 +99,5 @@ async fn malformed_and_mismatched_requests_are_400() {
     let gw = gateway("bad", &[]);
     let p = who(&["mcp-admin"]);
     assert_eq!(status(&call(&gw, &p, &json!([tool("x", None)])).await), 400);
-    assert_eq!(
-        status(
-            &call(
-                &gw,
-                &p,
-                &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}})
-            )
-            .await
-        ),
-        400
-    );
+    assert_eq!(status(&call(&gw, &p, &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}})).await), 400);
 }

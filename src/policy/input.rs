@@ -16,12 +16,7 @@ pub struct RequestFacts<'a> {
 }
 
 /// Builds the input for `action` on `resource` by `principal`.
-pub fn build(
-    principal: &Principal,
-    action: &str,
-    resource: &Value,
-    req: &RequestFacts<'_>,
-) -> Value {
+pub fn build(principal: &Principal, action: &str, resource: &Value, req: &RequestFacts<'_>) -> Value {
     json!({
         "subject": {
             "sub": principal.sub,

@@ -80,8 +80,7 @@ impl CompiledPolicy {
         let expected = probe
             .eval_rule(DECISION_RULE.to_string())
             .map_err(|e| format!("policy does not evaluate {DECISION_RULE}: {e}"))?;
-        let data = regorus::Value::from_json_str(&sources.data()?.to_string())
-            .map_err(|e| e.to_string())?;
+        let data = regorus::Value::from_json_str(&sources.data()?.to_string()).map_err(|e| e.to_string())?;
         let rvm = match rvm_program(&engine, &data, probe_input, &expected) {
             Ok(p) => Some((p, data)),
             Err(e) => {
@@ -89,12 +88,7 @@ impl CompiledPolicy {
                 None
             }
         };
-        Ok(CompiledPolicy {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            engine,
-            rvm,
-            revision: sources.revision(),
-        })
+        Ok(CompiledPolicy { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), engine, rvm, revision: sources.revision() })
     }
 
     /// `rvm` or `interpreter`: which evaluator serves decisions.
@@ -121,8 +115,8 @@ impl CompiledPolicy {
     /// Evaluates the decision for `input` on this thread's evaluator.
     pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
         let unavailable = |m: String| GatewayError::Unavailable { message: m };
-        let rv: regorus::Value = serde_json::from_value(input.clone())
-            .map_err(|e| unavailable(format!("policy input: {e}")))?;
+        let rv: regorus::Value =
+            serde_json::from_value(input.clone()).map_err(|e| unavailable(format!("policy input: {e}")))?;
         let out = LOCAL.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.as_ref().map(|(id, _)| *id) != Some(self.id) {
@@ -135,9 +129,7 @@ impl CompiledPolicy {
                 }
                 Some((_, LocalEvaluator::Interpreter(engine))) => {
                     engine.set_input(rv);
-                    engine
-                        .eval_rule(DECISION_RULE.to_string())
-                        .map_err(|e| e.to_string())
+                    engine.eval_rule(DECISION_RULE.to_string()).map_err(|e| e.to_string())
                 }
                 None => Err("policy evaluator missing".to_string()),
             };
@@ -158,21 +150,15 @@ fn rvm_program(
     probe: regorus::Value,
     expected: &regorus::Value,
 ) -> Result<Arc<Program>, String> {
-    let compiled = engine
-        .clone()
-        .compile_with_entrypoint(&DECISION_RULE.into())
-        .map_err(|e| e.to_string())?;
-    let program =
-        Compiler::compile_from_policy(&compiled, &[DECISION_RULE]).map_err(|e| e.to_string())?;
+    let compiled = engine.clone().compile_with_entrypoint(&DECISION_RULE.into()).map_err(|e| e.to_string())?;
+    let program = Compiler::compile_from_policy(&compiled, &[DECISION_RULE]).map_err(|e| e.to_string())?;
     let mut vm = RegoVM::new();
     vm.load_program(program.clone());
     vm.set_data(data.clone()).map_err(|e| e.to_string())?;
     vm.set_input(probe);
     let got = vm.execute().map_err(|e| e.to_string())?;
     if &got != expected {
-        return Err(format!(
-            "RVM and interpreter disagree on the probe input ({got} vs {expected})"
-        ));
+        return Err(format!("RVM and interpreter disagree on the probe input ({got} vs {expected})"));
     }
     Ok(program)
 }
@@ -185,9 +171,7 @@ pub struct PolicyEngine {
 
 impl PolicyEngine {
     pub fn enabled(policy: CompiledPolicy) -> Self {
-        Self {
-            current: Some(Arc::new(policy)),
-        }
+        Self { current: Some(Arc::new(policy)) }
     }
 
     pub fn disabled() -> Self {
@@ -195,20 +179,13 @@ impl PolicyEngine {
     }
 
     pub fn revision(&self) -> &str {
-        self.current
-            .as_ref()
-            .map(|p| p.revision.as_str())
-            .unwrap_or("disabled")
+        self.current.as_ref().map(|p| p.revision.as_str()).unwrap_or("disabled")
     }
 
     pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
         match &self.current {
             Some(p) => p.decide(input),
-            None => Ok(Decision {
-                allow: true,
-                reasons: vec!["policy_disabled".into()],
-                ..Default::default()
-            }),
+            None => Ok(Decision { allow: true, reasons: vec!["policy_disabled".into()], ..Default::default() }),
         }
     }
 }

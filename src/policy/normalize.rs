@@ -9,29 +9,17 @@ use serde_json::{json, Value};
 /// eq: [{path, value}], in: [{path, value}], tags_any: [{path, value}], neq_path: [{path, other}]}]`:
 /// one list per operator, so the Rego needs no per-condition dispatch.
 pub fn normalize(policies: &Value) -> Value {
-    let rules = policies
-        .get("rules")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let rules = policies.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
     let out: Vec<Value> = rules.iter().enumerate().map(|(i, r)| rule(i, r)).collect();
     Value::Array(out)
 }
 
 fn split(path: &str) -> Value {
-    Value::Array(
-        path.split('.')
-            .map(|p| Value::String(p.to_string()))
-            .collect(),
-    )
+    Value::Array(path.split('.').map(|p| Value::String(p.to_string())).collect())
 }
 
 fn rule(index: usize, r: &Value) -> Value {
-    let when = r
-        .get("when")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let when = r.get("when").and_then(Value::as_object).cloned().unwrap_or_default();
     let (mut eq, mut any_of, mut tags, mut neq) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (key, want) in &when {
         if key == "resource.safety_tags_any" {
@@ -79,10 +67,7 @@ mod tests {
         let r = &normalize(&p)[0];
         assert_eq!(r["names_subject"], true);
         assert_eq!(r["eq"], json!([{"path": ["action"], "value": "x"}]));
-        assert_eq!(
-            r["in"],
-            json!([{"path": ["subject", "roles"], "value": ["a"]}])
-        );
+        assert_eq!(r["in"], json!([{"path": ["subject", "roles"], "value": ["a"]}]));
         assert_eq!(r["tags_any"][0]["value"], json!(["financial"]));
         assert_eq!(r["neq_path"][0]["other"], json!(["subject", "tenant"]));
     }

@@ -7,14 +7,8 @@ use sha2::{Digest, Sha256};
 
 pub const EMBEDDED_POLICIES: &str = include_str!("../../policies/policies.yml");
 pub const EMBEDDED_REGO: &[(&str, &str)] = &[
-    (
-        "rego/fastmcp/authz.rego",
-        include_str!("../../rego/fastmcp/authz.rego"),
-    ),
-    (
-        "rego/fastmcp/authz_test.rego",
-        include_str!("../../rego/fastmcp/authz_test.rego"),
-    ),
+    ("rego/fastmcp/authz.rego", include_str!("../../rego/fastmcp/authz.rego")),
+    ("rego/fastmcp/authz_test.rego", include_str!("../../rego/fastmcp/authz_test.rego")),
 ];
 
 /// The text of every source, with the names errors and coverage refer to.
@@ -31,14 +25,11 @@ impl PolicySources {
     /// embedded copy (so the binary runs from any directory).
     pub fn load(policies_file: &Path, rego_dirs: &[PathBuf]) -> Result<PolicySources, String> {
         let (policies_name, policies_yaml) = if policies_file.exists() {
-            let text = std::fs::read_to_string(policies_file)
-                .map_err(|e| format!("{}: {e}", policies_file.display()))?;
+            let text =
+                std::fs::read_to_string(policies_file).map_err(|e| format!("{}: {e}", policies_file.display()))?;
             (policies_file.display().to_string(), text)
         } else {
-            (
-                "(embedded) policies/policies.yml".to_string(),
-                EMBEDDED_POLICIES.to_string(),
-            )
+            ("(embedded) policies/policies.yml".to_string(), EMBEDDED_POLICIES.to_string())
         };
         let mut rego = Vec::new();
         let mut any_dir = false;
@@ -49,17 +40,10 @@ impl PolicySources {
             }
         }
         if !any_dir {
-            rego = EMBEDDED_REGO
-                .iter()
-                .map(|(n, t)| (format!("(embedded) {n}"), t.to_string()))
-                .collect();
+            rego = EMBEDDED_REGO.iter().map(|(n, t)| (format!("(embedded) {n}"), t.to_string())).collect();
         }
         rego.sort();
-        Ok(PolicySources {
-            policies_name,
-            policies_yaml,
-            rego,
-        })
+        Ok(PolicySources { policies_name, policies_yaml, rego })
     }
 
     /// The embedded sources.
@@ -74,13 +58,10 @@ impl PolicySources {
     /// `policies.yml` as JSON data (`data.policies`), plus its rules pre-parsed for the
     /// evaluator (`data.fastmcp_rules`).
     pub fn data(&self) -> Result<serde_json::Value, String> {
-        let doc: serde_json::Value = serde_yaml_ng::from_str(&self.policies_yaml)
-            .map_err(|e| format!("{}: {e}", self.policies_name))?;
+        let doc: serde_json::Value =
+            serde_yaml_ng::from_str(&self.policies_yaml).map_err(|e| format!("{}: {e}", self.policies_name))?;
         if !doc.is_object() {
-            return Err(format!(
-                "{}: expected a mapping with roles and rules",
-                self.policies_name
-            ));
+            return Err(format!("{}: expected a mapping with roles and rules", self.policies_name));
         }
         let compiled = super::normalize::normalize(&doc);
         Ok(serde_json::json!({ "policies": doc, "fastmcp_rules": compiled }))
@@ -94,12 +75,9 @@ impl PolicySources {
             if !with_tests && is_test_file(name) {
                 continue;
             }
-            engine
-                .add_policy(name.clone(), text.clone())
-                .map_err(|e| e.to_string())?;
+            engine.add_policy(name.clone(), text.clone()).map_err(|e| e.to_string())?;
         }
-        let data =
-            regorus::Value::from_json_str(&self.data()?.to_string()).map_err(|e| e.to_string())?;
+        let data = regorus::Value::from_json_str(&self.data()?.to_string()).map_err(|e| e.to_string())?;
         engine.add_data(data).map_err(|e| e.to_string())?;
         Ok(engine)
     }
@@ -129,8 +107,7 @@ fn collect_rego(dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), Strin
         if path.is_dir() {
             collect_rego(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "rego") {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             out.push((path.display().to_string(), text));
         }
     }

@@ -25,10 +25,7 @@ pub fn test_rules(text: &str) -> Vec<(String, String)> {
         }
         // A rule head starts at column 0 (indented lines are bodies).
         if line.starts_with("test_") {
-            let name: String = line
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
+            let name: String = line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             if !package.is_empty() && !out.iter().any(|(p, r)| *p == package && *r == name) {
                 out.push((package.clone(), name));
             }
@@ -48,18 +45,11 @@ pub fn run(sources: &PolicySources) -> Result<Vec<TestResult>, String> {
             let path = format!("data.{package}.{rule}");
             let (passed, detail) = match e.eval_rule(path) {
                 Ok(regorus::Value::Bool(true)) => (true, String::new()),
-                Ok(regorus::Value::Undefined) => {
-                    (false, "undefined (a body expression failed)".into())
-                }
+                Ok(regorus::Value::Undefined) => (false, "undefined (a body expression failed)".into()),
                 Ok(v) => (false, format!("evaluated to {v}")),
                 Err(err) => (false, format!("error: {err}")),
             };
-            results.push(TestResult {
-                file: file.clone(),
-                rule,
-                passed,
-                detail,
-            });
+            results.push(TestResult { file: file.clone(), rule, passed, detail });
         }
     }
     Ok(results)

@@ -5,14 +5,7 @@ fn engine() -> CompiledPolicy {
     CompiledPolicy::compile(&PolicySources::embedded()).unwrap()
 }
 
-fn input(
-    roles: &[&str],
-    tool: &str,
-    provider: &str,
-    tags: &[&str],
-    scopes: &[&str],
-    tenant: &str,
-) -> Value {
+fn input(roles: &[&str], tool: &str, provider: &str, tags: &[&str], scopes: &[&str], tenant: &str) -> Value {
     json!({
         "subject": {"sub": "a", "tenant": "acme", "roles": roles, "scopes": []},
         "action": "tools.invoke",
@@ -35,87 +28,28 @@ fn failing_rego_test_is_reported_by_name() {
     let mut s = PolicySources::embedded();
     s.rego.push((
         "extra_test.rego".into(),
-        "package extra_test\nimport rego.v1\ntest_fails if { 1 == 2 }\ntest_passes if { 1 == 1 }\n"
-            .into(),
+        "package extra_test\nimport rego.v1\ntest_fails if { 1 == 2 }\ntest_passes if { 1 == 1 }\n".into(),
     ));
     let results = testrunner::run(&s).unwrap();
-    let failed: Vec<_> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.rule.as_str())
-        .collect();
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed).map(|r| r.rule.as_str()).collect();
     assert_eq!(failed, vec!["test_fails"]);
 }
 
 #[test]
 fn seed_outcomes() {
     let p = engine();
-    let d = p
-        .decide(&input(
-            &["mcp-admin"],
-            "mcp:demo:x",
-            "mcp",
-            &["read_only"],
-            &["mcp.demo"],
-            "public",
-        ))
-        .unwrap();
+    let d = p.decide(&input(&["mcp-admin"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
     assert!(d.allow && !d.require_confirmation, "{d:?}");
-    let d = p
-        .decide(&input(
-            &["mcp-user"],
-            "mcp:demo:x",
-            "mcp",
-            &["read_only"],
-            &["mcp.demo"],
-            "public",
-        ))
-        .unwrap();
+    let d = p.decide(&input(&["mcp-user"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
     assert!(!d.allow, "mcp-user lacks mcp.demo: {d:?}");
     assert!(d.reasons.contains(&"missing_scope:mcp.demo".to_string()));
-    let d = p
-        .decide(&input(
-            &["mcp-user"],
-            "mcp:git:x",
-            "mcp",
-            &["destructive"],
-            &["mcp.git"],
-            "public",
-        ))
-        .unwrap();
+    let d = p.decide(&input(&["mcp-user"], "mcp:git:x", "mcp", &["destructive"], &["mcp.git"], "public")).unwrap();
     assert!(d.allow && d.require_confirmation);
-    let d = p
-        .decide(&input(
-            &["agent"],
-            "mcp:git:x",
-            "mcp",
-            &["destructive"],
-            &[],
-            "public",
-        ))
-        .unwrap();
+    let d = p.decide(&input(&["agent"], "mcp:git:x", "mcp", &["destructive"], &[], "public")).unwrap();
     assert!(!d.allow, "obligation rule must not grant: {d:?}");
-    let d = p
-        .decide(&input(
-            &["mcp-admin"],
-            "mcp:git:x",
-            "mcp",
-            &[],
-            &["mcp.git"],
-            "globex",
-        ))
-        .unwrap();
+    let d = p.decide(&input(&["mcp-admin"], "mcp:git:x", "mcp", &[], &["mcp.git"], "globex")).unwrap();
     assert!(!d.allow && d.reasons.contains(&"tenant-isolation".to_string()));
-    let d = p
-        .decide(&input(
-            &["data-analyst"],
-            "database:executeQuery",
-            "database",
-            &[],
-            &[],
-            "public",
-        ))
-        .unwrap();
+    let d = p.decide(&input(&["data-analyst"], "database:executeQuery", "database", &[], &[], "public")).unwrap();
     assert!(d.allow);
 }
 
@@ -138,60 +72,17 @@ fn rvm_serves_the_shipped_policy_and_agrees_with_the_interpreter() {
     assert_eq!(p.evaluator(), "rvm");
     let mut engine = sources.engine(false).unwrap();
     let cases = [
-        input(
-            &["mcp-admin"],
-            "mcp:demo:x",
-            "mcp",
-            &["read_only"],
-            &["mcp.demo"],
-            "public",
-        ),
-        input(
-            &["mcp-user"],
-            "mcp:demo:x",
-            "mcp",
-            &["read_only"],
-            &["mcp.demo"],
-            "public",
-        ),
-        input(
-            &["mcp-user"],
-            "mcp:git:x",
-            "mcp",
-            &["destructive"],
-            &["mcp.git"],
-            "public",
-        ),
-        input(
-            &["agent"],
-            "mcp:git:x",
-            "mcp",
-            &["destructive"],
-            &[],
-            "public",
-        ),
-        input(
-            &["mcp-admin"],
-            "mcp:git:x",
-            "mcp",
-            &[],
-            &["mcp.git"],
-            "globex",
-        ),
-        input(
-            &["finance-write"],
-            "ads:createCampaign",
-            "ads",
-            &["financial"],
-            &["ads.write"],
-            "public",
-        ),
+        input(&["mcp-admin"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public"),
+        input(&["mcp-user"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public"),
+        input(&["mcp-user"], "mcp:git:x", "mcp", &["destructive"], &["mcp.git"], "public"),
+        input(&["agent"], "mcp:git:x", "mcp", &["destructive"], &[], "public"),
+        input(&["mcp-admin"], "mcp:git:x", "mcp", &[], &["mcp.git"], "globex"),
+        input(&["finance-write"], "ads:createCampaign", "ads", &["financial"], &["ads.write"], "public"),
         json!({}),
     ];
     for case in cases {
         engine.set_input(serde_json::from_value(case.clone()).unwrap());
-        let interp =
-            serde_json::to_value(engine.eval_rule(DECISION_RULE.to_string()).unwrap()).unwrap();
+        let interp = serde_json::to_value(engine.eval_rule(DECISION_RULE.to_string()).unwrap()).unwrap();
         let rvm = p.decide(&case).unwrap();
         let want: Decision = serde_json::from_value(interp).unwrap();
         assert_eq!(rvm, want, "input {case}");

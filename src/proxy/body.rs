@@ -7,10 +7,7 @@ use crate::error::GatewayError;
 
 /// Reads the whole body. Refuses with 413 as soon as the declared or received size passes
 /// `limit`, without reading the rest.
-pub async fn read_all(
-    session: &mut Session,
-    limit: usize,
-) -> std::result::Result<Bytes, GatewayError> {
+pub async fn read_all(session: &mut Session, limit: usize) -> std::result::Result<Bytes, GatewayError> {
     let declared = session
         .req_header()
         .headers

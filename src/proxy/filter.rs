@@ -36,12 +36,7 @@ impl ToolsListFilter {
     }
 
     /// Feeds a body chunk; returns what to send now.
-    pub fn push(
-        &mut self,
-        chunk: &[u8],
-        end: bool,
-        visible: &mut dyn FnMut(&Value) -> bool,
-    ) -> Vec<u8> {
+    pub fn push(&mut self, chunk: &[u8], end: bool, visible: &mut dyn FnMut(&Value) -> bool) -> Vec<u8> {
         match self {
             ToolsListFilter::Pending => chunk.to_vec(),
             ToolsListFilter::Json(buf) => {
@@ -50,10 +45,7 @@ impl ToolsListFilter {
                     return Vec::new();
                 }
                 let whole = std::mem::take(buf);
-                match serde_json::from_slice::<Value>(&whole)
-                    .ok()
-                    .and_then(|m| tools_list::filter(&m, visible))
-                {
+                match serde_json::from_slice::<Value>(&whole).ok().and_then(|m| tools_list::filter(&m, visible)) {
                     Some(filtered) => serde_json::to_vec(&filtered).unwrap_or(whole),
                     None => whole,
                 }

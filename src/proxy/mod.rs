@@ -26,7 +26,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{ErrorType, Result};
 use serde_json::{json, Value};
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Durable};
 use crate::auth::Principal;
 use crate::broker;
 use crate::catalog::McpServer;
@@ -53,7 +53,9 @@ pub struct Ctx {
     decision: &'static str,
     rate: Option<RateOutcome>,
     filter: Option<ToolsListFilter>,
-    completion: Option<AuditEvent>,
+    completion: Option<Box<AuditEvent>>,
+    /// fsync of the decision record, awaited before the response goes out.
+    durable: Option<Durable>,
     /// Length of a body the gateway rewrote (for the upstream Content-Length).
     rewritten_len: Option<usize>,
     upstream_start: Option<Instant>,
@@ -79,6 +81,7 @@ impl ProxyHttp for GatewayProxy {
             rate: None,
             filter: None,
             completion: None,
+            durable: None,
             rewritten_len: None,
             upstream_start: None,
             upstream_status: None,
@@ -91,22 +94,19 @@ impl ProxyHttp for GatewayProxy {
         ctx.corr_id = correlation_id(session.req_header().headers.get("x-correlation-id"));
         ctx.route = route::route(session.req_header().uri.path());
         match ctx.route.clone() {
-            Route::Health => {
-                self.answer(session, ctx, 200, &json!({"status": "ok"}), &[])
-                    .await
-            }
+            Route::Health => self.answer(session, ctx, 200, &json!({"status": "ok"}), &[]).await,
             Route::ProtectedResource(suffix) => {
                 let body = self.resource_metadata(session, &suffix);
                 self.answer(session, ctx, 200, &body, &[]).await
             }
             Route::McpFederated => {
-                let e = GatewayError::NotFound { message: "the federated /mcp endpoint is not available in this build; use /mcp/{server}".into() };
+                let e = GatewayError::NotFound {
+                    message: "the federated /mcp endpoint is not available in this build; use /mcp/{server}".into(),
+                };
                 self.answer_error(session, ctx, &e).await
             }
             Route::NotFound => {
-                let e = GatewayError::NotFound {
-                    message: "no such route".into(),
-                };
+                let e = GatewayError::NotFound { message: "no such route".into() };
                 self.answer_error(session, ctx, &e).await
             }
             Route::McpServer(name) => self.mcp_request(session, ctx, &name).await,
@@ -140,11 +140,7 @@ impl ProxyHttp for GatewayProxy {
         let Some(server) = ctx.server.as_ref() else {
             return Ok(());
         };
-        let uri: http::Uri = server
-            .url
-            .path
-            .parse()
-            .map_err(|_| Error::new(ErrorType::InternalError))?;
+        let uri: http::Uri = server.url.path.parse().map_err(|_| Error::new(ErrorType::InternalError))?;
         req.set_uri(uri);
         req.insert_header("host", server.url.authority())?;
         for h in broker::STRIPPED_REQUEST_HEADERS {
@@ -161,12 +157,8 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        wait_durable(ctx).await;
         let status = resp.status.as_u16();
         ctx.upstream_status = Some(status);
         if let (Some(t), Some(server)) = (ctx.upstream_start, ctx.server.as_ref()) {
@@ -182,11 +174,7 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if ctx.filter.is_some() {
-            let content_type = resp
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
             match ToolsListFilter::for_response(status, content_type) {
                 Some(f) => {
                     ctx.filter = Some(f);
@@ -206,81 +194,50 @@ impl ProxyHttp for GatewayProxy {
         end: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
-        let (Some(f), Some(server), Some(principal)) = (
-            ctx.filter.as_mut(),
-            ctx.server.as_ref(),
-            ctx.principal.as_ref(),
-        ) else {
+        let (Some(f), Some(server), Some(principal)) =
+            (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref())
+        else {
             return Ok(None);
         };
         let gw = &self.gw;
         let corr = ctx.corr_id.as_str();
         let mut visible = |tool: &Value| gw.tool_visible(server, principal, tool, corr);
         let out = f.push(body.as_deref().unwrap_or(&[]), end, &mut visible);
-        *body = if out.is_empty() {
-            None
-        } else {
-            Some(Bytes::from(out))
-        };
+        *body = if out.is_empty() { None } else { Some(Bytes::from(out)) };
         Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        wait_durable(ctx).await;
         let err = match e.etype() {
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                GatewayError::ProviderTimeout {
-                    message: "upstream MCP server timed out".into(),
-                }
+                GatewayError::ProviderTimeout { message: "upstream MCP server timed out".into() }
             }
             _ if matches!(e.esource(), pingora::ErrorSource::Downstream) => {
-                return FailToProxy {
-                    error_code: 0,
-                    can_reuse_downstream: false,
-                };
+                return FailToProxy { error_code: 0, can_reuse_downstream: false };
             }
-            _ => GatewayError::Provider {
-                message: "upstream MCP server failed".into(),
-            },
+            _ => GatewayError::Provider { message: "upstream MCP server failed".into() },
         };
         tracing::warn!(corr_id = %ctx.corr_id, error = %e, "upstream failure");
-        let body = if ctx.is_post {
-            err.jsonrpc_body(&Value::Null, &ctx.corr_id)
-        } else {
-            err.body(&ctx.corr_id)
-        };
+        let body = if ctx.is_post { err.jsonrpc_body(&Value::Null, &ctx.corr_id) } else { err.body(&ctx.corr_id) };
         ctx.answered = Some((err.status(), Some(err.code())));
         if let Some(c) = ctx.completion.as_mut() {
             c.outcome.error_code = Some(err.code().into());
         }
         let _ = respond::json(session, err.status(), &body, &ctx.corr_id, &[]).await;
-        FailToProxy {
-            error_code: err.status(),
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code: err.status(), can_reuse_downstream: false }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = ctx
-            .answered
-            .map(|(s, _)| s)
-            .or_else(|| session.response_written().map(|r| r.status.as_u16()))
-            .unwrap_or(0);
+        let status =
+            ctx.answered.map(|(s, _)| s).or_else(|| session.response_written().map(|r| r.status.as_u16())).unwrap_or(0);
         let elapsed = ctx.start.elapsed();
-        METRICS
-            .requests
-            .with_label_values(&[ctx.route.label(), ctx.decision, &status.to_string()])
-            .inc();
-        METRICS
-            .request_duration
-            .with_label_values(&[ctx.route.label()])
-            .observe(elapsed.as_secs_f64());
+        METRICS.requests.with_label_values(&[ctx.route.label(), ctx.decision, &status.to_string()]).inc();
+        METRICS.request_duration.with_label_values(&[ctx.route.label()]).observe(elapsed.as_secs_f64());
         if let (Some(server), Some(method)) = (ctx.server.as_ref(), ctx.method.as_deref()) {
-            METRICS
-                .mcp_requests
-                .with_label_values(&[&server.name, metric_method(method), ctx.decision])
-                .inc();
+            METRICS.mcp_requests.with_label_values(&[&server.name, metric_method(method), ctx.decision]).inc();
         }
-        if let Some(mut event) = ctx.completion.take() {
+        if let Some(mut event) = ctx.completion.take().map(|b| *b) {
             event.outcome.status = Some(ctx.upstream_status.unwrap_or(status));
             if event.outcome.error_code.is_none() && e.is_some() {
                 event.outcome.error_code = Some("PROVIDER_ERROR".into());
@@ -302,51 +259,34 @@ impl ProxyHttp for GatewayProxy {
 impl GatewayProxy {
     async fn mcp_request(&self, session: &mut Session, ctx: &mut Ctx, name: &str) -> Result<bool> {
         let Some(server) = self.gw.catalog.server(name) else {
-            let e = GatewayError::NotFound {
-                message: format!("no MCP server named {name:?}"),
-            };
+            let e = GatewayError::NotFound { message: format!("no MCP server named {name:?}") };
             return self.answer_error(session, ctx, &e).await;
         };
         ctx.server = Some(server.clone());
         let method = session.req_header().method.clone();
         if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
-            let e = GatewayError::MethodNotAllowed {
-                message: "use POST, GET or DELETE".into(),
-            };
+            let e = GatewayError::MethodNotAllowed { message: "use POST, GET or DELETE".into() };
             return self.answer_error(session, ctx, &e).await;
         }
         ctx.is_post = method == http::Method::POST;
         if let Some(origin) = header_str(session, "origin") {
             if !origin_allowed(origin, header_str(session, "host")) {
-                let e = GatewayError::Forbidden {
-                    message: "Origin not allowed".into(),
-                    reasons: vec!["origin".into()],
-                };
+                let e =
+                    GatewayError::Forbidden { message: "Origin not allowed".into(), reasons: vec!["origin".into()] };
                 return self.answer_error(session, ctx, &e).await;
             }
         }
-        let principal = match self
-            .gw
-            .authenticate(
-                session
-                    .req_header()
-                    .headers
-                    .get("authorization")
-                    .map(|v| v.as_bytes()),
-            )
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                if let GatewayError::Unauthorized { reason, .. } = &e {
-                    METRICS.jwt_failures.with_label_values(&[reason]).inc();
+        let principal =
+            match self.gw.authenticate(session.req_header().headers.get("authorization").map(|v| v.as_bytes())).await {
+                Ok(p) => p,
+                Err(e) => {
+                    if let GatewayError::Unauthorized { reason, .. } = &e {
+                        METRICS.jwt_failures.with_label_values(&[reason]).inc();
+                    }
+                    self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), None).await;
+                    return self.answer_error(session, ctx, &e).await;
                 }
-                self.gw
-                    .audit_early_refusal(&e, &ctx.corr_id, Some(name), None)
-                    .await;
-                return self.answer_error(session, ctx, &e).await;
-            }
-        };
+            };
         ctx.principal = Some(principal.clone());
         if !ctx.is_post {
             ctx.decision = "allow";
@@ -356,20 +296,12 @@ impl GatewayProxy {
             Ok(b) => b,
             Err(e) => {
                 session.set_keepalive(None);
-                self.gw
-                    .audit_early_refusal(&e, &ctx.corr_id, Some(name), Some(&principal))
-                    .await;
+                self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), Some(&principal)).await;
                 return self.answer_error(session, ctx, &e).await;
             }
         };
-        let client_ip = session
-            .client_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let client_ip = client_ip
-            .rsplit_once(':')
-            .map(|(ip, _)| ip.to_string())
-            .unwrap_or(client_ip);
+        let client_ip = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
+        let client_ip = client_ip.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or(client_ip);
         let post = McpPost {
             server: &server,
             principal: &principal,
@@ -385,11 +317,7 @@ impl GatewayProxy {
             Verdict::Answer(a) => {
                 ctx.decision = a.decision;
                 ctx.method = a.method;
-                let code = a
-                    .body
-                    .pointer("/error/data/code")
-                    .and_then(Value::as_str)
-                    .map(static_code);
+                let code = a.body.pointer("/error/data/code").and_then(Value::as_str).map(static_code);
                 ctx.answered = Some((a.status, code));
                 respond::json(session, a.status, &a.body, &ctx.corr_id, &a.headers).await?;
                 Ok(true)
@@ -399,6 +327,7 @@ impl GatewayProxy {
                 ctx.method = f.method;
                 ctx.rate = f.rate;
                 ctx.completion = f.completion;
+                ctx.durable = f.durable;
                 if f.filter_tools_list {
                     ctx.filter = Some(ToolsListFilter::pending());
                 }
@@ -430,21 +359,12 @@ impl GatewayProxy {
     }
 
     /// Answers with the error shape (JSON-RPC on MCP POSTs) and its headers.
-    async fn answer_error(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        err: &GatewayError,
-    ) -> Result<bool> {
+    async fn answer_error(&self, session: &mut Session, ctx: &mut Ctx, err: &GatewayError) -> Result<bool> {
         let mut headers = err.headers();
         if let GatewayError::Unauthorized { reason, .. } = err {
             headers.push(("www-authenticate", self.www_authenticate(session, reason)));
         }
-        let body = if ctx.is_post {
-            err.jsonrpc_body(&Value::Null, &ctx.corr_id)
-        } else {
-            err.body(&ctx.corr_id)
-        };
+        let body = if ctx.is_post { err.jsonrpc_body(&Value::Null, &ctx.corr_id) } else { err.body(&ctx.corr_id) };
         ctx.answered = Some((err.status(), Some(err.code())));
         ctx.decision = match err {
             GatewayError::Unauthorized { .. } => "unauthenticated",
@@ -456,9 +376,8 @@ impl GatewayProxy {
     }
 
     fn base_url(&self, session: &Session) -> String {
-        let host = header_str(session, "host")
-            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-            .unwrap_or("localhost");
+        let host =
+            header_str(session, "host").filter(|h| h.bytes().all(|b| b.is_ascii_graphic())).unwrap_or("localhost");
         format!("http://{host}")
     }
 
@@ -494,22 +413,25 @@ impl GatewayProxy {
     }
 }
 
+/// Waits for the decision record's fsync. A failed fsync cannot undo a call that already ran
+/// upstream: it is logged and counted, and the answer goes out.
+async fn wait_durable(ctx: &mut Ctx) {
+    if let Some(d) = ctx.durable.take() {
+        if let Err(e) = d.wait().await {
+            METRICS.audit_records.with_label_values(&["fsync_error"]).inc();
+            tracing::error!(corr_id = %ctx.corr_id, error = %e, "audit record not durable");
+        }
+    }
+}
+
 fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
-    session
-        .req_header()
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
+    session.req_header().headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The caller's correlation id if it is a sane token, else a fresh one.
 fn correlation_id(given: Option<&http::HeaderValue>) -> String {
     if let Some(v) = given.and_then(|v| v.to_str().ok()) {
-        if !v.is_empty()
-            && v.len() <= 128
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
             return v.to_string();
         }
     }
@@ -528,14 +450,8 @@ fn origin_allowed(origin: &str, host: Option<&str>) -> bool {
         return false;
     };
     let loopback = origin_host == "localhost"
-        || origin_host
-            .trim_matches(['[', ']'])
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let same = host.is_some_and(|h| {
-        uri.authority()
-            .is_some_and(|a| a.as_str().eq_ignore_ascii_case(h))
-    });
+        || origin_host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let same = host.is_some_and(|h| uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(h)));
     loopback || same
 }
 

@@ -63,9 +63,6 @@ mod tests {
             route("/.well-known/oauth-protected-resource/mcp/demo"),
             Route::ProtectedResource("/mcp/demo".into())
         );
-        assert_eq!(
-            route("/.well-known/oauth-protected-resourcex"),
-            Route::NotFound
-        );
+        assert_eq!(route("/.well-known/oauth-protected-resourcex"), Route::NotFound);
     }
 }

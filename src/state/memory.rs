@@ -42,14 +42,9 @@ impl MemoryState {
         let mut map = shard.lock();
         let burst = spec.burst.max(1) as f64;
         if map.len() > SHARD_SWEEP_AT {
-            map.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * spec.rps < burst
-            });
+            map.retain(|_, b| b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * spec.rps < burst);
         }
-        let b = map.entry(key.to_string()).or_insert(Bucket {
-            tokens: burst,
-            last: now,
-        });
+        let b = map.entry(key.to_string()).or_insert(Bucket { tokens: burst, last: now });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * spec.rps).min(burst);
         b.last = now;
@@ -63,11 +58,7 @@ impl MemoryState {
             limit: spec.burst,
             remaining: b.tokens.floor().max(0.0) as u64,
             reset_secs: secs(burst - b.tokens),
-            retry_after_secs: if allowed {
-                0
-            } else {
-                secs(1.0 - b.tokens).max(1)
-            },
+            retry_after_secs: if allowed { 0 } else { secs(1.0 - b.tokens).max(1) },
         }
     }
 }
@@ -86,11 +77,7 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
-    async fn consume_hold(
-        &self,
-        token_hash: &str,
-        binding: &str,
-    ) -> Result<HoldConsume, StateError> {
+    async fn consume_hold(&self, token_hash: &str, binding: &str) -> Result<HoldConsume, StateError> {
         let now = chrono::Utc::now().timestamp();
         let mut holds = self.holds.lock();
         let Some(h) = holds.get(token_hash) else {
@@ -103,20 +90,12 @@ impl StateStore for MemoryState {
         if h.binding != binding {
             return Ok(HoldConsume::Mismatch);
         }
-        Ok(holds
-            .remove(token_hash)
-            .map(HoldConsume::Consumed)
-            .unwrap_or(HoldConsume::NotFound))
+        Ok(holds.remove(token_hash).map(HoldConsume::Consumed).unwrap_or(HoldConsume::NotFound))
     }
 
     async fn pending_holds(&self) -> Result<usize, StateError> {
         let now = chrono::Utc::now().timestamp();
-        Ok(self
-            .holds
-            .lock()
-            .values()
-            .filter(|h| h.expires_at > now)
-            .count())
+        Ok(self.holds.lock().values().filter(|h| h.expires_at > now).count())
     }
 }
 
@@ -139,11 +118,7 @@ mod tests {
         assert!(!o.allowed);
         assert_eq!(o.retry_after_secs, 1);
         assert!(s.take_at("other", spec, t0).allowed, "keys are independent");
-        assert!(
-            s.take_at("k", spec, t0 + Duration::from_millis(500))
-                .allowed,
-            "refilled one token"
-        );
+        assert!(s.take_at("k", spec, t0 + Duration::from_millis(500)).allowed, "refilled one token");
     }
 
     #[tokio::test]
@@ -159,28 +134,12 @@ mod tests {
             expires_at: chrono::Utc::now().timestamp() + 60,
         };
         s.put_hold("th", hold.clone()).await.unwrap();
-        assert_eq!(
-            s.consume_hold("th", "b2").await.unwrap(),
-            HoldConsume::Mismatch
-        );
-        assert_eq!(
-            s.consume_hold("th", "b1").await.unwrap(),
-            HoldConsume::Consumed(hold)
-        );
-        assert_eq!(
-            s.consume_hold("th", "b1").await.unwrap(),
-            HoldConsume::NotFound
-        );
-        let expired = Hold {
-            expires_at: 0,
-            binding: "b".into(),
-            ..s_hold()
-        };
+        assert_eq!(s.consume_hold("th", "b2").await.unwrap(), HoldConsume::Mismatch);
+        assert_eq!(s.consume_hold("th", "b1").await.unwrap(), HoldConsume::Consumed(hold));
+        assert_eq!(s.consume_hold("th", "b1").await.unwrap(), HoldConsume::NotFound);
+        let expired = Hold { expires_at: 0, binding: "b".into(), ..s_hold() };
         s.put_hold("old", expired).await.unwrap();
-        assert_ne!(
-            s.consume_hold("old", "b").await.unwrap(),
-            HoldConsume::Consumed(s_hold())
-        );
+        assert_ne!(s.consume_hold("old", "b").await.unwrap(), HoldConsume::Consumed(s_hold()));
     }
 
     fn s_hold() -> Hold {

@@ -67,11 +67,7 @@ pub trait StateStore: Send + Sync {
     /// Stores a hold under `token_hash` until its `expires_at`.
     async fn put_hold(&self, token_hash: &str, hold: Hold) -> Result<(), StateError>;
     /// Atomically removes and returns the hold if `binding` matches and it has not expired.
-    async fn consume_hold(
-        &self,
-        token_hash: &str,
-        binding: &str,
-    ) -> Result<HoldConsume, StateError>;
+    async fn consume_hold(&self, token_hash: &str, binding: &str) -> Result<HoldConsume, StateError>;
     /// Holds still pending (for the gauge).
     async fn pending_holds(&self) -> Result<usize, StateError>;
 }

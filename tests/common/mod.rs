@@ -9,10 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
@@ -50,9 +47,7 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn python() -> PathBuf {
-    std::env::var_os("FASTMCP_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
+    std::env::var_os("FASTMCP_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/python"))
 }
 
 /// A running gateway.
@@ -87,18 +82,9 @@ impl GatewayBuilder {
         let admin_port = free_port();
         let mut env = vec![
             ("FASTMCP_LISTEN".to_string(), format!("127.0.0.1:{port}")),
-            (
-                "FASTMCP_ADMIN_LISTEN".to_string(),
-                format!("127.0.0.1:{admin_port}"),
-            ),
-            (
-                "FASTMCP_DATA_DIR".to_string(),
-                self.dir.join("data").display().to_string(),
-            ),
-            (
-                "AUDIT_WORM_DIR".to_string(),
-                self.dir.join("audit").display().to_string(),
-            ),
+            ("FASTMCP_ADMIN_LISTEN".to_string(), format!("127.0.0.1:{admin_port}")),
+            ("FASTMCP_DATA_DIR".to_string(), self.dir.join("data").display().to_string()),
+            ("AUDIT_WORM_DIR".to_string(), self.dir.join("audit").display().to_string()),
             ("LOG_LEVEL".to_string(), "info".to_string()),
         ];
         env.extend(self.env);
@@ -119,23 +105,13 @@ impl GatewayBuilder {
             .expect("spawn fastmcp");
         wait_for_port(admin_port, "fastmcp admin", Some(&mut child));
         wait_for_port(port, "fastmcp gateway", Some(&mut child));
-        Gateway {
-            child,
-            port,
-            admin_port,
-            dir: self.dir,
-            env,
-        }
+        Gateway { child, port, admin_port, dir: self.dir, env }
     }
 }
 
 impl Gateway {
     pub fn builder(tag: &str) -> GatewayBuilder {
-        GatewayBuilder {
-            env: vec![],
-            config: None,
-            dir: temp_dir(tag),
-        }
+        GatewayBuilder { env: vec![], config: None, dir: temp_dir(tag) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -168,22 +144,13 @@ impl Gateway {
         let mut args = vec!["token", "mint"];
         args.extend_from_slice(extra);
         let out = self.cli(&args);
-        assert!(
-            out.status.success(),
-            "mint failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf8")
-            .trim()
-            .to_string()
+        assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_string()
     }
 
     /// Stops with SIGINT (fast graceful exit) and waits.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -216,10 +183,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
@@ -230,13 +194,13 @@ impl Resp {
 /// A plain HTTP/1.1 request (one connection per request).
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     let rest = url.strip_prefix("http://").expect("http url");
-    let (authority, path) = rest
-        .split_once('/')
-        .map(|(a, p)| (a, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut s = TcpStream::connect(authority).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -267,13 +231,8 @@ pub fn read_response<R: BufRead>(r: &mut R) -> Resp {
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let len = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let len = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
     let mut body = Vec::new();
     if chunked {
         loop {
@@ -295,25 +254,14 @@ pub fn read_response<R: BufRead>(r: &mut R) -> Resp {
     } else {
         let _ = r.read_to_end(&mut body);
     }
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    Resp { status, headers, body }
 }
 
 /// JSON-RPC POST to an MCP route with a bearer token.
-pub fn mcp_post(
-    url: &str,
-    token: Option<&str>,
-    body: &serde_json::Value,
-    extra: &[(&str, &str)],
-) -> Resp {
+pub fn mcp_post(url: &str, token: Option<&str>, body: &serde_json::Value, extra: &[(&str, &str)]) -> Resp {
     let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers: Vec<(&str, &str)> = vec![
-        ("content-type", "application/json"),
-        ("accept", "application/json, text/event-stream"),
-    ];
+    let mut headers: Vec<(&str, &str)> =
+        vec![("content-type", "application/json"), ("accept", "application/json, text/event-stream")];
     if let Some(a) = auth.as_deref() {
         headers.push(("authorization", a));
     }
@@ -346,11 +294,7 @@ impl DemoServer {
             .spawn()
             .expect("spawn demo server (run scripts/setup-test-deps.sh first)");
         wait_for_port(port, "demo MCP server", Some(&mut child));
-        DemoServer {
-            child,
-            port,
-            calls_file,
-        }
+        DemoServer { child, port, calls_file }
     }
 
     pub fn url(&self) -> String {
@@ -382,16 +326,9 @@ pub fn sdk_client(url: &str, token: &str, mode: &str, args: &[&str]) -> serde_js
         .output()
         .expect("run mcp_client.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON from client; stdout={stdout} stderr={}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| {
+        panic!("no JSON from client; stdout={stdout} stderr={}", String::from_utf8_lossy(&out.stderr))
+    });
     serde_json::from_str(line).expect("client JSON")
 }
 

@@ -1,0 +1,137 @@
+//! The chain writer (sequence, hashes, daily files) and the fsync thread (group commit).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::canonical;
+
+/// The chain's state; callers hold the audit lock while appending.
+pub(super) struct Chain {
+    dir: PathBuf,
+    instance: String,
+    seq: u64,
+    prev: String,
+    file: Option<(String, Arc<File>)>,
+}
+
+impl Chain {
+    pub(super) fn new(dir: PathBuf, instance: String, seq: u64, prev: String) -> Chain {
+        Chain { dir, instance, seq, prev, file: None }
+    }
+
+    /// Completes `event` (seq, ts, instance, prev_hash, hash), writes it as one line and
+    /// returns the file it went to.
+    pub(super) fn append(&mut self, mut event: Value) -> Result<Arc<File>, String> {
+        let now = chrono::Utc::now();
+        let day = now.format("%Y%m%d").to_string();
+        let file = match &self.file {
+            Some((d, f)) if *d == day => f.clone(),
+            _ => self.rotate(&day)?,
+        };
+        let Value::Object(obj) = &mut event else { return Err("audit event is not an object".into()) };
+        obj.insert("seq".into(), (self.seq + 1).into());
+        obj.insert("ts".into(), now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
+        obj.insert("instance".into(), self.instance.clone().into());
+        obj.insert("prev_hash".into(), self.prev.clone().into());
+        let hash = canonical::hash(&event);
+        if let Value::Object(obj) = &mut event {
+            obj.insert("hash".into(), hash.clone().into());
+        }
+        let mut line = canonical::to_string(&event).into_bytes();
+        line.push(b'\n');
+        (&*file).write_all(&line).map_err(|e| format!("audit write: {e}"))?;
+        // Only a record that reached the file advances the chain.
+        self.seq += 1;
+        self.prev = hash;
+        Ok(file)
+    }
+
+    /// Finishes the previous day's file (fsynced) and opens the next.
+    fn rotate(&mut self, day: &str) -> Result<Arc<File>, String> {
+        if let Some((_, f)) = &self.file {
+            f.sync_data().map_err(|e| format!("audit fsync: {e}"))?;
+        }
+        let path = self.dir.join(format!("audit-{day}.jsonl"));
+        let f =
+            OpenOptions::new().create(true).append(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let f = Arc::new(f);
+        self.file = Some((day.to_string(), f.clone()));
+        Ok(f)
+    }
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+#[derive(Default)]
+struct Pending {
+    /// Files with records waiting for an fsync (normally one), and who waits.
+    files: Vec<Arc<File>>,
+    waiters: Vec<Ack>,
+}
+
+/// The fsync thread: every fsync covers all records written before it started.
+pub(super) struct Syncer {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+impl Syncer {
+    pub(super) fn start() -> Result<Arc<Syncer>, String> {
+        let s = Arc::new(Syncer { pending: Mutex::new(Pending::default()), wake: Condvar::new() });
+        let worker = s.clone();
+        std::thread::Builder::new()
+            .name("fastmcp-audit-sync".into())
+            .spawn(move || worker.run())
+            .map_err(|e| format!("audit fsync thread: {e}"))?;
+        Ok(s)
+    }
+
+    /// Asks for an fsync of `file` (whose record is already written); the receiver resolves
+    /// when it is done.
+    pub(super) fn request(&self, file: Arc<File>) -> oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = oneshot::channel();
+        match self.pending.lock() {
+            Ok(mut p) => {
+                if !p.files.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                    p.files.push(file);
+                }
+                p.waiters.push(tx);
+                self.wake.notify_one();
+            }
+            Err(_) => {
+                let _ = tx.send(Err("audit fsync thread failed".into()));
+            }
+        }
+        rx
+    }
+
+    fn run(&self) {
+        loop {
+            let batch = {
+                let Ok(mut p) = self.pending.lock() else { return };
+                while p.waiters.is_empty() {
+                    p = match self.wake.wait(p) {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    };
+                }
+                std::mem::take(&mut *p)
+            };
+            let mut result = Ok(());
+            for f in &batch.files {
+                if let Err(e) = f.sync_data() {
+                    tracing::error!(error = %e, "audit fsync failed");
+                    result = Err(format!("audit fsync: {e}"));
+                }
+            }
+            for w in batch.waiters {
+                let _ = w.send(result.clone());
+            }
+        }
+    }
+}
