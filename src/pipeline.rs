@@ -378,6 +378,7 @@ impl Gateway {
             provider: Some("mcp".into()),
             server: Some(req.server.name.clone()),
             mcp_method: Some("tools/call".into()),
+            ..Default::default()
         }
     }
 

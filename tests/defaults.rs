@@ -51,7 +51,8 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!(http("GET", &gw.url("/health"), &[], b"").status, 200);
     assert_eq!(http("GET", &gw.url("/nope"), &[], b"").status, 404);
 
-    // Request metrics are recorded after the response is written: poll (bounded) until they show.
+    // Request metrics are recorded after the response is written: poll (bounded) until both
+    // requests show.
     let deadline = Instant::now() + Duration::from_secs(10);
     let (resp, families) = loop {
         let r = http("GET", &gw.admin_url("/metrics"), &[], b"");
@@ -59,7 +60,9 @@ fn metrics_parse_as_prometheus_text() {
         let text = String::from_utf8(r.body.clone()).expect("metrics are UTF-8");
         let families = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
         let has = |name: &str| families.samples.iter().any(|s| s.name == name);
-        if has("fastmcp_requests_total") && has("fastmcp_request_duration_seconds_bucket") {
+        let counted: f64 =
+            families.samples.iter().filter(|s| s.name == "fastmcp_requests_total").map(|s| s.value).sum();
+        if counted >= 2.0 && has("fastmcp_request_duration_seconds_bucket") {
             break (r, families);
         }
         assert!(Instant::now() < deadline, "request metrics never appeared:\n{text}");

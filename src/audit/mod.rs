@@ -23,41 +23,49 @@ use tokio::sync::oneshot;
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One audited decision or outcome. `seq`, `ts`, `instance`, `prev_hash` and `hash` are added
-/// by the writer.
+/// One audited decision or outcome. `seq`, `ts`, `instance` and `prev_hash` are set by the
+/// writer, which also appends `hash`.
+///
+/// Fields are declared in byte order of their JSON names (nested structs too): serializing
+/// the struct then yields canonical JSON directly, so the writer hashes the bytes it writes
+/// without building and re-sorting a JSON tree. `serialization_is_canonical` checks this.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditEvent {
-    pub corr_id: String,
-    pub tenant: String,
-    pub sub: String,
     pub action: String,
-    #[serde(rename = "toolId")]
-    pub tool_id: Option<String>,
+    pub corr_id: String,
+    pub decision: AuditDecision,
+    pub instance: String,
+    pub latency_ms: f64,
+    pub mcp_method: Option<String>,
+    pub outcome: AuditOutcome,
     /// `decision` (before acting) or `completion` (after the upstream answered or failed).
     pub phase: &'static str,
-    pub decision: AuditDecision,
-    pub outcome: AuditOutcome,
+    pub prev_hash: String,
+    pub provider: Option<String>,
     pub request_hash: Option<String>,
     pub result_hash: Option<String>,
-    pub latency_ms: f64,
-    pub provider: Option<String>,
+    pub seq: u64,
     pub server: Option<String>,
-    pub mcp_method: Option<String>,
+    pub sub: String,
+    pub tenant: String,
+    #[serde(rename = "toolId")]
+    pub tool_id: Option<String>,
+    pub ts: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditDecision {
+    pub allow: bool,
+    pub policy_revision: String,
+    pub reasons: Vec<String>,
     /// `allow`, `deny`, `hold`, `confirmed`, `rate_limited`, `unauthenticated`, `error`.
     pub result: String,
-    pub allow: bool,
-    pub reasons: Vec<String>,
-    pub policy_revision: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditOutcome {
-    pub status: Option<u16>,
     pub error_code: Option<String>,
+    pub status: Option<u16>,
 }
 
 /// Handle to the audit trail. Cheap to clone.
@@ -106,8 +114,7 @@ impl AuditLog {
     }
 
     fn write(&self, event: &AuditEvent) -> Result<Arc<File>, String> {
-        let value = serde_json::to_value(event).map_err(|e| e.to_string())?;
-        let result = self.chain.lock().append(value);
+        let result = self.chain.lock().append(event.clone());
         crate::metrics::audit_records(1, result.is_ok());
         if let Err(e) = &result {
             tracing::error!(error = %e, "audit write failed");

@@ -56,3 +56,18 @@ async fn edit_delete_and_reorder_are_named() {
     std::fs::write(&f, swapped.join("\n") + "\n").unwrap();
     assert_eq!(verify_dir(&dir).unwrap_err().line, 2);
 }
+
+#[test]
+fn serialization_is_canonical() {
+    let ev = AuditEvent {
+        corr_id: "c".into(),
+        tool_id: Some("t".into()),
+        decision: AuditDecision { reasons: vec!["r".into()], ..Default::default() },
+        outcome: AuditOutcome { status: Some(200), error_code: Some("X".into()) },
+        latency_ms: 1.25,
+        ..Default::default()
+    };
+    let direct = serde_json::to_string(&ev).unwrap();
+    let canonical = crate::canonical::to_string(&serde_json::to_value(&ev).unwrap());
+    assert_eq!(direct, canonical, "AuditEvent fields must be declared in JSON-name byte order");
+}

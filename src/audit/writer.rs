@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 
-use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::AuditEvent;
 use crate::canonical;
 
 /// The chain's state; callers hold the audit lock while appending.
@@ -24,31 +24,40 @@ impl Chain {
         Chain { dir, instance, seq, prev, file: None }
     }
 
-    /// Completes `event` (seq, ts, instance, prev_hash, hash), writes it as one line and
-    /// returns the file it went to.
-    pub(super) fn append(&mut self, mut event: Value) -> Result<Arc<File>, String> {
+    /// Completes `event` (seq, ts, instance, prev_hash), writes it with its hash as one line
+    /// and returns the file it went to.
+    pub(super) fn append(&mut self, mut event: AuditEvent) -> Result<Arc<File>, String> {
         let now = chrono::Utc::now();
         let day = now.format("%Y%m%d").to_string();
         let file = match &self.file {
             Some((d, f)) if *d == day => f.clone(),
             _ => self.rotate(&day)?,
         };
-        let Value::Object(obj) = &mut event else { return Err("audit event is not an object".into()) };
-        obj.insert("seq".into(), (self.seq + 1).into());
-        obj.insert("ts".into(), now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
-        obj.insert("instance".into(), self.instance.clone().into());
-        obj.insert("prev_hash".into(), self.prev.clone().into());
-        let hash = canonical::hash(&event);
-        if let Value::Object(obj) = &mut event {
-            obj.insert("hash".into(), hash.clone().into());
-        }
-        let mut line = canonical::to_string(&event).into_bytes();
-        line.push(b'\n');
-        (&*file).write_all(&line).map_err(|e| format!("audit write: {e}"))?;
+        event.seq = self.seq + 1;
+        event.ts = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        event.instance.clone_from(&self.instance);
+        event.prev_hash = std::mem::take(&mut self.prev);
+        let mut line = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+        let hash = canonical::sha256_hex(&line);
+        // `{...}` becomes `{...,"hash":"<hex>"}`; verification re-canonicalizes the record
+        // without `hash`, so where the key sits in the line does not matter.
+        line.pop();
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        let written = (&*file).write_all(&line).map_err(|e| format!("audit write: {e}"));
         // Only a record that reached the file advances the chain.
-        self.seq += 1;
-        self.prev = hash;
-        Ok(file)
+        match written {
+            Ok(()) => {
+                self.seq += 1;
+                self.prev = hash;
+                Ok(file)
+            }
+            Err(e) => {
+                self.prev = event.prev_hash;
+                Err(e)
+            }
+        }
     }
 
     /// Finishes the previous day's file (fsynced) and opens the next.

@@ -228,6 +228,13 @@ impl ProxyHttp for GatewayProxy {
         FailToProxy { error_code: err.status(), can_reuse_downstream: false }
     }
 
+    /// A client that goes away mid-request is routine for a proxy, not an error worth a log
+    /// line per occurrence (load tools and agents cancel requests all the time).
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, error: &Error) -> bool {
+        matches!(error.esource(), pingora::ErrorSource::Downstream)
+            && matches!(error.etype(), ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError)
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status =
             ctx.answered.map(|(s, _)| s).or_else(|| session.response_written().map(|r| r.status.as_u16())).unwrap_or(0);

@@ -143,6 +143,11 @@ impl Gateway {
     pub fn mint_with(&self, extra: &[&str]) -> String {
         let mut args = vec!["token", "mint"];
         args.extend_from_slice(extra);
+        let config = self.dir.join("config.yaml");
+        let config = config.display().to_string();
+        if std::path::Path::new(&config).exists() {
+            args.extend_from_slice(&["--config", &config]);
+        }
         let out = self.cli(&args);
         assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).expect("utf8").trim().to_string()
