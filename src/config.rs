@@ -150,6 +150,9 @@ pub struct AuditConfig {
     pub dir: PathBuf,
     /// fsync a write-class call's record before answering it.
     pub durable: bool,
+    /// Minimum microseconds between two audit fsyncs (group commit): under load, records that
+    /// arrive meanwhile share one fsync, at the cost of up to this much added latency.
+    pub group_commit_us: u64,
     /// Instance name in records; empty means the host name.
     pub instance: String,
 }

@@ -43,7 +43,8 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
     } else {
         cfg.audit.instance.clone()
     };
-    let audit = AuditLog::open(&cfg.audit.dir, instance).map_err(|e| format!("audit.dir: {e}"))?;
+    let window = std::time::Duration::from_micros(cfg.audit.group_commit_us);
+    let audit = AuditLog::open_with_window(&cfg.audit.dir, instance, window).map_err(|e| format!("audit.dir: {e}"))?;
     let catalog = Catalog::new(&cfg.mcp.servers)?;
     for name in catalog.server_names() {
         tracing::info!(server = %name, route = %format!("/mcp/{name}"), "MCP server configured");

@@ -88,10 +88,15 @@ impl Durable {
 impl AuditLog {
     /// Opens `dir` (creating it), continues the chain found there, and starts the fsync thread.
     pub fn open(dir: &Path, instance: String) -> Result<AuditLog, String> {
+        Self::open_with_window(dir, instance, std::time::Duration::ZERO)
+    }
+
+    /// Like [`AuditLog::open`], with at least `window` between two fsyncs (group commit).
+    pub fn open_with_window(dir: &Path, instance: String, window: std::time::Duration) -> Result<AuditLog, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let (seq, prev) = chain_tail(dir)?;
         let chain = writer::Chain::new(dir.to_path_buf(), instance, seq, prev);
-        Ok(AuditLog { chain: Arc::new(Mutex::new(chain)), syncer: writer::Syncer::start()? })
+        Ok(AuditLog { chain: Arc::new(Mutex::new(chain)), syncer: writer::Syncer::start(window)? })
     }
 
     /// Appends `event` to the file (it then survives a process exit) and returns a handle that

@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -87,11 +88,14 @@ struct Pending {
 pub(super) struct Syncer {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Minimum time between two fsyncs: under load, records arriving meanwhile share the next
+    /// fsync (fewer, larger commits); an idle log fsyncs at once.
+    window: Duration,
 }
 
 impl Syncer {
-    pub(super) fn start() -> Result<Arc<Syncer>, String> {
-        let s = Arc::new(Syncer { pending: Mutex::new(Pending::default()), wake: Condvar::new() });
+    pub(super) fn start(window: Duration) -> Result<Arc<Syncer>, String> {
+        let s = Arc::new(Syncer { pending: Mutex::new(Pending::default()), wake: Condvar::new(), window });
         let worker = s.clone();
         std::thread::Builder::new()
             .name("fastmcp-audit-sync".into())
@@ -120,7 +124,15 @@ impl Syncer {
     }
 
     fn run(&self) {
+        let mut last_sync: Option<Instant> = None;
         loop {
+            if let Some(t) = last_sync {
+                let next = t + self.window;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                }
+            }
             let batch = {
                 let Ok(mut p) = self.pending.lock() else { return };
                 while p.waiters.is_empty() {
@@ -131,6 +143,7 @@ impl Syncer {
                 }
                 std::mem::take(&mut *p)
             };
+            last_sync = Some(Instant::now());
             let mut result = Ok(());
             for f in &batch.files {
                 if let Err(e) = f.sync_data() {
