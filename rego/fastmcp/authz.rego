@@ -43,6 +43,7 @@ scope_held(required) if {
 # resource belongs to every tenant.
 matched contains i if {
 	some i, rule in rules
+	object.subset(input, rule.eq_pattern)
 	every c in rule.eq {
 		object.get(input, c.path, null) == c.value
 	}

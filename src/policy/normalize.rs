@@ -6,8 +6,10 @@
 use serde_json::{json, Value};
 
 /// `data.fastmcp_rules`: `[{id, effect, require_confirmation, names_subject, rate_limit?,
-/// eq: [{path, value}], in: [{path, value}], tags_any: [{path, value}], neq_path: [{path, other}]}]`:
-/// one list per operator, so the Rego needs no per-condition dispatch.
+/// eq_pattern: {...}, eq: [{path, value}], in: [{path, value}], tags_any: [{path, value}],
+/// neq_path: [{path, other}]}]`: equality conditions as one nested pattern (`eq` keeps only
+/// those whose paths collide), the rest one list per operator, so the Rego needs no
+/// per-condition dispatch.
 pub fn normalize(policies: &Value) -> Value {
     let rules = policies.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
     let out: Vec<Value> = rules.iter().enumerate().map(|(i, r)| rule(i, r)).collect();
@@ -21,6 +23,9 @@ fn split(path: &str) -> Value {
 fn rule(index: usize, r: &Value) -> Value {
     let when = r.get("when").and_then(Value::as_object).cloned().unwrap_or_default();
     let (mut eq, mut any_of, mut tags, mut neq) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Equality conditions become one nested object checked with `object.subset(input, ...)`:
+    // a single builtin call instead of a loop over conditions.
+    let mut pattern = json!({});
     for (key, want) in &when {
         if key == "resource.safety_tags_any" {
             tags.push(json!({"path": ["resource", "safety_tags"], "value": as_list(want)}));
@@ -28,7 +33,7 @@ fn rule(index: usize, r: &Value) -> Value {
             neq.push(json!({"path": split(key), "other": split(other.trim())}));
         } else if want.is_array() {
             any_of.push(json!({"path": split(key), "value": want}));
-        } else {
+        } else if !insert_path(&mut pattern, key, want) {
             eq.push(json!({"path": split(key), "value": want}));
         }
     }
@@ -37,6 +42,7 @@ fn rule(index: usize, r: &Value) -> Value {
         "effect": r.get("effect").cloned().unwrap_or_else(|| json!("allow")),
         "require_confirmation": r.get("require_confirmation").and_then(Value::as_bool).unwrap_or(false),
         "names_subject": when.keys().any(|k| k.starts_with("subject.")),
+        "eq_pattern": pattern,
         "eq": eq,
         "in": any_of,
         "tags_any": tags,
@@ -46,6 +52,25 @@ fn rule(index: usize, r: &Value) -> Value {
         obj.insert("rate_limit".into(), rl.clone());
     }
     out
+}
+
+/// Inserts `value` at dotted `path` in `pattern`; false when the path collides with an
+/// existing entry (the condition is then checked on its own).
+fn insert_path(pattern: &mut Value, path: &str, value: &Value) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut node = pattern;
+    for (i, part) in parts.iter().enumerate() {
+        let Some(obj) = node.as_object_mut() else { return false };
+        if i + 1 == parts.len() {
+            if obj.contains_key(*part) {
+                return false;
+            }
+            obj.insert((*part).to_string(), value.clone());
+            return true;
+        }
+        node = obj.entry((*part).to_string()).or_insert_with(|| json!({}));
+    }
+    false
 }
 
 fn as_list(v: &Value) -> Value {
@@ -66,7 +91,8 @@ mod tests {
             "resource.safety_tags_any": "financial"}}]});
         let r = &normalize(&p)[0];
         assert_eq!(r["names_subject"], true);
-        assert_eq!(r["eq"], json!([{"path": ["action"], "value": "x"}]));
+        assert_eq!(r["eq_pattern"], json!({"action": "x"}));
+        assert_eq!(r["eq"], json!([]));
         assert_eq!(r["in"], json!([{"path": ["subject", "roles"], "value": ["a"]}]));
         assert_eq!(r["tags_any"][0]["value"], json!(["financial"]));
         assert_eq!(r["neq_path"][0]["other"], json!(["subject", "tenant"]));
