@@ -29,7 +29,8 @@ async fn main() {
     ] {
         let gw = Gateway {
             auth: None,
-            policy,
+            policy: Arc::new(policy),
+            reloader: None,
             state: Arc::new(MemoryState::default()),
             audit: AuditLog::open(&dir, "bench".into()).expect("audit"),
             catalog: Catalog::new(&cfg.mcp.servers).expect("catalog"),
@@ -42,7 +43,9 @@ async fn main() {
         let n = 5000;
         let t = Instant::now();
         for _ in 0..n {
+            let policy = gw.policy.snapshot();
             let req = McpPost {
+                policy: &policy,
                 server: &server,
                 principal: &principal,
                 body,

@@ -10,6 +10,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use crate::pipeline::Gateway;
+use crate::policy::reload::Reload;
 
 pub struct AdminApp {
     pub gw: Arc<Gateway>,
@@ -29,10 +30,40 @@ fn json_reply(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
     reply(status, "application/json", v.to_string().into_bytes())
 }
 
+fn method_not_allowed() -> Response<Vec<u8>> {
+    json_reply(405, json!({"error": {"code": "METHOD_NOT_ALLOWED", "message": "use POST", "corr_id": ""}}))
+}
+
+impl AdminApp {
+    /// `POST /admin/policy/reload`: 200 when applied or unchanged, 422 when refused (the
+    /// previous policy keeps serving), 404 when policy is disabled.
+    fn reload(&self) -> Response<Vec<u8>> {
+        let Some(reloader) = &self.gw.reloader else {
+            return json_reply(
+                404,
+                json!({"error": {"code": "NOT_FOUND", "message": "policy is disabled", "corr_id": ""}}),
+            );
+        };
+        match reloader.reload() {
+            Reload::Applied { revision } => json_reply(200, json!({"result": "applied", "revision": revision})),
+            Reload::Unchanged { revision } => json_reply(200, json!({"result": "unchanged", "revision": revision})),
+            Reload::Refused { revision, error } => json_reply(
+                422,
+                json!({"error": {"code": "VALIDATION_ERROR", "message": error, "corr_id": "",
+                                 "details": {"result": "refused", "revision": revision}}}),
+            ),
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
+        let method = session.req_header().method.clone();
+        if path == "/admin/policy/reload" {
+            return if method == http::Method::POST { self.reload() } else { method_not_allowed() };
+        }
         match path.as_str() {
             "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render()),
             "/health" => json_reply(200, json!({"status": "ok"})),

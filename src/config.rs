@@ -118,6 +118,9 @@ pub struct PolicyConfig {
     pub policies_file: PathBuf,
     /// Directory of `*.rego` files. Env `FASTMCP_REGO_DIR`. Missing path: embedded copy.
     pub rego_dir: PathBuf,
+    /// How often (milliseconds) the files are checked for changes; 0 turns watching off
+    /// (`POST /admin/policy/reload` still works).
+    pub watch_interval_ms: u64,
 }
 
 /// Token-bucket rate limiting, applied after policy allows.

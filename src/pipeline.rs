@@ -23,7 +23,8 @@ use crate::error::GatewayError;
 use crate::holds;
 use crate::mcp::jsonrpc::{self, Message};
 use crate::metrics::METRICS;
-use crate::policy::{input, Decision, PolicyEngine};
+use crate::policy::reload::Reloader;
+use crate::policy::{input, Decision, PolicyEngine, PolicySnapshot};
 use crate::ratelimit;
 use crate::state::{RateOutcome, StateStore};
 
@@ -32,7 +33,9 @@ pub struct Gateway {
     pub cfg: Config,
     /// `None` when authentication is disabled (benchmarks).
     pub auth: Option<Authenticator>,
-    pub policy: PolicyEngine,
+    pub policy: Arc<PolicyEngine>,
+    /// Hot reload of the policy (`None` when policy is disabled).
+    pub reloader: Option<Arc<Reloader>>,
     pub state: Arc<dyn StateStore>,
     pub audit: AuditLog,
     pub catalog: Catalog,
@@ -40,6 +43,8 @@ pub struct Gateway {
 
 /// One POST to `/mcp/{server}` after authentication.
 pub struct McpPost<'a> {
+    /// The policy this request is decided by (taken when it arrived).
+    pub policy: &'a PolicySnapshot,
     pub server: &'a McpServer,
     pub principal: &'a Principal,
     pub body: &'a [u8],
@@ -171,7 +176,7 @@ impl Gateway {
             corr_id: req.corr_id,
         };
         let policy_input = input::build(req.principal, "tools.invoke", &resource, &facts);
-        let decision = match self.decide("tools.invoke", &policy_input) {
+        let decision = match decide(req.policy, "tools.invoke", &policy_input) {
             Ok(d) => d,
             Err(e) => return self.refuse(req, id, Some(&tool_id), Some(&args_hash), e.into()).await,
         };
@@ -283,16 +288,15 @@ impl Gateway {
         })
     }
 
-    /// Evaluates the policy and times it.
-    pub fn decide(&self, action: &str, input: &Value) -> Result<Decision, GatewayError> {
-        let t = Instant::now();
-        let d = self.policy.decide(input);
-        METRICS.policy_eval.with_label_values(&[action]).observe(t.elapsed().as_secs_f64());
-        d
-    }
-
     /// May `principal` call `tool` (a `tools/list` entry) on `server`? Errors hide the tool.
-    pub fn tool_visible(&self, server: &McpServer, principal: &Principal, tool: &Value, corr_id: &str) -> bool {
+    pub fn tool_visible(
+        &self,
+        policy: &PolicySnapshot,
+        server: &McpServer,
+        principal: &Principal,
+        tool: &Value,
+        corr_id: &str,
+    ) -> bool {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
@@ -310,7 +314,7 @@ impl Gateway {
             corr_id,
         };
         let policy_input = input::build(principal, "tools.invoke", &resource, &facts);
-        self.decide("tools.invoke", &policy_input).map(|d| d.allow).unwrap_or(false)
+        decide(policy, "tools.invoke", &policy_input).map(|d| d.allow).unwrap_or(false)
     }
 
     async fn refuse(
@@ -369,7 +373,7 @@ impl Gateway {
                 result: result.to_string(),
                 allow: decision.allow,
                 reasons: decision.reasons.clone(),
-                policy_revision: self.policy.revision().to_string(),
+                policy_revision: req.policy.revision().to_string(),
             },
             outcome: AuditOutcome { status, error_code: code.map(String::from) },
             request_hash: args_hash.map(String::from),
@@ -407,7 +411,7 @@ impl Gateway {
                     GatewayError::Unauthorized { reason, .. } => vec![format!("jwt:{reason}")],
                     _ => vec![],
                 },
-                policy_revision: self.policy.revision().to_string(),
+                policy_revision: self.policy.revision(),
             },
             outcome: AuditOutcome { status: Some(err.status()), error_code: Some(err.code().into()) },
             server: server.map(String::from),
@@ -418,6 +422,14 @@ impl Gateway {
             tracing::error!(corr_id, error = %e, "audit write failed");
         }
     }
+}
+
+/// Evaluates `policy` and times it.
+fn decide(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decision, GatewayError> {
+    let t = Instant::now();
+    let d = policy.decide(input);
+    METRICS.policy_eval.with_label_values(&[action]).observe(t.elapsed().as_secs_f64());
+    d
 }
 
 /// A JSON-RPC error answer carrying the DESIGN error shape in `error.data`.

@@ -14,6 +14,7 @@ use crate::auth::{fetch_jwks, parse_alg, Authenticator, KeySource};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::pipeline::Gateway;
+use crate::policy::reload::Reloader;
 use crate::policy::{CompiledPolicy, PolicyEngine, PolicySources};
 use crate::proxy::GatewayProxy;
 use crate::state::memory::MemoryState;
@@ -26,6 +27,13 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
         tracing::warn!("authentication is DISABLED (auth.enabled=false): every caller is anonymous");
         None
     };
+    let instance = if cfg.audit.instance.is_empty() {
+        std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "fastmcp".into())
+    } else {
+        cfg.audit.instance.clone()
+    };
+    let window = std::time::Duration::from_micros(cfg.audit.group_commit_us);
+    let audit = AuditLog::open_with_window(&cfg.audit.dir, instance, window).map_err(|e| format!("audit.dir: {e}"))?;
     let policy = if cfg.policy.enabled {
         let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;
         let compiled = CompiledPolicy::compile(&sources)?;
@@ -38,18 +46,23 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
     if !cfg.state.redis_url.is_empty() {
         tracing::warn!("REDIS_URL is set but this build keeps state in memory (single instance only)");
     }
-    let instance = if cfg.audit.instance.is_empty() {
-        std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "fastmcp".into())
-    } else {
-        cfg.audit.instance.clone()
-    };
-    let window = std::time::Duration::from_micros(cfg.audit.group_commit_us);
-    let audit = AuditLog::open_with_window(&cfg.audit.dir, instance, window).map_err(|e| format!("audit.dir: {e}"))?;
     let catalog = Catalog::new(&cfg.mcp.servers)?;
     for name in catalog.server_names() {
         tracing::info!(server = %name, route = %format!("/mcp/{name}"), "MCP server configured");
     }
-    Ok(Gateway { cfg, auth, policy, state: Arc::new(MemoryState::default()), audit, catalog })
+    let policy = Arc::new(policy);
+    let reloader = policy.is_enabled().then(|| {
+        Arc::new(Reloader::new(
+            policy.clone(),
+            cfg.policy.policies_file.clone(),
+            cfg.policy.rego_dir.clone(),
+            Some(audit.clone()),
+        ))
+    });
+    if let (Some(r), true) = (&reloader, cfg.policy.watch_interval_ms > 0) {
+        r.clone().watch(std::time::Duration::from_millis(cfg.policy.watch_interval_ms))?;
+    }
+    Ok(Gateway { cfg, auth, policy, reloader, state: Arc::new(MemoryState::default()), audit, catalog })
 }
 
 fn build_auth(cfg: &Config, runtime: &tokio::runtime::Runtime) -> Result<Authenticator, String> {

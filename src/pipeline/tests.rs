@@ -16,7 +16,8 @@ fn gateway(tag: &str, env: &[(&str, &str)]) -> Gateway {
     let cfg = Config::load(None, vars).unwrap();
     Gateway {
         auth: None,
-        policy: PolicyEngine::enabled(CompiledPolicy::compile(&PolicySources::embedded()).unwrap()),
+        policy: Arc::new(PolicyEngine::enabled(CompiledPolicy::compile(&PolicySources::embedded()).unwrap())),
+        reloader: None,
         state: Arc::new(MemoryState::default()),
         audit: AuditLog::open(&cfg.audit.dir, "t".into()).unwrap(),
         catalog: Catalog::new(&cfg.mcp.servers).unwrap(),
@@ -36,7 +37,9 @@ fn who(roles: &[&str]) -> Principal {
 async fn call(gw: &Gateway, p: &Principal, body: &Value) -> Verdict {
     let server = gw.catalog.server("demo").unwrap();
     let bytes = body.to_string();
+    let policy = gw.policy.snapshot();
     let req = McpPost {
+        policy: &policy,
         server: &server,
         principal: p,
         body: bytes.as_bytes(),

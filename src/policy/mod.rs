@@ -7,6 +7,7 @@
 
 pub mod input;
 pub mod normalize;
+pub mod reload;
 pub mod source;
 pub mod testrunner;
 
@@ -14,6 +15,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::Program;
 use regorus::rvm::RegoVM;
@@ -163,30 +165,54 @@ fn rvm_program(
     Ok(program)
 }
 
-/// The serving policy, or none when policy is disabled by config (everything allowed).
+/// The policy one request is decided by, fixed for the request's lifetime (a reload does not
+/// change the rules under an in-flight request). `None` when policy is disabled by config.
 #[derive(Clone)]
+pub struct PolicySnapshot(Option<Arc<CompiledPolicy>>);
+
+impl PolicySnapshot {
+    pub fn revision(&self) -> &str {
+        self.0.as_ref().map(|p| p.revision.as_str()).unwrap_or("disabled")
+    }
+
+    pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
+        match &self.0 {
+            Some(p) => p.decide(input),
+            None => Ok(Decision { allow: true, reasons: vec!["policy_disabled".into()], ..Default::default() }),
+        }
+    }
+}
+
+/// The serving policy; [`PolicyEngine::swap`] replaces it atomically (hot reload).
 pub struct PolicyEngine {
-    current: Option<Arc<CompiledPolicy>>,
+    current: RwLock<PolicySnapshot>,
 }
 
 impl PolicyEngine {
     pub fn enabled(policy: CompiledPolicy) -> Self {
-        Self { current: Some(Arc::new(policy)) }
+        Self { current: RwLock::new(PolicySnapshot(Some(Arc::new(policy)))) }
     }
 
     pub fn disabled() -> Self {
-        Self { current: None }
+        Self { current: RwLock::new(PolicySnapshot(None)) }
     }
 
-    pub fn revision(&self) -> &str {
-        self.current.as_ref().map(|p| p.revision.as_str()).unwrap_or("disabled")
+    pub fn is_enabled(&self) -> bool {
+        self.current.read().0.is_some()
     }
 
-    pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
-        match &self.current {
-            Some(p) => p.decide(input),
-            None => Ok(Decision { allow: true, reasons: vec!["policy_disabled".into()], ..Default::default() }),
-        }
+    /// The policy to decide a new request with.
+    pub fn snapshot(&self) -> PolicySnapshot {
+        self.current.read().clone()
+    }
+
+    pub fn revision(&self) -> String {
+        self.current.read().revision().to_string()
+    }
+
+    /// Serves `policy` from now on; requests already running keep their snapshot.
+    pub fn swap(&self, policy: CompiledPolicy) {
+        *self.current.write() = PolicySnapshot(Some(Arc::new(policy)));
     }
 }
 

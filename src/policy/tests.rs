@@ -62,7 +62,7 @@ fn garbage_input_is_denied_not_allowed() {
 
 #[test]
 fn disabled_engine_allows() {
-    assert!(PolicyEngine::disabled().decide(&json!({})).unwrap().allow);
+    assert!(PolicyEngine::disabled().snapshot().decide(&json!({})).unwrap().allow);
 }
 
 #[test]

@@ -33,6 +33,7 @@ use crate::catalog::McpServer;
 use crate::error::GatewayError;
 use crate::metrics::METRICS;
 use crate::pipeline::{Gateway, McpPost, Verdict};
+use crate::policy::PolicySnapshot;
 use crate::state::RateOutcome;
 use filter::ToolsListFilter;
 use route::Route;
@@ -49,6 +50,8 @@ pub struct Ctx {
     route: Route,
     server: Option<Arc<McpServer>>,
     principal: Option<Arc<Principal>>,
+    /// The policy this request is decided by (also for its `tools/list` filtering).
+    policy: Option<PolicySnapshot>,
     method: Option<String>,
     decision: &'static str,
     rate: Option<RateOutcome>,
@@ -76,6 +79,7 @@ impl ProxyHttp for GatewayProxy {
             route: Route::NotFound,
             server: None,
             principal: None,
+            policy: None,
             method: None,
             decision: "none",
             rate: None,
@@ -194,14 +198,14 @@ impl ProxyHttp for GatewayProxy {
         end: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
-        let (Some(f), Some(server), Some(principal)) =
-            (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref())
+        let (Some(f), Some(server), Some(principal), Some(policy)) =
+            (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref(), ctx.policy.as_ref())
         else {
             return Ok(None);
         };
         let gw = &self.gw;
         let corr = ctx.corr_id.as_str();
-        let mut visible = |tool: &Value| gw.tool_visible(server, principal, tool, corr);
+        let mut visible = |tool: &Value| gw.tool_visible(policy, server, principal, tool, corr);
         let out = f.push(body.as_deref().unwrap_or(&[]), end, &mut visible);
         *body = if out.is_empty() { None } else { Some(Bytes::from(out)) };
         Ok(None)
@@ -309,7 +313,9 @@ impl GatewayProxy {
         };
         let client_ip = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
         let client_ip = client_ip.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or(client_ip);
+        let policy = self.gw.policy.snapshot();
         let post = McpPost {
+            policy: &policy,
             server: &server,
             principal: &principal,
             body: &body,
@@ -337,6 +343,7 @@ impl GatewayProxy {
                 ctx.durable = f.durable;
                 if f.filter_tools_list {
                     ctx.filter = Some(ToolsListFilter::pending());
+                    ctx.policy = Some(policy.clone());
                 }
                 let forwarded = match f.body {
                     Some(b) => {

@@ -1,0 +1,109 @@
+//! Hot reload against a running gateway: a broken policy is refused (decisions unchanged,
+//! error metric, file:line in the answer), a fixed one applies without a restart, and the
+//! file watcher picks changes up by itself.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn metric(gw: &Gateway, needle: &str) -> f64 {
+    let r = http("GET", &gw.admin_url("/metrics"), &[], b"");
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    text.lines()
+        .find(|l| l.starts_with(needle))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn reload(gw: &Gateway) -> Resp {
+    http("POST", &gw.admin_url("/admin/policy/reload"), &[], b"")
+}
+
+#[test]
+fn broken_policy_is_refused_and_a_fix_applies_without_restart() {
+    let upstream = fake_upstream(|_head, _body, s| {
+        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+        let _ =
+            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
+    });
+    let dir = temp_dir("reload-src");
+    std::fs::create_dir_all(dir.join("rego/fastmcp")).expect("dirs");
+    let authz = std::fs::read_to_string(repo().join("rego/fastmcp/authz.rego")).expect("authz");
+    std::fs::write(dir.join("rego/fastmcp/authz.rego"), &authz).expect("write");
+    let policies = std::fs::read_to_string(repo().join("tests/fixtures/policies.yml")).expect("policies");
+    std::fs::write(dir.join("policies.yml"), &policies).expect("write");
+
+    let gw = Gateway::builder("reload")
+        .env("FASTMCP_REGO_DIR", &dir.join("rego").display().to_string())
+        .env("FASTMCP_POLICIES", &dir.join("policies.yml").display().to_string())
+        .config(&format!(
+            "policy: {{watch_interval_ms: 0}}\nmcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      tool_tags: {{echo: []}}\n"
+        ))
+        .start();
+    let token = gw.mint("alice", "acme", "mcp-user");
+    let call = tools_call(1, "echo", json!({}));
+    let url = gw.url("/mcp/demo");
+    assert_eq!(mcp_post(&url, Some(&token), &call, &[]).status, 200);
+    let ready = http("GET", &gw.admin_url("/ready"), &[], b"").json();
+    let first_revision = ready["policy_revision"].as_str().expect("revision").to_string();
+
+    // A syntax error: refused with file:line, decisions unchanged, counted.
+    std::fs::write(dir.join("rego/fastmcp/authz.rego"), authz.replace("default allow := false", "default allow := "))
+        .expect("write");
+    let r = reload(&gw);
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    let message = r.json()["error"]["message"].as_str().unwrap_or("").to_string();
+    assert!(message.contains("authz.rego:"), "the error names file:line: {message}");
+    assert_eq!(mcp_post(&url, Some(&token), &call, &[]).status, 200, "the old policy keeps serving");
+    assert_eq!(metric(&gw, "fastmcp_policy_reloads_total{result=\"error\"}"), 1.0);
+    let ready = http("GET", &gw.admin_url("/ready"), &[], b"").json();
+    assert_eq!(ready["policy_revision"], first_revision.as_str());
+
+    // Fixed Rego plus a data change that takes mcp.demo away from mcp-user: applied at once.
+    std::fs::write(dir.join("rego/fastmcp/authz.rego"), &authz).expect("write");
+    std::fs::write(dir.join("policies.yml"), policies.replace("mcp-user: [\"mcp.demo\", ", "mcp-user: ["))
+        .expect("write");
+    let r = reload(&gw);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["result"], "applied");
+    let denied = mcp_post(&url, Some(&token), &call, &[]);
+    assert_eq!(denied.status, 403);
+    let reasons = denied.json()["error"]["data"]["details"]["reasons"].to_string();
+    assert!(reasons.contains("missing_scope:mcp.demo"), "{reasons}");
+    assert_eq!(metric(&gw, "fastmcp_policy_reloads_total{result=\"ok\"}"), 1.0);
+    assert_eq!(reload(&gw).json()["result"], "unchanged");
+}
+
+#[test]
+fn the_watcher_applies_changes_by_itself() {
+    let dir = temp_dir("watch-src");
+    std::fs::write(
+        dir.join("policies.yml"),
+        std::fs::read_to_string(repo().join("tests/fixtures/policies.yml")).expect("read"),
+    )
+    .expect("write");
+    let gw = Gateway::builder("watch")
+        .env("FASTMCP_POLICIES", &dir.join("policies.yml").display().to_string())
+        .config("policy: {watch_interval_ms: 50}\n")
+        .start();
+    let before = http("GET", &gw.admin_url("/ready"), &[], b"").json()["policy_revision"].clone();
+    let mut text = std::fs::read_to_string(dir.join("policies.yml")).expect("read");
+    text.push_str("\n  - id: added-by-test\n    effect: deny\n    when: {action: nothing}\n");
+    std::fs::write(dir.join("policies.yml"), text).expect("write");
+    // Bounded poll for the watcher's reload (not a fixed sleep).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = http("GET", &gw.admin_url("/ready"), &[], b"").json()["policy_revision"].clone();
+        if now != before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "watcher never applied the change");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(metric(&gw, "fastmcp_policy_reloads_total{result=\"ok\"}"), 1.0);
+}
