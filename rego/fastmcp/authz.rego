@@ -94,6 +94,8 @@ denies contains rules[i].id if {
 	rules[i].effect == "deny"
 }
 
+denies contains id if some id in abac_denies
+
 confirms contains rule.id if {
 	some i in matched
 	rule := rules[i]
@@ -101,8 +103,29 @@ confirms contains rule.id if {
 	rule.require_confirmation
 }
 
+confirms contains id if some id in abac_confirms
+
+# Attribute rules (package fastmcp.abac, abac.rego): rule ids that deny, rule ids that ask
+# for confirmation, extra scopes the call needs. Empty when that package is absent.
+default abac_denies := []
+
+abac_denies := data.fastmcp.abac.denies
+
+default abac_confirms := []
+
+abac_confirms := data.fastmcp.abac.confirms
+
+default abac_required_scopes := []
+
+abac_required_scopes := data.fastmcp.abac.required_scopes
+
 missing_scopes contains s if {
 	some s in input.resource.required_scopes
+	not scope_held(s)
+}
+
+missing_scopes contains s if {
+	some s in abac_required_scopes
 	not scope_held(s)
 }
 

@@ -76,14 +76,21 @@ impl CompiledPolicy {
     /// RVM when it accepts the policy and agrees with the interpreter on a probe input.
     pub fn compile(sources: &PolicySources) -> Result<CompiledPolicy, String> {
         let engine = sources.engine(false)?;
-        let probe_input = regorus::Value::new_object();
-        let mut probe = engine.clone();
-        probe.set_input(probe_input.clone());
-        let expected = probe
-            .eval_rule(DECISION_RULE.to_string())
-            .map_err(|e| format!("policy does not evaluate {DECISION_RULE}: {e}"))?;
-        let data = regorus::Value::from_json_str(&sources.data()?.to_string()).map_err(|e| e.to_string())?;
-        let rvm = match rvm_program(&engine, &data, probe_input, &expected) {
+        let data_json = sources.data()?;
+        // The interpreter is the reference: every probe must evaluate there, and the RVM must
+        // agree with it on all of them before it may serve decisions.
+        let mut probes = Vec::new();
+        for input in probe_inputs(&data_json) {
+            let input = regorus::Value::from_json_str(&input.to_string()).map_err(|e| e.to_string())?;
+            let mut probe = engine.clone();
+            probe.set_input(input.clone());
+            let expected = probe
+                .eval_rule(DECISION_RULE.to_string())
+                .map_err(|e| format!("policy does not evaluate {DECISION_RULE}: {e}"))?;
+            probes.push((input, expected));
+        }
+        let data = regorus::Value::from_json_str(&data_json.to_string()).map_err(|e| e.to_string())?;
+        let rvm = match rvm_program(&engine, &data, &probes) {
             Ok(p) => Some((p, data)),
             Err(e) => {
                 tracing::info!(reason = %e, "policy runs on the regorus interpreter (RVM not usable)");
@@ -149,20 +156,67 @@ impl CompiledPolicy {
 fn rvm_program(
     engine: &regorus::Engine,
     data: &regorus::Value,
-    probe: regorus::Value,
-    expected: &regorus::Value,
+    probes: &[(regorus::Value, regorus::Value)],
 ) -> Result<Arc<Program>, String> {
     let compiled = engine.clone().compile_with_entrypoint(&DECISION_RULE.into()).map_err(|e| e.to_string())?;
     let program = Compiler::compile_from_policy(&compiled, &[DECISION_RULE]).map_err(|e| e.to_string())?;
     let mut vm = RegoVM::new();
     vm.load_program(program.clone());
     vm.set_data(data.clone()).map_err(|e| e.to_string())?;
-    vm.set_input(probe);
-    let got = vm.execute().map_err(|e| e.to_string())?;
-    if &got != expected {
-        return Err(format!("RVM and interpreter disagree on the probe input ({got} vs {expected})"));
+    for (input, expected) in probes {
+        vm.set_input(input.clone());
+        let got = vm.execute().map_err(|e| e.to_string())?;
+        if &got != expected {
+            return Err(format!("RVM and interpreter disagree on probe {input}: {got} vs {expected}"));
+        }
     }
     Ok(program)
+}
+
+/// Inputs that exercise the rules of `data`: an empty one, and for every tool id, provider and
+/// action the rules name, a request by each role with and without arguments.
+fn probe_inputs(data: &Value) -> Vec<Value> {
+    let rules = data.pointer("/policies/rules").and_then(Value::as_array).cloned().unwrap_or_default();
+    let named = |key: &str| -> Vec<Value> {
+        let mut v: Vec<Value> = rules
+            .iter()
+            .filter_map(|r| r.pointer(&format!("/when/{key}")).cloned())
+            .flat_map(|w| match w {
+                Value::Array(items) => items,
+                Value::String(s) if !s.starts_with("!= ") => vec![Value::String(s)],
+                _ => vec![],
+            })
+            .collect();
+        v.dedup();
+        v
+    };
+    let roles: Vec<Value> = data
+        .pointer("/policies/roles")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().map(|k| Value::from(k.as_str())).collect())
+        .unwrap_or_default();
+    let mut out = vec![serde_json::json!({})];
+    let mut tools = named("resource.toolId");
+    tools.push(Value::from("mcp:probe:tool"));
+    let mut providers = named("resource.provider_id");
+    providers.push(Value::from("mcp"));
+    for (tool, provider) in tools.iter().zip(providers.iter().cycle()) {
+        for role in roles.iter().chain(std::iter::once(&Value::from("none"))) {
+            for args in [None, Some(serde_json::json!({"budget": 5000, "query": "SELECT 1"}))] {
+                let mut input = serde_json::json!({
+                    "subject": {"sub": "probe", "tenant": "acme", "roles": [role], "scopes": []},
+                    "action": "tools.invoke",
+                    "resource": {"toolId": tool, "provider_id": provider, "tenant": "public",
+                                 "safety_tags": ["destructive"], "required_scopes": []},
+                });
+                if let Some(a) = args {
+                    input["request"] = serde_json::json!({"arguments": a});
+                }
+                out.push(input);
+            }
+        }
+    }
+    out
 }
 
 /// The policy one request is decided by, fixed for the request's lifetime (a reload does not

@@ -7,6 +7,8 @@ use sha2::{Digest, Sha256};
 
 pub const EMBEDDED_POLICIES: &str = include_str!("../../policies/policies.yml");
 pub const EMBEDDED_REGO: &[(&str, &str)] = &[
+    ("rego/fastmcp/abac.rego", include_str!("../../rego/fastmcp/abac.rego")),
+    ("rego/fastmcp/abac_test.rego", include_str!("../../rego/fastmcp/abac_test.rego")),
     ("rego/fastmcp/authz.rego", include_str!("../../rego/fastmcp/authz.rego")),
     ("rego/fastmcp/authz_test.rego", include_str!("../../rego/fastmcp/authz_test.rego")),
 ];

@@ -49,8 +49,11 @@ fn seed_outcomes() {
     assert!(!d.allow, "obligation rule must not grant: {d:?}");
     let d = p.decide(&input(&["mcp-admin"], "mcp:git:x", "mcp", &[], &["mcp.git"], "globex")).unwrap();
     assert!(!d.allow && d.reasons.contains(&"tenant-isolation".to_string()));
-    let d = p.decide(&input(&["data-analyst"], "database:executeQuery", "database", &[], &[], "public")).unwrap();
-    assert!(d.allow);
+    let mut q = input(&["data-analyst"], "database:executeQuery", "database", &[], &[], "public");
+    q["request"] = json!({"arguments": {"query": "SELECT 1"}});
+    assert!(p.decide(&q).unwrap().allow, "a read-only query");
+    q["request"] = json!({"arguments": {"query": "DELETE FROM t"}});
+    assert!(!p.decide(&q).unwrap().allow, "a write needs database.write");
 }
 
 #[test]

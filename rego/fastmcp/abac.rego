@@ -1,0 +1,47 @@
+# Attribute rules on tool arguments (ABAC), shipped with the default policy. They only add
+# obligations and requirements; they never grant access on their own.
+#
+# Tunables live in policies.yml under `params` (hot-reloaded with the rest).
+#
+# authz.rego reads three sets from this package: `denies` and `confirms` (rule ids) and
+# `required_scopes` (scopes the call needs on top of the tool's). Keep them in a package of
+# their own: regorus 0.14 mis-evaluates `with input as` tests when a second module shares the
+# package of the rules under test.
+package fastmcp.abac
+
+import rego.v1
+
+denies contains id if some id in []
+
+default ads_budget_threshold := 1000
+
+ads_budget_threshold := data.policies.params.ads_budget_confirmation_threshold
+
+# A campaign whose budget is above the threshold needs a human confirmation.
+confirms contains "abac-ads-budget-over-threshold" if {
+	input.resource.toolId == "ads:createCampaign"
+	budget := input.request.arguments.budget
+	is_number(budget)
+	budget > ads_budget_threshold
+}
+
+# A budget that is not a number cannot be compared: confirm rather than guess. (Presence is
+# tested explicitly: the RVM must not see `not` applied to an undefined value.)
+confirms contains "abac-ads-budget-not-a-number" if {
+	input.resource.toolId == "ads:createCampaign"
+	args := object.get(input, ["request", "arguments"], {})
+	"budget" in object.keys(args)
+	not is_number(args.budget)
+}
+
+# Anything but one plain read-only statement needs database.write (the database provider also
+# enforces read-only connections; this is the policy-level requirement).
+required_scopes contains "database.write" if {
+	input.resource.toolId == "database:executeQuery"
+	not read_only_sql(object.get(input, ["request", "arguments", "query"], ""))
+}
+
+read_only_sql(q) if {
+	is_string(q)
+	regex.match(`^\s*(?i:select|explain|values)\b[^;]*;?\s*$`, q)
+}

@@ -1,0 +1,64 @@
+# Tests for abac.rego against the shipped policies.yml.
+package fastmcp.abac_test
+
+import rego.v1
+
+import data.fastmcp.authz
+
+campaign(budget) := {
+	"subject": {"sub": "f", "tenant": "acme", "roles": ["finance-write"], "scopes": []},
+	"action": "tools.invoke",
+	"resource": {"toolId": "ads:createCampaign", "provider_id": "ads", "tenant": "public", "safety_tags": [], "required_scopes": ["ads.write"]},
+	"request": {"arguments": {"budget": budget}},
+}
+
+query(roles, sql) := {
+	"subject": {"sub": "d", "tenant": "acme", "roles": roles, "scopes": []},
+	"action": "tools.invoke",
+	"resource": {"toolId": "database:executeQuery", "provider_id": "database", "tenant": "public", "safety_tags": [], "required_scopes": ["database.execute"]},
+	"request": {"arguments": {"query": sql}},
+}
+
+test_budget_over_threshold_needs_confirmation if {
+	d := authz.decision with input as campaign(5000)
+	d.allow
+	d.require_confirmation
+	"abac-ads-budget-over-threshold" in d.reasons
+}
+
+test_budget_threshold_is_configurable if {
+	d := authz.decision with input as campaign(5000) with data.policies.params.ads_budget_confirmation_threshold as 10000
+	not "abac-ads-budget-over-threshold" in d.reasons
+}
+
+test_budget_below_threshold_needs_no_abac_confirmation if {
+	d := authz.decision with input as campaign(10)
+	d.allow
+	not "abac-ads-budget-over-threshold" in d.reasons
+}
+
+test_non_numeric_budget_is_confirmed if {
+	d := authz.decision with input as campaign("lots")
+	"abac-ads-budget-not-a-number" in d.reasons
+}
+
+test_analyst_may_select if {
+	d := authz.decision with input as query(["data-analyst"], "SELECT * FROM users")
+	d.allow
+}
+
+test_analyst_may_not_write if {
+	d := authz.decision with input as query(["data-analyst"], "DELETE FROM users")
+	not d.allow
+	"missing_scope:database.write" in d.reasons
+}
+
+test_stacked_statements_need_write if {
+	d := authz.decision with input as query(["data-analyst"], "SELECT 1; DROP TABLE users")
+	not d.allow
+}
+
+test_admin_may_write if {
+	d := authz.decision with input as query(["data-admin"], "DELETE FROM users")
+	d.allow
+}
