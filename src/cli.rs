@@ -79,6 +79,9 @@ enum PolicyCommand {
     Test {
         /// Rego directories (default: the configured rego_dir).
         dirs: Vec<PathBuf>,
+        /// Also print line coverage of the policy modules.
+        #[arg(long)]
+        coverage: bool,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -118,9 +121,9 @@ pub fn run() -> i32 {
                 }
             }
         }),
-        Command::Policy { command: PolicyCommand::Test { dirs, config } } => with_config(config, |cfg| {
+        Command::Policy { command: PolicyCommand::Test { dirs, coverage, config } } => with_config(config, |cfg| {
             let dirs = if dirs.is_empty() { vec![cfg.policy.rego_dir.clone()] } else { dirs };
-            policy_test(&cfg, &dirs)
+            policy_test(&cfg, &dirs, coverage)
         }),
         Command::Policy { command: PolicyCommand::Eval { input, config } } => {
             with_config(config, |cfg| policy_eval(&cfg, &input))
@@ -210,7 +213,7 @@ fn mint(cfg: &Config, sub: &str, tenant: &str, roles: &str, scopes: &str, ttl: &
     }
 }
 
-fn policy_test(cfg: &Config, dirs: &[PathBuf]) -> i32 {
+fn policy_test(cfg: &Config, dirs: &[PathBuf], coverage: bool) -> i32 {
     let sources = match PolicySources::load(&cfg.policy.policies_file, dirs) {
         Ok(s) => s,
         Err(e) => {
@@ -218,7 +221,12 @@ fn policy_test(cfg: &Config, dirs: &[PathBuf]) -> i32 {
             return 2;
         }
     };
-    let results = match testrunner::run(&sources) {
+    let run = if coverage {
+        testrunner::run_with_coverage(&sources).map(|(r, c)| (r, Some(c)))
+    } else {
+        testrunner::run(&sources).map(|r| (r, None))
+    };
+    let (results, coverage) = match run {
         Ok(r) => r,
         Err(e) => {
             eprintln!("policy does not compile: {e}");
@@ -232,6 +240,11 @@ fn policy_test(cfg: &Config, dirs: &[PathBuf]) -> i32 {
         } else {
             println!("FAIL {}: {} — {}", r.file, r.rule, r.detail);
         }
+    }
+    for f in coverage.unwrap_or_default() {
+        let total = f.covered + f.not_covered;
+        let pct = if total == 0 { 100.0 } else { 100.0 * f.covered as f64 / total as f64 };
+        println!("COVERAGE {}: {}/{} lines ({pct:.1}%)", f.file, f.covered, total);
     }
     println!("{} passed, {} failed", results.len() - failed, failed);
     if failed > 0 || results.is_empty() {

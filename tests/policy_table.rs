@@ -116,6 +116,10 @@ fn policy_test_cli_passes_on_shipped_rego_and_names_a_failing_rule() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("PASS rego/fastmcp/authz_test.rego: test_default_deny"), "{stdout}");
     assert!(stdout.lines().last().unwrap_or("").ends_with(" passed, 0 failed"), "{stdout}");
+    let out = fastmcp(&repo(), &["policy", "test", "--coverage", "rego"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("COVERAGE rego/fastmcp/authz.rego: "), "line coverage per module: {stdout}");
 
     let dir = temp_dir("policy-cli");
     std::fs::create_dir_all(dir.join("rego/fastmcp")).expect("dir");
