@@ -124,8 +124,7 @@ impl CompiledPolicy {
     /// Evaluates the decision for `input` on this thread's evaluator.
     pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
         let unavailable = |m: String| GatewayError::Unavailable { message: m };
-        let rv: regorus::Value =
-            serde_json::from_value(input.clone()).map_err(|e| unavailable(format!("policy input: {e}")))?;
+        let rv = regorus::Value::deserialize(input).map_err(|e| unavailable(format!("policy input: {e}")))?;
         let out = LOCAL.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.as_ref().map(|(id, _)| *id) != Some(self.id) {
