@@ -12,4 +12,13 @@ export FASTMCP_TEST_PYTHON="$REPO/.venv/bin/python"
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test --release 2>&1
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary, for humans and CI alike.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

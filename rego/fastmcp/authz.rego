@@ -164,7 +164,7 @@ rate_limits := [rules[i].rate_limit |
 base := {
 	"allow": allow,
 	"require_confirmation": require_confirmation,
-	"reasons": sort([id | some id in reason_ids]),
+	"reasons": reason_ids, # a set: serialized as a sorted array
 }
 
 decision := object.union(base, {"rate_limit": rate_limits[0]}) if count(rate_limits) > 0
