@@ -76,17 +76,13 @@ differs(c) if {
 	have != "public"
 }
 
-# A confirmation rule without a subject condition is an obligation: it never grants access.
+# A confirmation rule without a subject condition is an obligation (`rule.obligation`,
+# computed from the rule's shape at load): it never grants access.
 grants contains rule.id if {
 	some i in matched
 	rule := rules[i]
 	rule.effect == "allow"
-	not obligation(rule)
-}
-
-obligation(rule) if {
-	rule.require_confirmation
-	not rule.names_subject
+	not rule.obligation
 }
 
 denies contains rules[i].id if {

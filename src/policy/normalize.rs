@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-/// `data.fastmcp_rules`: `[{id, effect, require_confirmation, names_subject, rate_limit?,
+/// `data.fastmcp_rules`: `[{id, effect, require_confirmation, obligation, rate_limit?,
 /// eq_pattern: {...}, eq: [{path, value}], in: [{path, value}], tags_any: [{path, value}],
 /// neq_path: [{path, other}]}]`: equality conditions as one nested pattern (`eq` keeps only
 /// those whose paths collide), the rest one list per operator, so the Rego needs no
@@ -41,7 +41,9 @@ fn rule(index: usize, r: &Value) -> Value {
         "id": r.get("id").cloned().unwrap_or_else(|| json!(format!("rule-{index}"))),
         "effect": r.get("effect").cloned().unwrap_or_else(|| json!("allow")),
         "require_confirmation": r.get("require_confirmation").and_then(Value::as_bool).unwrap_or(false),
-        "names_subject": when.keys().any(|k| k.starts_with("subject.")),
+        // Syntactic, so computed once here: a confirmation rule without a subject condition.
+        "obligation": r.get("require_confirmation").and_then(Value::as_bool).unwrap_or(false)
+            && !when.keys().any(|k| k.starts_with("subject.")),
         "eq_pattern": pattern,
         "eq": eq,
         "in": any_of,
@@ -90,7 +92,7 @@ mod tests {
             "resource.tenant": "!= subject.tenant", "subject.roles": ["a"], "action": "x",
             "resource.safety_tags_any": "financial"}}]});
         let r = &normalize(&p)[0];
-        assert_eq!(r["names_subject"], true);
+        assert_eq!(r["obligation"], false, "deny rules naming a subject are no obligations");
         assert_eq!(r["eq_pattern"], json!({"action": "x"}));
         assert_eq!(r["eq"], json!([]));
         assert_eq!(r["in"], json!([{"path": ["subject", "roles"], "value": ["a"]}]));
