@@ -87,3 +87,39 @@ fn unknown_kid_triggers_one_refetch_per_interval() {
     };
     assert_eq!(mcp_post(&url, Some(&forged), &call, &[]).status, 401);
 }
+
+#[test]
+fn jwks_file_keys_verify_and_private_keys_are_refused() {
+    let upstream = fake_upstream(|_head, _body, s| {
+        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+        let _ =
+            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
+    });
+    let (jwk, signer) = key("file-key");
+    let dir = temp_dir("jwks-file");
+    let path = dir.join("jwks.json");
+    std::fs::write(&path, json!({"keys": [jwk]}).to_string()).expect("write");
+    let cfg = format!(
+        "mcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      tool_tags: {{echo: []}}\n"
+    );
+    let gw = Gateway::builder("jwks-file").env("JWKS_FILE", &path.display().to_string()).config(&cfg).start();
+    let call = tools_call(1, "echo", json!({}));
+    assert_eq!(mcp_post(&gw.url("/mcp/up"), Some(&token(&signer, "file-key")), &call, &[]).status, 200);
+    assert!(!gw.data_dir_has_dev_keys(), "no dev keys when a JWKS is configured");
+
+    // A JWKS carrying a private key is a configuration error: refuse to start.
+    let mut private = signer.public_jwk.clone();
+    private["d"] = json!("AAAA");
+    std::fs::write(&path, json!({"keys": [private]}).to_string()).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fastmcp"))
+        .args(["serve"])
+        .env("JWKS_FILE", &path)
+        .env("FASTMCP_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("FASTMCP_ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("AUDIT_WORM_DIR", dir.join("audit"))
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private"), "{}", String::from_utf8_lossy(&out.stderr));
+}

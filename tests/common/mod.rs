@@ -167,6 +167,10 @@ impl Gateway {
         let _ = self.child.wait();
     }
 
+    pub fn data_dir_has_dev_keys(&self) -> bool {
+        self.dir.join("data/dev-keys").exists()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
     }
