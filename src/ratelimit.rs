@@ -6,9 +6,21 @@ use crate::error::GatewayError;
 use crate::policy::RateOverride;
 use crate::state::{RateOutcome, RateSpec, StateStore};
 
-/// The bucket key. `\u{1f}` cannot appear in JWT string claims we accept as identifiers.
+/// The bucket key. Tenant and subject are length-prefixed: claims are caller-chosen strings,
+/// and no choice of them may make two callers share a bucket.
 pub fn bucket_key(tenant: &str, sub: &str, tool_id: &str) -> String {
-    format!("rl\u{1f}{tenant}\u{1f}{sub}\u{1f}{tool_id}")
+    format!("rl:{}:{tenant}:{}:{sub}:{tool_id}", tenant.len(), sub.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_key;
+
+    #[test]
+    fn keys_cannot_collide_across_callers() {
+        assert_ne!(bucket_key("a:1", "b", "t"), bucket_key("a", "1:b", "t"));
+        assert_ne!(bucket_key("a", "b", "x:y"), bucket_key("a", "b:x", "y"));
+    }
 }
 
 /// Applies the limit; `Ok(Some(outcome))` when allowed (for `RateLimit-*` headers).

@@ -21,6 +21,11 @@ impl SseRewriter {
         out
     }
 
+    /// Bytes held back waiting for the end of an event.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The unfinished tail at end of stream, unchanged.
     pub fn finish(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.pending)

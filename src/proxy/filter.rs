@@ -5,6 +5,10 @@ use serde_json::Value;
 use crate::mcp::sse::SseRewriter;
 use crate::mcp::tools_list;
 
+/// Largest `tools/list` response (or single SSE event) the filter holds. Past it the response
+/// is cut off rather than passed unfiltered (fail closed).
+pub const MAX_HELD_BYTES: usize = 16 << 20;
+
 /// The filter for one `tools/list` response.
 pub enum ToolsListFilter {
     /// Request was `tools/list`; the response encoding is not known yet.
@@ -35,8 +39,26 @@ impl ToolsListFilter {
         }
     }
 
-    /// Feeds a body chunk; returns what to send now.
-    pub fn push(&mut self, chunk: &[u8], end: bool, visible: &mut dyn FnMut(&Value) -> bool) -> Vec<u8> {
+    /// Feeds a body chunk; returns what to send now, or `Err` when the response is too large
+    /// to filter.
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        end: bool,
+        visible: &mut dyn FnMut(&Value) -> bool,
+    ) -> Result<Vec<u8>, String> {
+        let held = match self {
+            ToolsListFilter::Pending => 0,
+            ToolsListFilter::Json(buf) => buf.len(),
+            ToolsListFilter::Sse(r) => r.pending_len(),
+        };
+        if held + chunk.len() > MAX_HELD_BYTES {
+            return Err(format!("tools/list response over {MAX_HELD_BYTES} bytes cannot be filtered"));
+        }
+        Ok(self.push_unchecked(chunk, end, visible))
+    }
+
+    fn push_unchecked(&mut self, chunk: &[u8], end: bool, visible: &mut dyn FnMut(&Value) -> bool) -> Vec<u8> {
         match self {
             ToolsListFilter::Pending => chunk.to_vec(),
             ToolsListFilter::Json(buf) => {

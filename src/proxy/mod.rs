@@ -206,7 +206,13 @@ impl ProxyHttp for GatewayProxy {
         let gw = &self.gw;
         let corr = ctx.corr_id.as_str();
         let mut visible = |tool: &Value| gw.tool_visible(policy, server, principal, tool, corr);
-        let out = f.push(body.as_deref().unwrap_or(&[]), end, &mut visible);
+        let out = match f.push(body.as_deref().unwrap_or(&[]), end, &mut visible) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(corr_id = %corr, error = %e, "tools/list not filtered; response cut off");
+                return Error::e_explain(ErrorType::InternalError, e);
+            }
+        };
         *body = if out.is_empty() { None } else { Some(Bytes::from(out)) };
         Ok(None)
     }
