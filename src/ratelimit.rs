@@ -12,17 +12,6 @@ pub fn bucket_key(tenant: &str, sub: &str, tool_id: &str) -> String {
     format!("rl:{}:{tenant}:{}:{sub}:{tool_id}", tenant.len(), sub.len())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::bucket_key;
-
-    #[test]
-    fn keys_cannot_collide_across_callers() {
-        assert_ne!(bucket_key("a:1", "b", "t"), bucket_key("a", "1:b", "t"));
-        assert_ne!(bucket_key("a", "b", "x:y"), bucket_key("a", "b:x", "y"));
-    }
-}
-
 /// Applies the limit; `Ok(Some(outcome))` when allowed (for `RateLimit-*` headers).
 pub async fn check(
     cfg: &RateLimitConfig,
@@ -60,4 +49,15 @@ pub fn headers(out: &RateOutcome) -> [(&'static str, String); 3] {
         ("ratelimit-remaining", out.remaining.to_string()),
         ("ratelimit-reset", out.reset_secs.to_string()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_key;
+
+    #[test]
+    fn keys_cannot_collide_across_callers() {
+        assert_ne!(bucket_key("a:1", "b", "t"), bucket_key("a", "1:b", "t"));
+        assert_ne!(bucket_key("a", "b", "x:y"), bucket_key("a", "b:x", "y"));
+    }
 }
