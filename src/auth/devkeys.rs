@@ -101,7 +101,10 @@ fn public_jwk(alg: Algorithm, kid: &str, pkcs8: &[u8]) -> Result<serde_json::Val
 /// Writes the private key with mode 0600 without ever replacing an existing key: a
 /// concurrent first use (serve and token mint at once) keeps whichever key landed first.
 fn write_private(path: &Path, pem: &str) -> Result<(), String> {
-    let tmp: PathBuf = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call: concurrent first uses must not share a temp file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
