@@ -3,18 +3,12 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::*;
 use serde_json::json;
 
 #[test]
 fn every_decision_is_chained_and_tampering_is_named() {
-    let port = fake_upstream(|_head, _body, s| {
-        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
-        let _ =
-            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
-    });
+    let port = json_ok_upstream();
     let dead = free_port();
     let mut gw = Gateway::builder("audit")
         .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())

@@ -44,11 +44,7 @@ fn unknown_kid_triggers_one_refetch_per_interval() {
             body.len()
         );
     });
-    let upstream = fake_upstream(|_head, _body, s| {
-        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
-        let _ =
-            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
-    });
+    let upstream = json_ok_upstream();
     let (jwk_a, key_a) = key("a");
     let (jwk_b, key_b) = key("b");
     served.lock().expect("lock").push(jwk_a);
@@ -90,11 +86,7 @@ fn unknown_kid_triggers_one_refetch_per_interval() {
 
 #[test]
 fn jwks_file_keys_verify_and_private_keys_are_refused() {
-    let upstream = fake_upstream(|_head, _body, s| {
-        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
-        let _ =
-            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
-    });
+    let upstream = json_ok_upstream();
     let (jwk, signer) = key("file-key");
     let dir = temp_dir("jwks-file");
     let path = dir.join("jwks.json");

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -26,11 +25,7 @@ fn reload(gw: &Gateway) -> Resp {
 
 #[test]
 fn broken_policy_is_refused_and_a_fix_applies_without_restart() {
-    let upstream = fake_upstream(|_head, _body, s| {
-        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
-        let _ =
-            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
-    });
+    let upstream = json_ok_upstream();
     let dir = temp_dir("reload-src");
     std::fs::create_dir_all(dir.join("rego/fastmcp")).expect("dirs");
     let authz = std::fs::read_to_string(repo().join("rego/fastmcp/authz.rego")).expect("authz");

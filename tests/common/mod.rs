@@ -341,6 +341,15 @@ pub fn sdk_client(url: &str, token: &str, mode: &str, args: &[&str]) -> serde_js
     serde_json::from_str(line).expect("client JSON")
 }
 
+/// A fake MCP upstream answering every request with an empty JSON-RPC tool result.
+pub fn json_ok_upstream() -> u16 {
+    fake_upstream(|_head, _body, s| {
+        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+        let _ =
+            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len());
+    })
+}
+
 /// A raw-TCP fake upstream: answers each request through `handler(request_head, body, stream)`.
 pub fn fake_upstream<F>(handler: F) -> u16
 where
