@@ -34,6 +34,7 @@ async fn main() {
             state: Arc::new(MemoryState::default()),
             audit: AuditLog::open(&dir, "bench".into()).expect("audit"),
             catalog: Catalog::new(&cfg.mcp.servers).expect("catalog"),
+            fed: fastmcp::mcp::federation::Federation::new(&cfg.mcp).expect("federation"),
             cfg: cfg.clone(),
         };
         let server = gw.catalog.server("bench").expect("server");
@@ -55,10 +56,12 @@ async fn main() {
                 path: "/mcp/bench",
                 client_ip: "127.0.0.1",
                 corr_id: "c",
+                protocol_version: None,
+                session_elicitation: false,
             };
             match gw.mcp_post(&req).await {
                 Verdict::Forward(f) => assert_eq!(f.decision, "allow"),
-                Verdict::Answer(a) => panic!("refused: {}", a.body),
+                _ => panic!("refused"),
             }
         }
         println!(

@@ -3,7 +3,9 @@
 # unchanged requirement files does nothing but check.
 #
 #   $REPO/.venv                         Python venv with tests/py/requirements.txt (official mcp SDK)
-#   $REPO/tests/node/node_modules       @modelcontextprotocol/server-everything (tests/node/package.json)
+#   $REPO/tests/node/node_modules       @modelcontextprotocol/server-everything, the conformance suite
+#                                       @modelcontextprotocol/conformance and a Node 22 binary for it
+#                                       at node_modules/.bin/node (package `node`) (tests/node/package.json)
 #
 # Needs python3 (>= 3.10, with venv) and node/npm, plus PyPI and the npm registry.
 # Environment: PYTHON (default python3) picks the interpreter the venv is built from.
@@ -52,8 +54,12 @@ fi
 node_files=("$NODE_DIR/package.json")
 [[ -f "$NODE_DIR/package-lock.json" ]] && node_files+=("$NODE_DIR/package-lock.json")
 node_wanted="$(sha_of "${node_files[@]}")"
-if [[ -f "$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
-      && -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$node_wanted" ]]; then
+node_ready() {
+    [[ -f "$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
+       && -f "$NODE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js" \
+       && -x "$NODE_DIR/node_modules/.bin/node" ]]
+}
+if node_ready && [[ -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$node_wanted" ]]; then
     log "node peers up to date ($NODE_DIR/node_modules)"
 else
     command -v npm >/dev/null 2>&1 || { log "npm not found on PATH"; exit 1; }
@@ -63,7 +69,8 @@ else
     else
         (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error)
     fi
-    test -f "$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+    node_ready || { log "node peers incomplete after npm install"; exit 1; }
+    "$NODE_DIR/node_modules/.bin/node" --version >/dev/null
     # Recompute: npm install may just have written package-lock.json.
     node_files=("$NODE_DIR/package.json")
     [[ -f "$NODE_DIR/package-lock.json" ]] && node_files+=("$NODE_DIR/package-lock.json")

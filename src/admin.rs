@@ -67,6 +67,7 @@ impl ServeHttp for AdminApp {
         match path.as_str() {
             "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render()),
             "/health" => json_reply(200, json!({"status": "ok"})),
+            "/admin/mcp/servers" => json_reply(200, self.gw.fed.status()),
             "/ready" => {
                 let keys = self.gw.auth.as_ref().map(|a| a.key_count()).unwrap_or(1);
                 let ready = keys > 0;

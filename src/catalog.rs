@@ -15,7 +15,8 @@ use crate::config::{McpServerConfig, UpstreamUrl};
 pub struct McpServer {
     pub name: String,
     pub cfg: McpServerConfig,
-    pub url: UpstreamUrl,
+    /// The HTTP endpoint; `None` for a stdio server (reached through its client only).
+    pub url: Option<UpstreamUrl>,
 }
 
 /// Servers by name, plus the annotations last seen in their `tools/list` results.
@@ -29,7 +30,11 @@ impl Catalog {
     pub fn new(servers: &BTreeMap<String, McpServerConfig>) -> Result<Catalog, String> {
         let mut map = HashMap::new();
         for (name, cfg) in servers {
-            let url = UpstreamUrl::parse(&cfg.url).map_err(|e| format!("mcp.servers.{name}.url: {e}"))?;
+            let url = if cfg.transport == "stdio" {
+                None
+            } else {
+                Some(UpstreamUrl::parse(&cfg.url).map_err(|e| format!("mcp.servers.{name}.url: {e}"))?)
+            };
             map.insert(name.clone(), Arc::new(McpServer { name: name.clone(), cfg: cfg.clone(), url }));
         }
         Ok(Catalog { servers: map, annotations: RwLock::new(HashMap::new()) })
@@ -37,6 +42,13 @@ impl Catalog {
 
     pub fn server(&self, name: &str) -> Option<Arc<McpServer>> {
         self.servers.get(name).cloned()
+    }
+
+    /// Every server, by name.
+    pub fn servers(&self) -> Vec<Arc<McpServer>> {
+        let mut all: Vec<Arc<McpServer>> = self.servers.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 
     pub fn server_names(&self) -> Vec<String> {
@@ -86,6 +98,23 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// The policy resource for a non-tool request (`resources/read`, `prompts/get`, …) on
+    /// `server`; `target` is the prompt name or resource URI.
+    pub fn server_resource(&self, server: &McpServer, target: Option<&str>) -> Value {
+        json!({
+            "toolId": format!("mcp:{}", server.name),
+            "provider_id": "mcp",
+            "server": server.name,
+            "target": target,
+            "tenant": server.cfg.tenant,
+            "safety_tags": [],
+            "annotations": {},
+            "required_scopes": [format!("mcp.{}", server.name)],
+        })
+    }
+}
+
 /// MCP annotation semantics with the spec's defaults: read-only tools are `read_only`;
 /// otherwise `destructiveHint` (default true) makes a tool `destructive`.
 pub fn tags_from_annotations(a: Option<&Value>) -> Vec<String> {
@@ -108,7 +137,7 @@ mod tests {
             "url: http://h:1/mcp\ntrusted: {trusted}\ntool_tags: {{forced: [financial]}}"
         ))
         .unwrap();
-        McpServer { name: "demo".into(), url: UpstreamUrl::parse(&cfg.url).unwrap(), cfg }
+        McpServer { name: "demo".into(), url: UpstreamUrl::parse(&cfg.url).ok(), cfg }
     }
 
     #[test]

@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// List the tools found on the configured MCP servers (JSON; exit 1 if any is down).
+    Discover {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +133,54 @@ pub fn run() -> i32 {
         Command::Policy { command: PolicyCommand::Eval { input, config } } => {
             with_config(config, |cfg| policy_eval(&cfg, &input))
         }
+        Command::Discover { config } => with_config(config, |cfg| discover(&cfg)),
+    }
+}
+
+/// `fastmcp discover`: connects to every configured server (with the discovery retries) and
+/// prints each one's status and tools as catalog manifests.
+fn discover(cfg: &Config) -> i32 {
+    let catalog = match crate::catalog::Catalog::new(&cfg.mcp.servers) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let timeout = std::time::Duration::from_secs(cfg.limits.upstream_timeout_seconds);
+    let servers: Vec<_> =
+        catalog.servers().iter().map(|s| (s.name.clone(), crate::mcp::upstream::transport(s, timeout))).collect();
+    let opts = crate::mcp::discovery::DiscoveryOptions {
+        retries: cfg.mcp.discovery_retries,
+        backoff_ms: cfg.mcp.discovery_backoff_ms,
+        refresh_interval: std::time::Duration::from_secs(cfg.mcp.refresh_interval_seconds.max(1)),
+    };
+    let found = crate::mcp::discovery::Discovery::discover_once(servers, &opts);
+    let mut all_up = true;
+    let mut out = serde_json::Map::new();
+    for (name, state) in found {
+        all_up &= state.status == crate::mcp::discovery::ServerStatus::Up;
+        let manifests: Vec<serde_json::Value> = match catalog.server(&name) {
+            Some(server) => state
+                .tools
+                .iter()
+                .filter_map(|t| {
+                    let tool = t.get("name")?.as_str()?;
+                    let mut m = catalog.tool_resource(&server, tool, t.get("annotations"));
+                    m["description"] = t.get("description").cloned().unwrap_or_default();
+                    m["inputs"] = t.get("inputSchema").cloned().unwrap_or_else(|| serde_json::json!({}));
+                    Some(m)
+                })
+                .collect(),
+            None => vec![],
+        };
+        out.insert(name, serde_json::json!({"status": state.status, "era": state.era, "tools": manifests}));
+    }
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"servers": out})).unwrap_or_default());
+    if all_up {
+        0
+    } else {
+        1
     }
 }
 

@@ -188,6 +188,30 @@ pub struct StateConfig {
 pub struct McpConfig {
     /// Servers by name (lowercase; used in `/mcp/{name}`, `mcp:{name}:{tool}`, `mcp.{name}`).
     pub servers: BTreeMap<String, McpServerConfig>,
+    /// Joins server and tool in the federated `/mcp` endpoint's tool names (`{server}__{tool}`).
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// Discovery attempts per server before it is marked down and retried in the background.
+    /// Env `MCP_DISCOVERY_RETRIES`.
+    #[serde(default = "default_discovery_retries")]
+    pub discovery_retries: u32,
+    /// First backoff between discovery attempts (doubles, capped at 30 s). Env `MCP_DISCOVERY_BACKOFF_MS`.
+    #[serde(default = "default_discovery_backoff_ms")]
+    pub discovery_backoff_ms: u64,
+    /// Re-list every server's tools this often (seconds), besides `list_changed` notifications.
+    #[serde(default = "default_refresh_interval")]
+    pub refresh_interval_seconds: u64,
+    /// Idle lifetime of a gateway session on the federated endpoint (2025-11-25 clients).
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_seconds: u64,
+    /// How long a held call waits for the client's answer to an `elicitation/create` request.
+    #[serde(default = "default_elicitation_timeout")]
+    pub elicitation_timeout_seconds: u64,
+    /// AES-256-GCM key (base64, 32 bytes) sealing MRTR `requestState`. Instances behind one
+    /// load balancer must share it. Empty: a random key per process (states do not survive a
+    /// restart, which only costs the client a new confirmation).
+    #[serde(default)]
+    pub request_state_key: Secret,
 }
 
 /// One upstream MCP server.
@@ -195,6 +219,8 @@ pub struct McpConfig {
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
     /// Full MCP endpoint URL. Env `MCP_<NAME>_URL`; a URL without a path gets `/mcp`.
+    /// Unused (may be empty) for the stdio transport.
+    #[serde(default)]
     pub url: String,
     /// Trust the server's tool annotations as safety tags. Env `MCP_<NAME>_TRUSTED`.
     #[serde(default)]
@@ -211,14 +237,36 @@ pub struct McpServerConfig {
     /// Tenant owning this server's tools; `public` means every tenant.
     #[serde(default = "default_tenant")]
     pub tenant: String,
-    /// `http` (default) or `stdio` (not supported yet). Env `MCP_<NAME>_TRANSPORT`.
+    /// `http` (default) or `stdio` (a spawned command speaking newline-delimited JSON-RPC).
+    /// Env `MCP_<NAME>_TRANSPORT`.
     #[serde(default = "default_transport")]
     pub transport: String,
     /// Command for the stdio transport. Env `MCP_<NAME>_COMMAND`.
     #[serde(default)]
     pub command: String,
+    /// Seconds a call to this server may take before 504 (default: `limits.upstream_timeout_seconds`).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }
 
+fn default_separator() -> String {
+    "__".into()
+}
+fn default_discovery_retries() -> u32 {
+    5
+}
+fn default_discovery_backoff_ms() -> u64 {
+    500
+}
+fn default_refresh_interval() -> u64 {
+    300
+}
+fn default_session_ttl() -> u64 {
+    3600
+}
+fn default_elicitation_timeout() -> u64 {
+    120
+}
 fn default_credential_header() -> String {
     "authorization".into()
 }
@@ -249,6 +297,8 @@ const NAMED_ENV: &[(&str, &str)] = &[
     ("RATE_BUCKET_BURST", "rate_limit.burst"),
     ("REDIS_URL", "state.redis_url"),
     ("AUDIT_WORM_DIR", "audit.dir"),
+    ("MCP_DISCOVERY_RETRIES", "mcp.discovery_retries"),
+    ("MCP_DISCOVERY_BACKOFF_MS", "mcp.discovery_backoff_ms"),
 ];
 
 /// Keys whose env value is always a string (never re-typed as a YAML number or bool).
@@ -273,6 +323,8 @@ const STRING_KEYS: &[&str] = &[
     "command",
     "transport",
     "tenant",
+    "separator",
+    "request_state_key",
 ];
 
 const MCP_SERVER_SUFFIXES: &[(&str, &str)] = &[
@@ -357,6 +409,9 @@ impl Config {
         if self.limits.upstream_timeout_seconds == 0 || self.limits.connect_timeout_seconds == 0 {
             return Err(ConfigError::new("limits", "timeouts must be positive"));
         }
+        if self.mcp.separator.is_empty() {
+            return Err(ConfigError::new("mcp.separator", "must not be empty"));
+        }
         for (name, server) in &self.mcp.servers {
             let key = format!("mcp.servers.{name}");
             if name.is_empty()
@@ -364,13 +419,17 @@ impl Config {
             {
                 return Err(ConfigError::new(key, "server names are [a-z0-9_-]+"));
             }
-            if server.transport != "http" {
-                return Err(ConfigError::new(
-                    format!("{key}.transport"),
-                    "only the http transport is supported by this build",
-                ));
+            match server.transport.as_str() {
+                "http" => {
+                    UpstreamUrl::parse(&server.url).map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
+                }
+                "stdio" if server.command.trim().is_empty() => {
+                    return Err(ConfigError::new(format!("{key}.command"), "the stdio transport needs a command"));
+                }
+                "stdio" => {}
+                _ => return Err(ConfigError::new(format!("{key}.transport"), "must be http or stdio")),
             }
-            UpstreamUrl::parse(&server.url).map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
+
             http::HeaderName::from_bytes(server.header.as_bytes())
                 .map_err(|_| ConfigError::new(format!("{key}.header"), "not a header name"))?;
             if !server.token.0.is_empty() && http::HeaderValue::from_str(&server.token.0).is_err() {

@@ -154,9 +154,18 @@ impl GatewayError {
         })
     }
 
-    /// Extra response headers this outcome requires (`Retry-After`, `RateLimit-*`).
+    /// Extra response headers this outcome requires (`Retry-After`, `RateLimit-*`, and for a
+    /// denial caused by missing scopes the RFC 6750 `insufficient_scope` challenge the MCP
+    /// authorization spec asks for, so a client can step up its token).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
+            Self::Forbidden { reasons, .. } if reasons.iter().any(|r| r.starts_with("missing_scope:")) => {
+                let scopes: Vec<&str> = reasons.iter().filter_map(|r| r.strip_prefix("missing_scope:")).collect();
+                vec![(
+                    "www-authenticate",
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", scopes.join(" ")),
+                )]
+            }
             Self::RateLimited { retry_after, limit, remaining, reset } => vec![
                 ("retry-after", retry_after.to_string()),
                 ("ratelimit-limit", limit.to_string()),
@@ -188,6 +197,20 @@ mod tests {
         assert_eq!(b["error"]["code"], "FORBIDDEN");
         assert_eq!(b["error"]["corr_id"], "c1");
         assert_eq!(b["error"]["details"]["reasons"][0], "r1");
+    }
+
+    #[test]
+    fn missing_scope_denial_challenges_for_insufficient_scope() {
+        let e = GatewayError::Forbidden {
+            message: "no".into(),
+            reasons: vec!["invoke-mcp-tools".into(), "missing_scope:mcp.demo".into()],
+        };
+        assert_eq!(
+            e.headers(),
+            vec![("www-authenticate", "Bearer error=\"insufficient_scope\", scope=\"mcp.demo\"".to_string())]
+        );
+        let plain = GatewayError::Forbidden { message: "no".into(), reasons: vec!["default_deny".into()] };
+        assert!(plain.headers().is_empty());
     }
 
     #[test]

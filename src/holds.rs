@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::canonical;
 use crate::config::HoldsConfig;
 use crate::error::GatewayError;
-use crate::state::{Hold, HoldConsume, StateStore};
+use crate::state::{Hold, HoldConsume, Redeemer, StateStore};
 
 /// A freshly created hold, as the caller is told about it.
 pub struct IssuedHold {
@@ -41,13 +41,27 @@ pub fn binding(principal: &Principal, tool_id: &str, args_hash: &str) -> String 
     canonical::hash(&json!([principal.sub, principal.tenant, tool_id, args_hash]))
 }
 
-/// Creates and stores a hold for this call.
+/// Creates and stores a hold for this call (no stored input, no approval needed).
 pub async fn issue(
     cfg: &HoldsConfig,
     state: &dyn StateStore,
     principal: &Principal,
     tool_id: &str,
     args_hash: &str,
+) -> Result<IssuedHold, GatewayError> {
+    issue_with(cfg, state, principal, tool_id, args_hash, None, false).await
+}
+
+/// Creates and stores a hold, keeping the `input` (canonical JSON) for a confirm that omits
+/// it, and in approver mode requiring an approval.
+pub async fn issue_with(
+    cfg: &HoldsConfig,
+    state: &dyn StateStore,
+    principal: &Principal,
+    tool_id: &str,
+    args_hash: &str,
+    input: Option<String>,
+    needs_approval: bool,
 ) -> Result<IssuedHold, GatewayError> {
     let mut raw = vec![0u8; cfg.token_bytes.max(24)];
     rand::thread_rng().fill_bytes(&mut raw);
@@ -62,6 +76,9 @@ pub async fn issue(
         args_hash: args_hash.to_string(),
         binding: binding(principal, tool_id, args_hash),
         expires_at: expires.timestamp(),
+        input,
+        needs_approval,
+        approved_by: None,
     };
     let hold_id = hold.id.clone();
     state
@@ -84,18 +101,28 @@ pub async fn redeem(
     args_hash: &str,
     action_token: &str,
 ) -> Result<Hold, GatewayError> {
+    let b = binding(principal, tool_id, args_hash);
+    redeem_as(state, action_token, Redeemer::Caller { binding: &b }).await
+}
+
+/// Consumes `action_token` for `who` (the caller, or an approver in approver mode).
+pub async fn redeem_as(state: &dyn StateStore, action_token: &str, who: Redeemer<'_>) -> Result<Hold, GatewayError> {
     let token_hash = canonical::sha256_hex(action_token.as_bytes());
     let outcome = state
-        .consume_hold(&token_hash, &binding(principal, tool_id, args_hash))
+        .consume_hold(&token_hash, who)
         .await
         .map_err(|e| GatewayError::Unavailable { message: format!("hold store unavailable: {}", e.0) })?;
     match outcome {
-        HoldConsume::Consumed(h) => Ok(h),
+        HoldConsume::Consumed(h) => Ok(*h),
         HoldConsume::NotFound => Err(GatewayError::Conflict { message: "action token unknown or already used".into() }),
         HoldConsume::Expired => Err(GatewayError::Conflict { message: "action token expired".into() }),
         HoldConsume::Mismatch => Err(GatewayError::Forbidden {
             message: "action token was issued for another caller, tool or arguments".into(),
             reasons: vec!["action_token_mismatch".into()],
+        }),
+        HoldConsume::AwaitingApproval => Err(GatewayError::Forbidden {
+            message: "this call needs an approver's approval first".into(),
+            reasons: vec!["awaiting_approval".into()],
         }),
     }
 }

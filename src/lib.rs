@@ -18,6 +18,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod providers;
 pub mod proxy;
 pub mod ratelimit;
 pub mod server;

@@ -21,7 +21,10 @@ use crate::catalog::{Catalog, McpServer};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::holds;
+use crate::mcp::confirm::{self, ClientProfile};
+use crate::mcp::federation::Federation;
 use crate::mcp::jsonrpc::{self, Message};
+use crate::mcp::request_state::HoldState;
 use crate::metrics::METRICS;
 use crate::policy::reload::Reloader;
 use crate::policy::{input, Decision, PolicyEngine, PolicySnapshot};
@@ -39,6 +42,8 @@ pub struct Gateway {
     pub state: Arc<dyn StateStore>,
     pub audit: AuditLog,
     pub catalog: Catalog,
+    /// The federated `/mcp` endpoint: discovered tools, sessions, the MRTR state sealer.
+    pub fed: Federation,
 }
 
 /// One POST to `/mcp/{server}` after authentication.
@@ -54,6 +59,12 @@ pub struct McpPost<'a> {
     pub path: &'a str,
     pub client_ip: &'a str,
     pub corr_id: &'a str,
+    /// The `MCP-Protocol-Version` header (with the body's `_meta`, tells what the client can
+    /// do with a hold: MRTR, elicitation).
+    pub protocol_version: Option<&'a str>,
+    /// A 2025-11-25 federated session that declared elicitation: holds are asked on the
+    /// call's SSE stream ([`Verdict::Elicit`]).
+    pub session_elicitation: bool,
 }
 
 /// What to do with the request.
@@ -61,6 +72,19 @@ pub enum Verdict {
     Forward(Forward),
     /// Answer now: HTTP status, JSON body, extra headers.
     Answer(Answer),
+    /// Ask the user on the call's SSE stream (`elicitation/create`), then
+    /// [`Gateway::elicited`] with the answer.
+    Elicit(ElicitHold),
+}
+
+/// A held call waiting for a 2025-11-25 client's elicitation answer.
+pub struct ElicitHold {
+    pub tool_id: String,
+    pub args_hash: String,
+    pub action_token: String,
+    pub reasons: Vec<String>,
+    /// The `tools/call` body to forward once confirmed.
+    pub body: Value,
 }
 
 pub struct Forward {
@@ -101,11 +125,40 @@ pub struct Answer {
     pub method: Option<String>,
 }
 
+/// What a decision is about, for its audit record and answer.
+#[derive(Clone, Copy)]
+struct Subject<'a> {
+    action: &'a str,
+    method: &'a str,
+    tool_id: Option<&'a str>,
+    args_hash: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    fn call(tool_id: &'a str, args_hash: &'a str) -> Self {
+        Subject { action: "tools.invoke", method: "tools/call", tool_id: Some(tool_id), args_hash: Some(args_hash) }
+    }
+}
+
 /// A refusal with its audit label, before it is turned into an answer.
 struct Refusal {
     error: GatewayError,
     decision: &'static str,
     reasons: Vec<String>,
+}
+
+impl Refusal {
+    fn denied(reasons: Vec<String>) -> Refusal {
+        let error = GatewayError::Forbidden { message: "forbidden by policy".into(), reasons: reasons.clone() };
+        Refusal { error, decision: "deny", reasons }
+    }
+
+    /// Adds the policy's reasons to the record (a rate-limited or failed confirm still names
+    /// the rules that allowed the call).
+    fn with_reasons(mut self, reasons: Vec<String>) -> Refusal {
+        self.reasons.extend(reasons);
+        self
+    }
 }
 
 impl From<GatewayError> for Refusal {
@@ -134,6 +187,20 @@ impl Gateway {
         }
     }
 
+    /// Takes a (re)discovered tool list of `server`: the federated endpoint lists it, and a
+    /// trusted server's annotations become the tools' safety tags.
+    pub fn discovered(&self, server: &str, tools: &[Value]) {
+        if let Some(s) = self.catalog.server(server) {
+            for t in tools {
+                if let Some(name) = t.get("name").and_then(Value::as_str) {
+                    self.catalog.remember(&s, name, t.get("annotations"));
+                }
+            }
+        }
+        tracing::info!(server, tools = tools.len(), "MCP tools discovered");
+        self.fed.set_tools(server, tools.to_vec());
+    }
+
     /// Runs parse → decide → limit → hold for one MCP POST.
     pub async fn mcp_post(&self, req: &McpPost<'_>) -> Verdict {
         let parsed = jsonrpc::parse(req.body).and_then(|(msg, value)| {
@@ -147,25 +214,71 @@ impl Gateway {
                     .ok()
                     .and_then(|v| v.get("id").cloned())
                     .unwrap_or(Value::Null);
-                return self.refuse(req, &id, None, None, Refusal::from(e)).await;
+                let subject = Subject { action: "mcp.request", method: "", tool_id: None, args_hash: None };
+                return self.refuse(req, &id, subject, Refusal::from(e)).await;
             }
         };
         let method = msg.method().map(String::from);
         match (&msg, method.as_deref()) {
             (Message::Request { id, params, .. }, Some("tools/call")) => self.tool_call(req, id, params, value).await,
             (_, Some("tools/list")) => Verdict::Forward(Forward::plain(method, true)),
+            (Message::Request { id, params, method }, _) if needs_decision(method) => {
+                self.method_call(req, id, method, params).await
+            }
             _ => Verdict::Forward(Forward::plain(method, false)),
         }
+    }
+
+    /// Any MCP request other than the tool calls and protocol plumbing (`resources/read`,
+    /// `prompts/get`, …): decided as action `mcp.<method>` on the server, then rate limited.
+    async fn method_call(&self, req: &McpPost<'_>, id: &Value, method: &str, params: &Value) -> Verdict {
+        let action = format!("mcp.{method}");
+        let target = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str);
+        let resource = self.catalog.server_resource(req.server, target);
+        let resource_id = format!("mcp:{}", req.server.name);
+        let args_hash = canonical::hash(params);
+        let subject = Subject { action: &action, method, tool_id: Some(&resource_id), args_hash: Some(&args_hash) };
+        let facts = input::RequestFacts {
+            protocol: "mcp",
+            mcp_method: Some(method),
+            arguments: params,
+            path: req.path,
+            method: "POST",
+            client_ip: req.client_ip,
+            corr_id: req.corr_id,
+        };
+        let policy_input = input::build(req.principal, &action, &resource, &facts);
+        let decision = match decide(req.policy, &action, &policy_input) {
+            Ok(d) if d.allow => d,
+            Ok(d) => return self.refuse(req, id, subject, Refusal::denied(d.reasons)).await,
+            Err(e) => return self.refuse(req, id, subject, e.into()).await,
+        };
+        let key = ratelimit::bucket_key(&req.principal.tenant, &req.principal.sub, &format!("{resource_id}:{method}"));
+        let rate = match ratelimit::check(&self.cfg.rate_limit, self.state.as_ref(), &key, decision.rate_limit).await {
+            Ok(r) => r,
+            Err(e) => return self.refuse(req, id, subject, Refusal::from(e).with_reasons(decision.reasons)).await,
+        };
+        let event = self.event(req, subject, "allow", &decision, None, None);
+        if let Err(e) = self.audit.append(&event, false).await {
+            tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed; refusing the request");
+            let err = GatewayError::Unavailable { message: "audit trail unavailable".into() };
+            return answer(&err, id, req.corr_id, "error", Some(method));
+        }
+        Verdict::Forward(Forward { rate, ..Forward::plain(Some(method.to_string()), false) })
     }
 
     async fn tool_call(&self, req: &McpPost<'_>, id: &Value, params: &Value, body: Value) -> Verdict {
         let call = match jsonrpc::tool_call(params) {
             Ok(c) => c,
-            Err(e) => return self.refuse(req, id, None, None, e.into()).await,
+            Err(e) => {
+                let subject = Subject { action: "tools.invoke", method: "tools/call", tool_id: None, args_hash: None };
+                return self.refuse(req, id, subject, e.into()).await;
+            }
         };
         let tool_id = format!("mcp:{}:{}", req.server.name, call.name);
         let resource = self.catalog.tool_resource(req.server, &call.name, None);
         let args_hash = canonical::hash(&call.arguments);
+        let subject = Subject::call(&tool_id, &args_hash);
         let facts = input::RequestFacts {
             protocol: "mcp",
             mcp_method: Some("tools/call"),
@@ -178,49 +291,78 @@ impl Gateway {
         let policy_input = input::build(req.principal, "tools.invoke", &resource, &facts);
         let decision = match decide(req.policy, "tools.invoke", &policy_input) {
             Ok(d) => d,
-            Err(e) => return self.refuse(req, id, Some(&tool_id), Some(&args_hash), e.into()).await,
+            Err(e) => return self.refuse(req, id, subject, e.into()).await,
         };
         if !decision.allow {
-            let refusal = Refusal {
-                error: GatewayError::Forbidden {
-                    message: "forbidden by policy".into(),
-                    reasons: decision.reasons.clone(),
-                },
-                decision: "deny",
-                reasons: decision.reasons,
-            };
-            return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
+            return self.refuse(req, id, subject, Refusal::denied(decision.reasons)).await;
         }
         let key = ratelimit::bucket_key(&req.principal.tenant, &req.principal.sub, &tool_id);
         let rate = match ratelimit::check(&self.cfg.rate_limit, self.state.as_ref(), &key, decision.rate_limit).await {
             Ok(r) => r,
-            Err(e) => {
-                let mut refusal = Refusal::from(e);
-                refusal.reasons = decision.reasons;
-                return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
-            }
+            Err(e) => return self.refuse(req, id, subject, Refusal::from(e).with_reasons(decision.reasons)).await,
         };
-        let token = call.action_token.as_deref().or(req.action_token_header);
+        let mut token = call.action_token.clone().or(req.action_token_header.map(String::from));
+        if let Some(sealed) = params.get("requestState").and_then(Value::as_str) {
+            let now = chrono::Utc::now().timestamp();
+            let p = req.principal;
+            let state = match self.fed.sealer.open(sealed, &p.sub, &p.tenant, &tool_id, &args_hash, now) {
+                Ok(s) => s,
+                Err(e) => {
+                    let err = match e {
+                        crate::mcp::request_state::StateError::Expired => {
+                            GatewayError::Conflict { message: e.to_string() }
+                        }
+                        _ => GatewayError::Forbidden { message: e.to_string(), reasons: vec!["request_state".into()] },
+                    };
+                    return self.refuse(req, id, subject, Refusal::from(err).with_reasons(decision.reasons)).await;
+                }
+            };
+            match confirm::retry_answer(params) {
+                Some(confirm::Answer::Accept) => token = Some(state.action_token),
+                Some(confirm::Answer::Decline) => return self.declined(req, id, subject, &state, &decision).await,
+                None => return self.ask_again(req, id, subject, sealed, &decision),
+            }
+        }
         let mut result = "allow";
         if decision.require_confirmation {
             match token {
-                None => return self.hold(req, id, &tool_id, &args_hash, &decision).await,
-                Some(t) => match holds::redeem(self.state.as_ref(), req.principal, &tool_id, &args_hash, t).await {
+                None => {
+                    let profile = ClientProfile::from_request(req.protocol_version, params);
+                    return self.hold(req, id, subject, &decision, body, profile).await;
+                }
+                Some(t) => match holds::redeem(self.state.as_ref(), req.principal, &tool_id, &args_hash, &t).await {
                     Ok(_) => result = "confirmed",
                     Err(e) => {
-                        let mut refusal = Refusal::from(e);
-                        refusal.reasons.extend(decision.reasons);
-                        return self.refuse(req, id, Some(&tool_id), Some(&args_hash), refusal).await;
+                        return self.refuse(req, id, subject, Refusal::from(e).with_reasons(decision.reasons)).await
                     }
                 },
             }
         }
-        let new_body = if call.action_token.is_some() {
-            serde_json::to_vec(&jsonrpc::strip_action_token(body)).ok().map(Bytes::from)
+        self.allowed_call(req, id, subject, result, &decision, rate, body).await
+    }
+
+    /// Writes the decision record of an allowed call and hands it to the forwarder.
+    #[allow(clippy::too_many_arguments)]
+    async fn allowed_call(
+        &self,
+        req: &McpPost<'_>,
+        id: &Value,
+        subject: Subject<'_>,
+        result: &'static str,
+        decision: &Decision,
+        rate: Option<RateOutcome>,
+        body: Value,
+    ) -> Verdict {
+        let rewritten = body.pointer("/params/_meta/fastmcp~1action_token").is_some()
+            || body.pointer("/params/requestState").is_some()
+            || body.pointer("/params/inputResponses").is_some();
+        let new_body = if rewritten {
+            let clean = confirm::strip_retry_fields(jsonrpc::strip_action_token(body));
+            serde_json::to_vec(&clean).ok().map(Bytes::from)
         } else {
             None
         };
-        let event = self.event(req, "tools.invoke", Some(&tool_id), Some(&args_hash), result, &decision, None, None);
+        let event = self.event(req, subject, result, decision, None, None);
         // The record is written before the call goes upstream (a write failure refuses it);
         // the proxy waits for its fsync before answering (`Forward::durable`).
         let durable = match self.audit.append_written(&event).await {
@@ -244,28 +386,22 @@ impl Gateway {
         })
     }
 
+    /// Parks the call behind a new hold and tells the client in the way it understands.
     async fn hold(
         &self,
         req: &McpPost<'_>,
         id: &Value,
-        tool_id: &str,
-        args_hash: &str,
+        subject: Subject<'_>,
         decision: &Decision,
+        body: Value,
+        profile: ClientProfile,
     ) -> Verdict {
+        let (tool_id, args_hash) = (subject.tool_id.unwrap_or_default(), subject.args_hash.unwrap_or_default());
         let issued = match holds::issue(&self.cfg.holds, self.state.as_ref(), req.principal, tool_id, args_hash).await {
             Ok(h) => h,
-            Err(e) => return self.refuse(req, id, Some(tool_id), Some(args_hash), e.into()).await,
+            Err(e) => return self.refuse(req, id, subject, e.into()).await,
         };
-        let event = self.event(
-            req,
-            "tools.invoke",
-            Some(tool_id),
-            Some(args_hash),
-            "hold",
-            decision,
-            Some(200),
-            Some("CONFIRMATION_REQUIRED"),
-        );
+        let event = self.event(req, subject, "hold", decision, Some(200), Some("CONFIRMATION_REQUIRED"));
         if let Err(e) = self.audit.append(&event, self.cfg.audit.durable).await {
             tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
             let err = GatewayError::Unavailable { message: "audit trail unavailable".into() };
@@ -275,6 +411,28 @@ impl Gateway {
             METRICS.holds_pending.set(n as i64);
         }
         tracing::info!(corr_id = req.corr_id, tool = tool_id, hold = %issued.hold_id, "call held for confirmation");
+        if profile.modern && profile.elicitation {
+            let state = HoldState {
+                action_token: issued.action_token.clone(),
+                sub: req.principal.sub.clone(),
+                tenant: req.principal.tenant.clone(),
+                tool_id: tool_id.to_string(),
+                args_hash: args_hash.to_string(),
+                exp: chrono::Utc::now().timestamp() + self.cfg.holds.ttl_seconds as i64,
+            };
+            if let Ok(sealed) = self.fed.sealer.seal(&state) {
+                return mrtr_answer(confirm::input_required(id, tool_id, &decision.reasons, &sealed), "hold");
+            }
+        }
+        if req.session_elicitation && !profile.modern {
+            return Verdict::Elicit(ElicitHold {
+                tool_id: tool_id.to_string(),
+                args_hash: args_hash.to_string(),
+                action_token: issued.action_token,
+                reasons: decision.reasons.clone(),
+                body,
+            });
+        }
         Verdict::Answer(Answer {
             status: 200,
             body: json!({
@@ -286,6 +444,57 @@ impl Gateway {
             decision: "hold",
             method: Some("tools/call".into()),
         })
+    }
+
+    /// A retry that carries our state but no answer: ask again with the same state.
+    fn ask_again(&self, req: &McpPost<'_>, id: &Value, subject: Subject<'_>, sealed: &str, d: &Decision) -> Verdict {
+        tracing::info!(corr_id = req.corr_id, "retry without an answer to the confirmation; asking again");
+        mrtr_answer(confirm::input_required(id, subject.tool_id.unwrap_or_default(), &d.reasons, sealed), "hold")
+    }
+
+    /// The user declined a held call: its hold is spent and the call never runs.
+    async fn declined(
+        &self,
+        req: &McpPost<'_>,
+        id: &Value,
+        subject: Subject<'_>,
+        state: &HoldState,
+        decision: &Decision,
+    ) -> Verdict {
+        let (tool_id, args_hash) = (subject.tool_id.unwrap_or_default(), subject.args_hash.unwrap_or_default());
+        if let Err(e) = holds::redeem(self.state.as_ref(), req.principal, tool_id, args_hash, &state.action_token).await
+        {
+            return self.refuse(req, id, subject, Refusal::from(e)).await;
+        }
+        let event = self.event(req, subject, "declined", decision, Some(200), Some("DECLINED"));
+        if let Err(e) = self.audit.append(&event, false).await {
+            tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
+        }
+        mrtr_answer(confirm::declined_result(id, tool_id), "declined")
+    }
+
+    /// After a 2025-11-25 client answered the elicitation for `hold`: a decline spends the
+    /// hold; an accept redeems it and returns the call to forward.
+    pub async fn elicited(&self, req: &McpPost<'_>, id: &Value, hold: &ElicitHold, ans: confirm::Answer) -> Verdict {
+        let subject = Subject::call(&hold.tool_id, &hold.args_hash);
+        let decision = Decision { allow: true, reasons: hold.reasons.clone(), ..Default::default() };
+        let state = HoldState {
+            action_token: hold.action_token.clone(),
+            sub: String::new(),
+            tenant: String::new(),
+            tool_id: hold.tool_id.clone(),
+            args_hash: hold.args_hash.clone(),
+            exp: 0,
+        };
+        if ans == confirm::Answer::Decline {
+            return self.declined(req, id, subject, &state, &decision).await;
+        }
+        let redeemed =
+            holds::redeem(self.state.as_ref(), req.principal, &hold.tool_id, &hold.args_hash, &hold.action_token).await;
+        match redeemed {
+            Ok(_) => self.allowed_call(req, id, subject, "confirmed", &decision, None, hold.body.clone()).await,
+            Err(e) => self.refuse(req, id, subject, Refusal::from(e).with_reasons(decision.reasons)).await,
+        }
     }
 
     /// May `principal` call `tool` (a `tools/list` entry) on `server`? Errors hide the tool.
@@ -317,46 +526,54 @@ impl Gateway {
         decide(policy, "tools.invoke", &policy_input).map(|d| d.allow).unwrap_or(false)
     }
 
-    async fn refuse(
+    /// May `principal` send `method` (as `mcp.<method>`) to `server`? Errors say no.
+    pub fn server_allowed(
         &self,
-        req: &McpPost<'_>,
-        id: &Value,
-        tool_id: Option<&str>,
-        args_hash: Option<&str>,
-        r: Refusal,
-    ) -> Verdict {
+        policy: &PolicySnapshot,
+        server: &McpServer,
+        principal: &Principal,
+        method: &str,
+        corr_id: &str,
+    ) -> bool {
+        let action = format!("mcp.{method}");
+        let resource = self.catalog.server_resource(server, None);
+        let empty = json!({});
+        let facts = input::RequestFacts {
+            protocol: "mcp",
+            mcp_method: Some(method),
+            arguments: &empty,
+            path: "/mcp",
+            method: "POST",
+            client_ip: "",
+            corr_id,
+        };
+        let policy_input = input::build(principal, &action, &resource, &facts);
+        decide(policy, &action, &policy_input).map(|d| d.allow).unwrap_or(false)
+    }
+
+    async fn refuse(&self, req: &McpPost<'_>, id: &Value, subject: Subject<'_>, r: Refusal) -> Verdict {
         let decision = Decision { allow: false, reasons: r.reasons, ..Default::default() };
-        let event = self.event(
-            req,
-            "tools.invoke",
-            tool_id,
-            args_hash,
-            r.decision,
-            &decision,
-            Some(r.error.status()),
-            Some(r.error.code()),
-        );
+        let event = self.event(req, subject, r.decision, &decision, Some(r.error.status()), Some(r.error.code()));
         // A refusal changes nothing upstream: written before answering, not fsynced.
         if let Err(e) = self.audit.append(&event, false).await {
             tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
         }
         tracing::info!(
             corr_id = req.corr_id,
-            tool = tool_id,
+            tool = subject.tool_id,
+            method = subject.method,
             decision = r.decision,
             code = r.error.code(),
-            "call refused"
+            "request refused"
         );
-        answer(&r.error, id, req.corr_id, r.decision, Some("tools/call"))
+        let method = (!subject.method.is_empty()).then_some(subject.method);
+        answer(&r.error, id, req.corr_id, r.decision, method)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn event(
         &self,
         req: &McpPost<'_>,
-        action: &str,
-        tool_id: Option<&str>,
-        args_hash: Option<&str>,
+        subject: Subject<'_>,
         result: &str,
         decision: &Decision,
         status: Option<u16>,
@@ -366,8 +583,8 @@ impl Gateway {
             corr_id: req.corr_id.to_string(),
             tenant: req.principal.tenant.clone(),
             sub: req.principal.sub.clone(),
-            action: action.to_string(),
-            tool_id: tool_id.map(String::from),
+            action: subject.action.to_string(),
+            tool_id: subject.tool_id.map(String::from),
             phase: "decision",
             decision: AuditDecision {
                 result: result.to_string(),
@@ -376,12 +593,12 @@ impl Gateway {
                 policy_revision: req.policy.revision().to_string(),
             },
             outcome: AuditOutcome { status, error_code: code.map(String::from) },
-            request_hash: args_hash.map(String::from),
+            request_hash: subject.args_hash.map(String::from),
             result_hash: None,
             latency_ms: 0.0,
             provider: Some("mcp".into()),
             server: Some(req.server.name.clone()),
-            mcp_method: Some("tools/call".into()),
+            mcp_method: (!subject.method.is_empty()).then(|| subject.method.to_string()),
             ..Default::default()
         }
     }
@@ -430,6 +647,18 @@ fn decide(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decisi
     let d = policy.decide(input);
     METRICS.policy_eval.with_label_values(&[action]).observe(t.elapsed().as_secs_f64());
     d
+}
+
+/// Requests the policy decides as `mcp.<method>`: everything but tool calls (decided as
+/// `tools.invoke`), the filtered `tools/list` and protocol plumbing. Unknown methods are
+/// decided too, so a new method is denied until a rule allows it (fail closed).
+fn needs_decision(method: &str) -> bool {
+    !matches!(method, "initialize" | "ping" | "server/discover" | "tools/list" | "tools/call")
+}
+
+/// A JSON-RPC result answered by the gateway (MRTR `input_required`, a declined call).
+fn mrtr_answer(body: Value, decision: &'static str) -> Verdict {
+    Verdict::Answer(Answer { status: 200, body, headers: vec![], decision, method: Some("tools/call".into()) })
 }
 
 /// A JSON-RPC error answer carrying the DESIGN error shape in `error.data`.

@@ -1,6 +1,7 @@
 //! Assembling the gateway from configuration and running the pingora server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -13,6 +14,10 @@ use crate::auth::keys::{KeySet, VerifyKey};
 use crate::auth::{fetch_jwks, parse_alg, Authenticator, KeySource};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::mcp::client::Transport;
+use crate::mcp::discovery::{Discovery, DiscoveryOptions, OnChange};
+use crate::mcp::federation::Federation;
+use crate::mcp::upstream;
 use crate::pipeline::Gateway;
 use crate::policy::reload::Reloader;
 use crate::policy::{CompiledPolicy, PolicyEngine, PolicySources};
@@ -62,7 +67,8 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
     if let (Some(r), true) = (&reloader, cfg.policy.watch_interval_ms > 0) {
         r.clone().watch(std::time::Duration::from_millis(cfg.policy.watch_interval_ms))?;
     }
-    Ok(Gateway { cfg, auth, policy, reloader, state: Arc::new(MemoryState::default()), audit, catalog })
+    let fed = Federation::new(&cfg.mcp)?;
+    Ok(Gateway { cfg, auth, policy, reloader, state: Arc::new(MemoryState::default()), audit, catalog, fed })
 }
 
 fn build_auth(cfg: &Config, runtime: &tokio::runtime::Runtime) -> Result<Authenticator, String> {
@@ -92,11 +98,39 @@ fn build_auth(cfg: &Config, runtime: &tokio::runtime::Runtime) -> Result<Authent
     Ok(Authenticator::new(a.clone(), KeySet::single(dev.kid.clone(), key), KeySource::Static))
 }
 
+/// Starts background discovery of every configured MCP server; each (re)discovered tool list
+/// feeds the federated endpoint and the trusted servers' annotations.
+pub fn start_discovery(gw: &Arc<Gateway>) {
+    let servers: Vec<(String, Transport)> = gw
+        .catalog
+        .servers()
+        .iter()
+        .map(|s| (s.name.clone(), upstream::transport(s, Duration::from_secs(gw.cfg.limits.upstream_timeout_seconds))))
+        .collect();
+    if servers.is_empty() {
+        return;
+    }
+    let weak = Arc::downgrade(gw);
+    let on_change: OnChange = Arc::new(move |name: &str, tools: &[serde_json::Value]| {
+        if let Some(gw) = weak.upgrade() {
+            gw.discovered(name, tools);
+        }
+    });
+    let m = &gw.cfg.mcp;
+    let opts = DiscoveryOptions {
+        retries: m.discovery_retries,
+        backoff_ms: m.discovery_backoff_ms,
+        refresh_interval: Duration::from_secs(m.refresh_interval_seconds.max(1)),
+    };
+    gw.fed.set_discovery(Discovery::start(servers, opts, on_change));
+}
+
 /// Runs the gateway until a signal stops it. Never returns normally.
 pub fn serve(cfg: Config) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let gw = Arc::new(build_gateway(cfg.clone(), &runtime)?);
     drop(runtime);
+    start_discovery(&gw);
 
     let threads =
         if cfg.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { cfg.threads };

@@ -11,8 +11,6 @@ package fastmcp.abac
 
 import rego.v1
 
-denies contains id if some id in []
-
 default ads_budget_threshold := 1000
 
 ads_budget_threshold := data.policies.params.ads_budget_confirmation_threshold
@@ -44,4 +42,33 @@ required_scopes contains "database.write" if {
 read_only_sql(q) if {
 	is_string(q)
 	regex.match(`^\s*(?i:select|explain|values)\b[^;]*;?\s*$`, q)
+}
+
+# --- Manifest registration (action manifests.register). The gateway puts the tenant of the
+# manifest being replaced (`resource.previous_tenant`) and the safety tags the new version
+# drops (`resource.removed_tags`) into the input.
+
+platform_admin if "platform-admin" in input.subject.roles
+
+# Only a platform admin registers tools that every tenant sees.
+denies contains "register-public-needs-platform-admin" if {
+	input.action == "manifests.register"
+	input.resource.tenant == "public"
+	not platform_admin
+}
+
+# A tool registered by another tenant cannot be taken over.
+denies contains "register-foreign-manifest" if {
+	input.action == "manifests.register"
+	prev := object.get(input, ["resource", "previous_tenant"], null)
+	is_string(prev)
+	prev != input.subject.tenant
+	not platform_admin
+}
+
+# Dropping safety tags lowers a tool's risk for everyone who may call it.
+denies contains "register-drops-safety-tags" if {
+	input.action == "manifests.register"
+	count(object.get(input, ["resource", "removed_tags"], [])) > 0
+	not platform_admin
 }

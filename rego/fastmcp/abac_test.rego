@@ -62,3 +62,39 @@ test_admin_may_write if {
 	d := authz.decision with input as query(["data-admin"], "DELETE FROM users")
 	d.allow
 }
+
+register(roles, tenant, resource) := {
+	"subject": {"sub": "adm", "tenant": tenant, "roles": roles, "scopes": []},
+	"action": "manifests.register",
+	"resource": object.union({"toolId": "x:y", "provider_id": "x", "tenant": tenant, "safety_tags": [], "required_scopes": []}, resource),
+}
+
+test_tenant_admin_registers_own_tenant if {
+	d := authz.decision with input as register(["tenant-admin"], "acme", {})
+	d.allow
+}
+
+test_public_registration_needs_platform_admin if {
+	d := authz.decision with input as register(["tenant-admin"], "acme", {"tenant": "public"})
+	not d.allow
+	"register-public-needs-platform-admin" in d.reasons
+	p := authz.decision with input as register(["platform-admin"], "acme", {"tenant": "public"})
+	p.allow
+}
+
+test_foreign_manifest_cannot_be_taken_over if {
+	d := authz.decision with input as register(["tenant-admin"], "acme", {"previous_tenant": "globex"})
+	not d.allow
+	"register-foreign-manifest" in d.reasons
+}
+
+test_dropping_safety_tags_is_denied if {
+	d := authz.decision with input as register(["tenant-admin"], "acme", {"removed_tags": ["destructive"]})
+	not d.allow
+	"register-drops-safety-tags" in d.reasons
+}
+
+test_agents_cannot_register if {
+	d := authz.decision with input as register(["agent"], "acme", {})
+	not d.allow
+}

@@ -66,7 +66,9 @@ in_ok(c) if {
 }
 
 in_ok(c) if {
-	some h in object.get(input, c.path, null)
+	have := object.get(input, c.path, null)
+	is_array(have)
+	some h in have
 	h in c.value
 }
 

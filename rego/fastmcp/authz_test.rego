@@ -69,3 +69,13 @@ test_finance_ads_with_confirmation if {
 	d.allow
 	d.require_confirmation
 }
+
+test_mcp_methods_allowed_for_mcp_roles if {
+	d := authz.decision with input as object.union(mcp_call(["mcp-user"], []), {"action": "mcp.resources/read"})
+	d.allow
+}
+
+test_unlisted_mcp_method_denied if {
+	d := authz.decision with input as object.union(mcp_call(["mcp-user"], []), {"action": "mcp.sampling/createMessage"})
+	not d.allow
+}

@@ -14,6 +14,18 @@ pub fn filter(msg: &Value, allowed: &mut dyn FnMut(&Value) -> bool) -> Option<Va
     Some(out)
 }
 
+/// A 2025-11-25 upstream's result as a 2026-07-28 client needs it: with `resultType`.
+/// `None` for anything else (notifications, errors, results that already carry it).
+pub fn mark_complete(msg: &Value) -> Option<Value> {
+    let result = msg.get("result")?.as_object()?;
+    if result.contains_key("resultType") {
+        return None;
+    }
+    let mut out = msg.clone();
+    out["result"]["resultType"] = Value::String("complete".into());
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +38,13 @@ mod tests {
         assert_eq!(out["result"]["tools"], json!([{"name":"b"}]));
         assert_eq!(out["result"]["nextCursor"], "c");
         assert!(filter(&json!({"result":{}}), &mut |_| true).is_none());
+    }
+
+    #[test]
+    fn legacy_results_are_marked_complete_once() {
+        let out = mark_complete(&json!({"id":1,"result":{"content":[]}})).unwrap();
+        assert_eq!(out["result"]["resultType"], "complete");
+        assert!(mark_complete(&out).is_none());
+        assert!(mark_complete(&json!({"method":"notifications/progress"})).is_none());
     }
 }

@@ -21,6 +21,7 @@ fn gateway(tag: &str, env: &[(&str, &str)]) -> Gateway {
         state: Arc::new(MemoryState::default()),
         audit: AuditLog::open(&cfg.audit.dir, "t".into()).unwrap(),
         catalog: Catalog::new(&cfg.mcp.servers).unwrap(),
+        fed: Federation::new(&cfg.mcp).unwrap(),
         cfg,
     }
 }
@@ -49,6 +50,8 @@ async fn call(gw: &Gateway, p: &Principal, body: &Value) -> Verdict {
         path: "/mcp/demo",
         client_ip: "127.0.0.1",
         corr_id: "c",
+        protocol_version: None,
+        session_elicitation: false,
     };
     gw.mcp_post(&req).await
 }
@@ -64,7 +67,7 @@ fn tool(name: &str, meta: Option<&str>) -> Value {
 fn status(v: &Verdict) -> u16 {
     match v {
         Verdict::Answer(a) => a.status,
-        Verdict::Forward(_) => 0,
+        _ => 0,
     }
 }
 

@@ -1,15 +1,16 @@
-//! Response-side `tools/list` filtering, for both response encodings of Streamable HTTP.
+//! Response-side rewriting of JSON-RPC messages, for both response encodings of Streamable
+//! HTTP: `tools/list` filtering, and results from a 2025-11-25 upstream given the
+//! `resultType` a 2026-07-28 client requires.
 
 use serde_json::Value;
 
 use crate::mcp::sse::SseRewriter;
-use crate::mcp::tools_list;
 
 /// Largest `tools/list` response (or single SSE event) the filter holds. Past it the response
 /// is cut off rather than passed unfiltered (fail closed).
 pub const MAX_HELD_BYTES: usize = 16 << 20;
 
-/// The filter for one `tools/list` response.
+/// The rewriter for one response.
 pub enum ToolsListFilter {
     /// Request was `tools/list`; the response encoding is not known yet.
     Pending,
@@ -39,13 +40,13 @@ impl ToolsListFilter {
         }
     }
 
-    /// Feeds a body chunk; returns what to send now, or `Err` when the response is too large
-    /// to filter.
+    /// Feeds a body chunk; `rewrite` returns a replacement for a message (or `None` to keep
+    /// it). Returns what to send now, or `Err` when the response is too large to rewrite.
     pub fn push(
         &mut self,
         chunk: &[u8],
         end: bool,
-        visible: &mut dyn FnMut(&Value) -> bool,
+        rewrite: &mut dyn FnMut(&Value) -> Option<Value>,
     ) -> Result<Vec<u8>, String> {
         let held = match self {
             ToolsListFilter::Pending => 0,
@@ -55,10 +56,10 @@ impl ToolsListFilter {
         if held + chunk.len() > MAX_HELD_BYTES {
             return Err(format!("tools/list response over {MAX_HELD_BYTES} bytes cannot be filtered"));
         }
-        Ok(self.push_unchecked(chunk, end, visible))
+        Ok(self.push_unchecked(chunk, end, rewrite))
     }
 
-    fn push_unchecked(&mut self, chunk: &[u8], end: bool, visible: &mut dyn FnMut(&Value) -> bool) -> Vec<u8> {
+    fn push_unchecked(&mut self, chunk: &[u8], end: bool, rewrite: &mut dyn FnMut(&Value) -> Option<Value>) -> Vec<u8> {
         match self {
             ToolsListFilter::Pending => chunk.to_vec(),
             ToolsListFilter::Json(buf) => {
@@ -67,7 +68,7 @@ impl ToolsListFilter {
                     return Vec::new();
                 }
                 let whole = std::mem::take(buf);
-                match serde_json::from_slice::<Value>(&whole).ok().and_then(|m| tools_list::filter(&m, visible)) {
+                match serde_json::from_slice::<Value>(&whole).ok().and_then(|m| rewrite(&m)) {
                     Some(filtered) => serde_json::to_vec(&filtered).unwrap_or(whole),
                     None => whole,
                 }
@@ -75,7 +76,7 @@ impl ToolsListFilter {
             ToolsListFilter::Sse(r) => {
                 let mut transform = |data: &str| {
                     let msg: Value = serde_json::from_str(data).ok()?;
-                    tools_list::filter(&msg, visible).map(|m| m.to_string())
+                    rewrite(&msg).map(|m| m.to_string())
                 };
                 let mut out = r.push(chunk, &mut transform);
                 if end {

@@ -9,6 +9,7 @@
 //!   completion audit record.
 
 pub mod body;
+pub mod federated;
 pub mod filter;
 pub mod respond;
 pub mod route;
@@ -31,6 +32,7 @@ use crate::auth::Principal;
 use crate::broker;
 use crate::catalog::McpServer;
 use crate::error::GatewayError;
+use crate::mcp::tools_list;
 use crate::metrics::METRICS;
 use crate::pipeline::{Gateway, McpPost, Verdict};
 use crate::policy::PolicySnapshot;
@@ -66,6 +68,12 @@ pub struct Ctx {
     /// Status of a response the gateway wrote itself.
     answered: Option<(u16, Option<&'static str>)>,
     is_post: bool,
+    /// Headers set on the upstream request (federated: the upstream's era and session).
+    upstream_headers: Vec<(&'static str, String)>,
+    /// A federated request: the upstream's session header is not the client's.
+    federated: bool,
+    /// A 2026-07-28 client behind a 2025-11-25 upstream: results get `resultType`.
+    mark_complete: bool,
 }
 
 #[async_trait]
@@ -91,6 +99,9 @@ impl ProxyHttp for GatewayProxy {
             upstream_status: None,
             answered: None,
             is_post: false,
+            upstream_headers: Vec::new(),
+            federated: false,
+            mark_complete: false,
         }
     }
 
@@ -103,12 +114,7 @@ impl ProxyHttp for GatewayProxy {
                 let body = self.resource_metadata(session, &suffix);
                 self.answer(session, ctx, 200, &body, &[]).await
             }
-            Route::McpFederated => {
-                let e = GatewayError::NotFound {
-                    message: "the federated /mcp endpoint is not available in this build; use /mcp/{server}".into(),
-                };
-                self.answer_error(session, ctx, &e).await
-            }
+            Route::McpFederated => self.federated_request(session, ctx).await,
             Route::NotFound => {
                 let e = GatewayError::NotFound { message: "no such route".into() };
                 self.answer_error(session, ctx, &e).await
@@ -118,11 +124,11 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(server) = ctx.server.clone() else {
+        let Some(url) = ctx.server.as_ref().and_then(|s| s.url.clone()) else {
             return Error::e_explain(ErrorType::InternalError, "no upstream selected");
         };
-        let addr = resolve(&server.url.host, server.url.port).await?;
-        let mut peer = HttpPeer::new(addr, server.url.tls, server.url.host.clone());
+        let addr = resolve(&url.host, url.port).await?;
+        let mut peer = HttpPeer::new(addr, url.tls, url.host.clone());
         let limits = &self.gw.cfg.limits;
         peer.options.connection_timeout = Some(Duration::from_secs(limits.connect_timeout_seconds));
         peer.options.write_timeout = Some(Duration::from_secs(limits.upstream_timeout_seconds));
@@ -144,14 +150,25 @@ impl ProxyHttp for GatewayProxy {
         let Some(server) = ctx.server.as_ref() else {
             return Ok(());
         };
-        let uri: http::Uri = server.url.path.parse().map_err(|_| Error::new(ErrorType::InternalError))?;
+        let Some(url) = server.url.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "stdio servers are not proxied");
+        };
+        let uri: http::Uri = url.path.parse().map_err(|_| Error::new(ErrorType::InternalError))?;
         req.set_uri(uri);
-        req.insert_header("host", server.url.authority())?;
+        req.insert_header("host", url.authority())?;
         for h in broker::STRIPPED_REQUEST_HEADERS {
             req.remove_header(*h);
         }
         if let Some((name, value)) = broker::credential(server) {
             req.insert_header(name, value)?;
+        }
+        if ctx.federated {
+            for h in ["mcp-session-id", "mcp-method", "mcp-name", "mcp-protocol-version"] {
+                req.remove_header(h);
+            }
+        }
+        for (name, value) in &ctx.upstream_headers {
+            req.insert_header(*name, value.as_str())?;
         }
         req.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
         if let Some(len) = ctx.rewritten_len {
@@ -172,6 +189,9 @@ impl ProxyHttp for GatewayProxy {
                 .observe(t.elapsed().as_secs_f64());
         }
         resp.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
+        if ctx.federated {
+            resp.remove_header("mcp-session-id");
+        }
         if let Some(rate) = &ctx.rate {
             for (k, v) in crate::ratelimit::headers(rate) {
                 resp.insert_header(k, v)?;
@@ -198,15 +218,28 @@ impl ProxyHttp for GatewayProxy {
         end: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
-        let (Some(f), Some(server), Some(principal), Some(policy)) =
-            (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref(), ctx.policy.as_ref())
+        let (Some(f), Some(server), Some(principal)) =
+            (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref())
         else {
             return Ok(None);
         };
         let gw = &self.gw;
         let corr = ctx.corr_id.as_str();
-        let mut visible = |tool: &Value| gw.tool_visible(policy, server, principal, tool, corr);
-        let out = match f.push(body.as_deref().unwrap_or(&[]), end, &mut visible) {
+        let policy = ctx.policy.as_ref();
+        let mark = ctx.mark_complete;
+        let mut rewrite = |msg: &Value| {
+            let filtered = match policy {
+                Some(p) => tools_list::filter(msg, &mut |tool| gw.tool_visible(p, server, principal, tool, corr)),
+                None => None,
+            };
+            match (filtered, mark) {
+                (Some(m), true) => Some(tools_list::mark_complete(&m).unwrap_or(m)),
+                (Some(m), false) => Some(m),
+                (None, true) => tools_list::mark_complete(msg),
+                (None, false) => None,
+            }
+        };
+        let out = match f.push(body.as_deref().unwrap_or(&[]), end, &mut rewrite) {
             Ok(out) => out,
             Err(e) => {
                 tracing::error!(corr_id = %corr, error = %e, "tools/list not filtered; response cut off");
@@ -280,45 +313,22 @@ impl GatewayProxy {
             return self.answer_error(session, ctx, &e).await;
         };
         ctx.server = Some(server.clone());
-        let method = session.req_header().method.clone();
-        if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
-            let e = GatewayError::MethodNotAllowed { message: "use POST, GET or DELETE".into() };
+        let Some(principal) = self.admit(session, ctx, Some(name)).await? else {
+            return Ok(true);
+        };
+        if server.url.is_none() {
+            // A stdio server has no HTTP endpoint to proxy to: the federated endpoint serves it.
+            let e = GatewayError::NotFound { message: format!("{name} is a stdio server: use the federated /mcp") };
             return self.answer_error(session, ctx, &e).await;
         }
-        ctx.is_post = method == http::Method::POST;
-        if let Some(origin) = header_str(session, "origin") {
-            if !origin_allowed(origin, header_str(session, "host")) {
-                let e =
-                    GatewayError::Forbidden { message: "Origin not allowed".into(), reasons: vec!["origin".into()] };
-                return self.answer_error(session, ctx, &e).await;
-            }
-        }
-        let principal =
-            match self.gw.authenticate(session.req_header().headers.get("authorization").map(|v| v.as_bytes())).await {
-                Ok(p) => p,
-                Err(e) => {
-                    if let GatewayError::Unauthorized { reason, .. } = &e {
-                        METRICS.jwt_failures.with_label_values(&[reason]).inc();
-                    }
-                    self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), None).await;
-                    return self.answer_error(session, ctx, &e).await;
-                }
-            };
-        ctx.principal = Some(principal.clone());
         if !ctx.is_post {
             ctx.decision = "allow";
             return Ok(false);
         }
-        let body = match body::read_all(session, self.gw.cfg.limits.max_body_bytes).await {
-            Ok(b) => b,
-            Err(e) => {
-                session.set_keepalive(None);
-                self.gw.audit_early_refusal(&e, &ctx.corr_id, Some(name), Some(&principal)).await;
-                return self.answer_error(session, ctx, &e).await;
-            }
+        let Some(body) = self.read_body(session, ctx, Some(name), &principal).await? else {
+            return Ok(true);
         };
-        let client_ip = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
-        let client_ip = client_ip.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or(client_ip);
+        let client_ip = client_ip(session);
         let policy = self.gw.policy.snapshot();
         let post = McpPost {
             policy: &policy,
@@ -331,8 +341,81 @@ impl GatewayProxy {
             path: session.req_header().uri.path(),
             client_ip: &client_ip,
             corr_id: &ctx.corr_id,
+            protocol_version: header_str(session, "mcp-protocol-version"),
+            session_elicitation: false,
         };
-        match self.gw.mcp_post(&post).await {
+        let verdict = self.gw.mcp_post(&post).await;
+        self.apply(session, ctx, verdict, body, &policy).await
+    }
+
+    /// Method, Origin and token checks shared by every MCP route. `None`: already answered.
+    async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        server: Option<&str>,
+    ) -> Result<Option<Arc<Principal>>> {
+        let method = session.req_header().method.clone();
+        if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
+            let e = GatewayError::MethodNotAllowed { message: "use POST, GET or DELETE".into() };
+            self.answer_error(session, ctx, &e).await?;
+            return Ok(None);
+        }
+        ctx.is_post = method == http::Method::POST;
+        if let Some(origin) = header_str(session, "origin") {
+            if !origin_allowed(origin, header_str(session, "host")) {
+                let e =
+                    GatewayError::Forbidden { message: "Origin not allowed".into(), reasons: vec!["origin".into()] };
+                self.answer_error(session, ctx, &e).await?;
+                return Ok(None);
+            }
+        }
+        let auth_header = session.req_header().headers.get("authorization").map(|v| v.as_bytes().to_vec());
+        match self.gw.authenticate(auth_header.as_deref()).await {
+            Ok(p) => {
+                ctx.principal = Some(p.clone());
+                Ok(Some(p))
+            }
+            Err(e) => {
+                if let GatewayError::Unauthorized { reason, .. } = &e {
+                    METRICS.jwt_failures.with_label_values(&[reason]).inc();
+                }
+                self.gw.audit_early_refusal(&e, &ctx.corr_id, server, None).await;
+                self.answer_error(session, ctx, &e).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads the whole request body (bounded). `None`: refused and answered.
+    async fn read_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        server: Option<&str>,
+        principal: &Principal,
+    ) -> Result<Option<Bytes>> {
+        match body::read_all(session, self.gw.cfg.limits.max_body_bytes).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) => {
+                session.set_keepalive(None);
+                self.gw.audit_early_refusal(&e, &ctx.corr_id, server, Some(principal)).await;
+                self.answer_error(session, ctx, &e).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Answers or sets up forwarding per the pipeline's verdict.
+    async fn apply(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        verdict: Verdict,
+        body: Bytes,
+        policy: &PolicySnapshot,
+    ) -> Result<bool> {
+        match verdict {
             Verdict::Answer(a) => {
                 ctx.decision = a.decision;
                 ctx.method = a.method;
@@ -360,6 +443,10 @@ impl GatewayProxy {
                 };
                 session.set_early_request_body(forwarded);
                 Ok(false)
+            }
+            Verdict::Elicit(_) => {
+                let e = GatewayError::Unavailable { message: "elicitation needs a federated session".into() };
+                self.answer_error(session, ctx, &e).await
             }
         }
     }
@@ -442,6 +529,12 @@ async fn wait_durable(ctx: &mut Ctx) {
             tracing::error!(corr_id = %ctx.corr_id, error = %e, "audit record not durable");
         }
     }
+}
+
+/// The peer's IP address (no port).
+fn client_ip(session: &Session) -> String {
+    let addr = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
+    addr.rsplit_once(':').map(|(ip, _)| ip.trim_matches(['[', ']']).to_string()).unwrap_or(addr)
 }
 
 fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{Hold, HoldConsume, RateOutcome, RateSpec, StateError, StateStore};
+use super::{Hold, HoldConsume, RateOutcome, RateSpec, Redeemer, StateError, StateStore};
 
 const SHARDS: usize = 16;
 /// A shard holding more buckets than this drops the ones that have refilled completely.
@@ -77,7 +77,7 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
-    async fn consume_hold(&self, token_hash: &str, binding: &str) -> Result<HoldConsume, StateError> {
+    async fn consume_hold(&self, token_hash: &str, who: Redeemer<'_>) -> Result<HoldConsume, StateError> {
         let now = chrono::Utc::now().timestamp();
         let mut holds = self.holds.lock();
         let Some(h) = holds.get(token_hash) else {
@@ -87,15 +87,47 @@ impl StateStore for MemoryState {
             holds.remove(token_hash);
             return Ok(HoldConsume::Expired);
         }
-        if h.binding != binding {
-            return Ok(HoldConsume::Mismatch);
+        match who {
+            Redeemer::Caller { binding } if h.binding != binding => return Ok(HoldConsume::Mismatch),
+            Redeemer::Caller { .. } if h.needs_approval && h.approved_by.is_none() => {
+                return Ok(HoldConsume::AwaitingApproval)
+            }
+            Redeemer::Approver { tenant, tool_id, args_hash }
+                if h.tenant != tenant || h.tool_id != tool_id || h.args_hash != args_hash =>
+            {
+                return Ok(HoldConsume::Mismatch)
+            }
+            _ => {}
         }
-        Ok(holds.remove(token_hash).map(HoldConsume::Consumed).unwrap_or(HoldConsume::NotFound))
+        Ok(holds.remove(token_hash).map(|h| HoldConsume::Consumed(Box::new(h))).unwrap_or(HoldConsume::NotFound))
     }
 
     async fn pending_holds(&self) -> Result<usize, StateError> {
         let now = chrono::Utc::now().timestamp();
         Ok(self.holds.lock().values().filter(|h| h.expires_at > now).count())
+    }
+
+    async fn list_holds(&self) -> Result<Vec<Hold>, StateError> {
+        let now = chrono::Utc::now().timestamp();
+        let mut list: Vec<Hold> = self.holds.lock().values().filter(|h| h.expires_at > now).cloned().collect();
+        list.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(list)
+    }
+
+    async fn decide_hold(&self, id: &str, approve: bool, by: &str) -> Result<bool, StateError> {
+        let now = chrono::Utc::now().timestamp();
+        let mut holds = self.holds.lock();
+        let Some(key) = holds.iter().find(|(_, h)| h.id == id && h.expires_at > now).map(|(k, _)| k.clone()) else {
+            return Ok(false);
+        };
+        if approve {
+            if let Some(h) = holds.get_mut(&key) {
+                h.approved_by = Some(by.to_string());
+            }
+        } else {
+            holds.remove(&key);
+        }
+        Ok(true)
     }
 }
 
@@ -121,36 +153,60 @@ mod tests {
         assert!(s.take_at("k", spec, t0 + Duration::from_millis(500)).allowed, "refilled one token");
     }
 
+    fn caller(binding: &str) -> Redeemer<'_> {
+        Redeemer::Caller { binding }
+    }
+
     #[tokio::test]
     async fn holds_are_single_use_and_bound() {
         let s = MemoryState::default();
-        let hold = Hold {
+        let hold = Hold { binding: "b1".into(), expires_at: chrono::Utc::now().timestamp() + 60, ..s_hold() };
+        s.put_hold("th", hold.clone()).await.unwrap();
+        assert_eq!(s.consume_hold("th", caller("b2")).await.unwrap(), HoldConsume::Mismatch);
+        assert_eq!(s.consume_hold("th", caller("b1")).await.unwrap(), HoldConsume::Consumed(Box::new(hold)));
+        assert_eq!(s.consume_hold("th", caller("b1")).await.unwrap(), HoldConsume::NotFound);
+        let expired = Hold { expires_at: 0, binding: "b".into(), ..s_hold() };
+        s.put_hold("old", expired).await.unwrap();
+        assert_eq!(s.consume_hold("old", caller("b")).await.unwrap(), HoldConsume::Expired);
+    }
+
+    #[tokio::test]
+    async fn approver_mode_needs_an_approval_or_an_approver() {
+        let s = MemoryState::default();
+        let exp = chrono::Utc::now().timestamp() + 60;
+        let hold = Hold { binding: "b".into(), expires_at: exp, needs_approval: true, ..s_hold() };
+        s.put_hold("th", hold.clone()).await.unwrap();
+        assert_eq!(s.consume_hold("th", caller("b")).await.unwrap(), HoldConsume::AwaitingApproval);
+        assert_eq!(s.list_holds().await.unwrap().len(), 1);
+        assert!(s.decide_hold("h", true, "boss").await.unwrap());
+        assert!(
+            matches!(s.consume_hold("th", caller("b")).await.unwrap(), HoldConsume::Consumed(h) if h.approved_by.as_deref() == Some("boss"))
+        );
+
+        s.put_hold("t2", hold.clone()).await.unwrap();
+        let wrong = Redeemer::Approver { tenant: "other", tool_id: "x", args_hash: "0" };
+        assert_eq!(s.consume_hold("t2", wrong).await.unwrap(), HoldConsume::Mismatch);
+        let right = Redeemer::Approver { tenant: "t", tool_id: "x", args_hash: "0" };
+        assert!(matches!(s.consume_hold("t2", right).await.unwrap(), HoldConsume::Consumed(_)));
+
+        s.put_hold("t3", hold).await.unwrap();
+        assert!(s.decide_hold("h", false, "boss").await.unwrap(), "denied");
+        assert_eq!(s.consume_hold("t3", caller("b")).await.unwrap(), HoldConsume::NotFound);
+        assert!(!s.decide_hold("h", true, "boss").await.unwrap());
+    }
+
+    fn s_hold() -> Hold {
+        Hold {
             id: "h".into(),
             sub: "a".into(),
             tenant: "t".into(),
             tool_id: "x".into(),
             args_hash: "0".into(),
-            binding: "b1".into(),
-            expires_at: chrono::Utc::now().timestamp() + 60,
-        };
-        s.put_hold("th", hold.clone()).await.unwrap();
-        assert_eq!(s.consume_hold("th", "b2").await.unwrap(), HoldConsume::Mismatch);
-        assert_eq!(s.consume_hold("th", "b1").await.unwrap(), HoldConsume::Consumed(hold));
-        assert_eq!(s.consume_hold("th", "b1").await.unwrap(), HoldConsume::NotFound);
-        let expired = Hold { expires_at: 0, binding: "b".into(), ..s_hold() };
-        s.put_hold("old", expired).await.unwrap();
-        assert_ne!(s.consume_hold("old", "b").await.unwrap(), HoldConsume::Consumed(s_hold()));
-    }
-
-    fn s_hold() -> Hold {
-        Hold {
-            id: String::new(),
-            sub: String::new(),
-            tenant: String::new(),
-            tool_id: String::new(),
-            args_hash: String::new(),
             binding: String::new(),
             expires_at: 0,
+            input: None,
+            needs_approval: false,
+            approved_by: None,
         }
     }
 }

@@ -41,18 +41,36 @@ pub struct Hold {
     pub binding: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// The held input as canonical JSON, so a REST confirm may omit it.
+    pub input: Option<String>,
+    /// Approver mode: the caller's own confirm needs an approval first.
+    pub needs_approval: bool,
+    /// Who approved it (`POST /admin/holds/{id}/approve`).
+    pub approved_by: Option<String>,
+}
+
+/// Who is redeeming a hold.
+#[derive(Debug, Clone, Copy)]
+pub enum Redeemer<'a> {
+    /// The caller the hold was issued to: the binding must match, and in approver mode the
+    /// hold must have been approved.
+    Caller { binding: &'a str },
+    /// A principal with an approver role, for the same tenant, tool and arguments.
+    Approver { tenant: &'a str, tool_id: &'a str, args_hash: &'a str },
 }
 
 /// What consuming an action token found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HoldConsume {
     /// Consumed now; the call may run exactly once.
-    Consumed(Hold),
+    Consumed(Box<Hold>),
     /// Unknown or already used.
     NotFound,
     Expired,
     /// The token is for another subject, tool or arguments; it stays pending.
     Mismatch,
+    /// Approver mode: not approved yet; it stays pending.
+    AwaitingApproval,
 }
 
 /// A state backend failure (fail-closed callers map it to 503).
@@ -66,8 +84,12 @@ pub trait StateStore: Send + Sync {
     async fn take_token(&self, key: &str, spec: RateSpec) -> Result<RateOutcome, StateError>;
     /// Stores a hold under `token_hash` until its `expires_at`.
     async fn put_hold(&self, token_hash: &str, hold: Hold) -> Result<(), StateError>;
-    /// Atomically removes and returns the hold if `binding` matches and it has not expired.
-    async fn consume_hold(&self, token_hash: &str, binding: &str) -> Result<HoldConsume, StateError>;
+    /// Atomically removes and returns the hold if `who` may redeem it and it has not expired.
+    async fn consume_hold(&self, token_hash: &str, who: Redeemer<'_>) -> Result<HoldConsume, StateError>;
     /// Holds still pending (for the gauge).
     async fn pending_holds(&self) -> Result<usize, StateError>;
+    /// Every pending hold (`GET /admin/holds`), soonest expiry first.
+    async fn list_holds(&self) -> Result<Vec<Hold>, StateError>;
+    /// Approves (marks) or denies (removes) hold `id`; false when there is no such hold.
+    async fn decide_hold(&self, id: &str, approve: bool, by: &str) -> Result<bool, StateError>;
 }

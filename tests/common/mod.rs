@@ -291,7 +291,11 @@ pub struct DemoServer {
 
 impl DemoServer {
     pub fn start(dir: &Path) -> DemoServer {
-        let port = free_port();
+        Self::start_on(dir, free_port())
+    }
+
+    /// Starts on a given port (e.g. one a gateway was already told about).
+    pub fn start_on(dir: &Path, port: u16) -> DemoServer {
         let calls_file = dir.join("calls.json");
         let log = std::fs::File::create(dir.join("demo_server.log")).expect("log");
         let mut child = Command::new(python())
@@ -323,6 +327,56 @@ impl Drop for DemoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `@modelcontextprotocol/server-everything` over streamable HTTP (2025-11-25 sessions).
+pub struct EverythingServer {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl EverythingServer {
+    pub fn start(dir: &Path) -> EverythingServer {
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("everything.log")).expect("log");
+        let entry = repo().join("tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        let mut child = Command::new("node")
+            .arg(entry)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn server-everything (run scripts/setup-test-deps.sh first)");
+        wait_for_port(port, "server-everything", Some(&mut child));
+        EverythingServer { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://localhost:{}/mcp", self.port)
+    }
+}
+
+impl Drop for EverythingServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the gateway's `/admin/mcp/servers` until every server in `names` has tools
+/// (bounded by `within`); returns the last status document.
+pub fn wait_discovered(gw: &Gateway, names: &[&str], within: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = http("GET", &gw.admin_url("/admin/mcp/servers"), &[], b"").json();
+        let up = names.iter().all(|n| status["servers"][n]["tools"].as_u64().unwrap_or(0) > 0);
+        if up {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "servers {names:?} not discovered: {status}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=30.0, help="overall deadline in seconds (default 30)")
     p.add_argument("--header", action="append", default=[], help="extra request header 'Name: value'")
     p.add_argument("--trace", action="store_true", help="include the HTTP exchanges in the output")
+    p.add_argument(
+        "--elicit",
+        default="none",
+        choices=["none", "accept", "decline"],
+        help="declare elicitation and answer every elicitation/create this way (default: not declared)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     c = sub.add_parser("call")
@@ -201,7 +207,20 @@ async def run(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]
     try:
         async with http:
             state["phase"] = "connect"
-            async with Client(streamable_http_client(args.url, http_client=http), mode=args.mode) as client:
+            elicited: list[str] = []
+            state["elicited"] = elicited
+
+            async def on_elicit(context: Any, params: Any) -> Any:
+                import mcp_types
+
+                elicited.append(getattr(params, "message", ""))
+                if args.elicit == "accept":
+                    return mcp_types.ElicitResult(action="accept", content={"confirm": True})
+                return mcp_types.ElicitResult(action="decline")
+
+            extra: dict[str, Any] = {"elicitation_callback": on_elicit} if args.elicit != "none" else {}
+            transport = streamable_http_client(args.url, http_client=http)
+            async with Client(transport, mode=args.mode, **extra) as client:
                 if args.command == "list":
                     state["phase"] = "list"
                     tools = []
@@ -225,6 +244,7 @@ async def run(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]
                         "structured": result.structured_content,
                     }
                 out["protocol_version"] = client.protocol_version
+                out["elicited"] = elicited
                 state["result"] = out
                 phase = state["phase"]
             state["phase"] = phase

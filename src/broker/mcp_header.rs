@@ -1,4 +1,4 @@
-//! Credential brokering for upstream requests: the agent's credentials are removed and the
+//! MCP upstream credentials: the agent's credentials are removed from a proxied request and the
 //! server's own credential is injected. The agent's JWT never leaves the gateway.
 
 use http::{HeaderName, HeaderValue};

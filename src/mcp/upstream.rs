@@ -1,0 +1,148 @@
+//! Upstream sessions of the federated endpoint, and how a forwarded request is dressed for
+//! the upstream's protocol era.
+//!
+//! Each gateway session (or, for stateless clients, each principal) gets its own upstream
+//! client per server, so upstream session state (subscriptions, log level, …) is never shared
+//! between callers. Clients connect lazily, on a blocking thread (the client is synchronous).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use crate::broker;
+use crate::catalog::McpServer;
+use crate::error::GatewayError;
+use crate::mcp::client::{ClientError, Era, McpClient, Transport};
+
+/// How the gateway reaches `server` as a client.
+pub fn transport(server: &McpServer, timeout: Duration) -> Transport {
+    if server.cfg.transport == "stdio" {
+        return Transport::Stdio { command: server.cfg.command.clone(), env: vec![], timeout };
+    }
+    let headers = broker::credential(server)
+        .and_then(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .into_iter()
+        .collect();
+    Transport::Http { url: server.cfg.url.clone(), headers, timeout }
+}
+
+/// Maps a client failure to the error table (never echoing upstream bodies or credentials).
+pub fn client_error(server: &str, e: &ClientError) -> GatewayError {
+    match e {
+        ClientError::Timeout => GatewayError::ProviderTimeout { message: format!("MCP server {server} timed out") },
+        _ => GatewayError::Provider { message: format!("MCP server {server} failed") },
+    }
+}
+
+/// Upstream clients by (server, caller key).
+#[derive(Default)]
+pub struct Upstreams {
+    clients: Mutex<HashMap<(String, String), Arc<McpClient>>>,
+}
+
+impl Upstreams {
+    /// The client for `server` on behalf of `key`, connecting it if needed.
+    pub async fn client(
+        &self,
+        server: &Arc<McpServer>,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Arc<McpClient>, GatewayError> {
+        let map_key = (server.name.clone(), key.to_string());
+        if let Some(c) = self.clients.lock().get(&map_key) {
+            return Ok(c.clone());
+        }
+        let t = transport(server, timeout);
+        let connected = tokio::task::spawn_blocking(move || McpClient::connect(t))
+            .await
+            .map_err(|_| GatewayError::Provider { message: "upstream connect task failed".into() })?;
+        let client = match connected {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::warn!(server = %server.name, error = %e, "upstream MCP connect failed");
+                return Err(client_error(&server.name, &e));
+            }
+        };
+        let mut map = self.clients.lock();
+        // A concurrent request may have connected first: keep one.
+        Ok(map.entry(map_key).or_insert(client).clone())
+    }
+
+    /// Forgets (and closes, off-thread) every client of `key` (its session ended).
+    pub fn end(&self, key: &str) {
+        let mut gone = Vec::new();
+        self.clients.lock().retain(|(_, k), c| {
+            if k == key {
+                gone.push(c.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if !gone.is_empty() {
+            std::thread::spawn(move || gone.iter().for_each(|c| c.close()));
+        }
+    }
+}
+
+/// Headers that carry a forwarded request in `client`'s era. The client's own `Mcp-Name`
+/// names the federated tool, so it is always replaced.
+pub fn forward_headers(client: &McpClient, method: &str, name: Option<&str>) -> Vec<(&'static str, String)> {
+    match client.era() {
+        Era::Stateless20260728 => {
+            let mut h = vec![("mcp-protocol-version", client.protocol_version()), ("mcp-method", method.to_string())];
+            if let Some(n) = name {
+                h.push(("mcp-name", n.to_string()));
+            }
+            h
+        }
+        Era::Session20251125 => {
+            let mut h = vec![("mcp-protocol-version", client.protocol_version())];
+            if let Some(id) = client.session_id() {
+                h.push(("mcp-session-id", id));
+            }
+            h
+        }
+    }
+}
+
+/// The body as the upstream expects it: a 2026-07-28 upstream needs the per-request `_meta`
+/// a 2025-11-25 client never sends.
+pub fn upstream_body(mut body: Value, era: Era) -> Value {
+    if era != Era::Stateless20260728 {
+        return body;
+    }
+    let Some(params) = body.as_object_mut().and_then(|o| {
+        o.entry("params").or_insert_with(|| json!({}));
+        o.get_mut("params")?.as_object_mut()
+    }) else {
+        return body;
+    };
+    let meta = params.entry("_meta").or_insert_with(|| json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        m.entry("io.modelcontextprotocol/protocolVersion").or_insert_with(|| json!("2026-07-28"));
+        m.entry("io.modelcontextprotocol/clientInfo")
+            .or_insert_with(|| json!({"name": "fastmcp-gateway", "version": env!("CARGO_PKG_VERSION")}));
+        m.entry("io.modelcontextprotocol/clientCapabilities").or_insert_with(|| json!({}));
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modern_upstreams_get_request_meta() {
+        let b = upstream_body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}), Era::Stateless20260728);
+        assert_eq!(b["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+        let kept = json!({"params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-08-01"}}});
+        let b = upstream_body(kept, Era::Stateless20260728);
+        assert_eq!(b["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-08-01");
+        let legacy = upstream_body(json!({"params": {}}), Era::Session20251125);
+        assert_eq!(legacy, json!({"params": {}}));
+    }
+}

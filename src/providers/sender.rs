@@ -1,0 +1,206 @@
+//! Sends one buffered HTTP request to a provider through pingora's connector (its
+//! connection pool and timeouts), and reads the whole, bounded response.
+//!
+//! REST invocations need the provider's complete answer before they reply (output schema,
+//! the `{"toolId","result","token_meta"}` envelope, idempotency records), so they use the
+//! connector directly rather than the streaming proxy path.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+
+/// Largest provider response read (bytes); more is a provider error.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// One request, fully formed by a provider.
+pub struct Outgoing<'a> {
+    pub tls: bool,
+    pub host: &'a str,
+    pub port: u16,
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Option<&'a [u8]>,
+}
+
+/// The provider's answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Why no answer came back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    #[error("provider timed out")]
+    Timeout,
+    #[error("provider unreachable or failed: {0}")]
+    Failed(String),
+}
+
+/// The shared connector.
+pub struct Sender {
+    connector: Connector,
+}
+
+impl Default for Sender {
+    fn default() -> Self {
+        Sender { connector: Connector::new(None) }
+    }
+}
+
+impl Sender {
+    /// Sends `req`, failing with [`SendError::Timeout`] when connecting takes longer than
+    /// `connect` or the whole exchange longer than `total`.
+    pub async fn send(&self, req: &Outgoing<'_>, connect: Duration, total: Duration) -> Result<Reply, SendError> {
+        match tokio::time::timeout(total, self.exchange(req, connect, total)).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+
+    async fn exchange(&self, req: &Outgoing<'_>, connect: Duration, total: Duration) -> Result<Reply, SendError> {
+        let addr = resolve(req.host, req.port).await?;
+        let mut peer = HttpPeer::new(addr, req.tls, req.host.to_string());
+        peer.options.connection_timeout = Some(connect);
+        peer.options.read_timeout = Some(total);
+        peer.options.write_timeout = Some(total);
+        let (mut session, _reused) = self.connector.get_http_session(&peer).await.map_err(map_err)?;
+        let mut header = RequestHeader::build(req.method, req.path_and_query.as_bytes(), None).map_err(map_err)?;
+        let authority = if req.host.contains(':') {
+            format!("[{}]:{}", req.host, req.port)
+        } else {
+            format!("{}:{}", req.host, req.port)
+        };
+        header.insert_header("host", authority).map_err(map_err)?;
+        for (k, v) in req.headers {
+            header.insert_header(k.clone(), v.as_str()).map_err(map_err)?;
+        }
+        let body = req.body.unwrap_or_default();
+        header.insert_header("content-length", body.len().to_string()).map_err(map_err)?;
+        session.write_request_header(Box::new(header)).await.map_err(map_err)?;
+        if !body.is_empty() {
+            session.write_request_body(Bytes::copy_from_slice(body), true).await.map_err(map_err)?;
+        }
+        session.finish_request_body().await.map_err(map_err)?;
+        session.read_response_header().await.map_err(map_err)?;
+        let (status, content_type) = match session.response_header() {
+            Some(h) => {
+                (h.status.as_u16(), h.headers.get("content-type").and_then(|v| v.to_str().ok()).map(String::from))
+            }
+            None => return Err(SendError::Failed("no response header".into())),
+        };
+        let mut out = Vec::new();
+        while let Some(chunk) = session.read_response_body().await.map_err(map_err)? {
+            if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(SendError::Failed("response too large".into()));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        self.connector.release_http_session(session, &peer, Some(Duration::from_secs(60))).await;
+        Ok(Reply { status, content_type, body: out })
+    }
+}
+
+#[allow(clippy::boxed_local)] // pingora hands its errors out boxed
+fn map_err(e: Box<pingora::Error>) -> SendError {
+    use pingora::ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout => SendError::Timeout,
+        _ => SendError::Failed(e.etype().as_str().to_string()),
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, SendError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs =
+        tokio::net::lookup_host((host, port)).await.map_err(|_| SendError::Failed(format!("cannot resolve {host}")))?;
+    addrs.next().ok_or_else(|| SendError::Failed(format!("{host} did not resolve")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    #[tokio::test]
+    async fn sends_and_reads_a_whole_exchange() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let reply = r#"{"ok":true}"#;
+            write!(
+                s,
+                "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                reply.len()
+            )
+            .unwrap();
+            (head, body)
+        });
+        let headers = vec![("x-api-key".to_string(), "k".to_string())];
+        let req = Outgoing {
+            tls: false,
+            host: "127.0.0.1",
+            port,
+            method: "POST",
+            path_and_query: "/v1/deals?api_token=t",
+            headers: &headers,
+            body: Some(br#"{"title":"t"}"#),
+        };
+        let reply = Sender::default().send(&req, Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(reply.status, 201);
+        assert_eq!(reply.body, br#"{"ok":true}"#);
+        let (head, body) = server.join().unwrap();
+        assert!(head.starts_with("POST /v1/deals?api_token=t HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("x-api-key: k"));
+        assert_eq!(body, br#"{"title":"t"}"#);
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_and_refusal_a_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let req = Outgoing {
+            tls: false,
+            host: "127.0.0.1",
+            port,
+            method: "GET",
+            path_and_query: "/",
+            headers: &[],
+            body: None,
+        };
+        let err = Sender::default().send(&req, Duration::from_secs(1), Duration::from_millis(300)).await.unwrap_err();
+        assert_eq!(err, SendError::Timeout);
+        drop(hold.join());
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let req = Outgoing { port: closed, ..req };
+        let err = Sender::default().send(&req, Duration::from_secs(1), Duration::from_secs(2)).await.unwrap_err();
+        assert!(matches!(err, SendError::Failed(_)), "{err:?}");
+    }
+}

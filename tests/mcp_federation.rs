@@ -1,0 +1,201 @@
+//! Acceptance: the federated `/mcp` endpoint with the official Python SDK client in both
+//! protocol eras, in front of two real servers (the Python SDK demo server and the npm
+//! server-everything): filtered union of tools, routed calls, denials, and MCP-native holds
+//! (MRTR for 2026-07-28, elicitation on the SSE stream for 2025-11-25, the action-token error
+//! for clients without elicitation) that run exactly once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Setup {
+    demo: DemoServer,
+    _everything: EverythingServer,
+    gw: Gateway,
+}
+
+fn start(tag: &str) -> Setup {
+    let dir = temp_dir(tag);
+    let demo = DemoServer::start(&dir);
+    let everything = EverythingServer::start(&dir);
+    let gw = Gateway::builder(tag)
+        .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
+        .env("MCP_DEMO_URL", &demo.url())
+        .env("MCP_DEMO_TRUSTED", "true")
+        .env("MCP_EVERYTHING_URL", &everything.url())
+        // server-everything annotates nothing, so its tools count as destructive; echo is not.
+        .env("FASTMCP__MCP__SERVERS__EVERYTHING__TOOL_TAGS", "{echo: []}")
+        .start();
+    wait_discovered(&gw, &["demo", "everything"], Duration::from_secs(30));
+    Setup { demo, _everything: everything, gw }
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tools in {v}"))
+        .iter()
+        .map(|t| t.as_str().unwrap_or("").into())
+        .collect()
+}
+
+fn flow(mode: &str) {
+    let Setup { demo, gw, _everything: _keep } = start(&format!("fed-{mode}"));
+    let url = gw.url("/mcp");
+    let user = gw.mint("alice", "acme", "mcp-user");
+    let admin = gw.mint("root", "acme", "mcp-admin");
+
+    // The union of allowed tools, renamed {server}__{tool}, in a stable order.
+    let listed = sdk_client(&url, &user, mode, &["list"]);
+    assert_eq!(listed["ok"], true, "{listed}");
+    assert_eq!(names(&listed), ["demo__add", "demo__delete_item", "demo__echo"], "mcp-user: demo only, no secret");
+    let listed = sdk_client(&url, &admin, mode, &["list"]);
+    let all = names(&listed);
+    assert!(all.contains(&"demo__read_secret".to_string()), "{all:?}");
+    assert!(all.contains(&"everything__echo".to_string()), "{all:?}");
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "deterministic order");
+
+    // Allowed calls are routed to the owning server.
+    let r = sdk_client(&url, &user, mode, &["call", "demo__echo", r#"{"text":"hi"}"#]);
+    assert_eq!((r["ok"].clone(), r["text"].clone()), (json!(true), json!("hi")), "{r}");
+    assert_eq!(demo.calls("echo"), 1);
+    let r = sdk_client(&url, &admin, mode, &["call", "everything__echo", r#"{"message":"fed"}"#]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(r["text"].as_str().unwrap_or("").contains("fed"), "{r}");
+
+    // Denied: by a deny rule, and for a server the caller has no scope for.
+    let r = sdk_client(&url, &user, mode, &["call", "demo__read_secret", r#"{"name":"db"}"#]);
+    assert_eq!((r["status"].clone(), r["data"]["code"].clone()), (json!(403), json!("FORBIDDEN")), "{r}");
+    let r = sdk_client(&url, &user, mode, &["call", "everything__echo", r#"{"message":"x"}"#]);
+    assert_eq!(r["status"], 403, "{r}");
+    assert_eq!(demo.calls("read_secret"), 0);
+
+    // Held, confirmed natively (MRTR for 2026-07-28, SSE elicitation for 2025-11-25): once.
+    let r = sdk_client(&url, &user, mode, &["--elicit", "accept", "call", "demo__delete_item", r#"{"item":"a"}"#]);
+    assert_eq!((r["ok"].clone(), r["text"].clone()), (json!(true), json!("deleted a")), "{r}");
+    assert_eq!(r["elicited"].as_array().map(Vec::len), Some(1), "asked exactly once: {r}");
+    assert_eq!(demo.calls("delete_item"), 1);
+
+    // Declined: the call does not run.
+    let r = sdk_client(&url, &user, mode, &["--elicit", "decline", "call", "demo__delete_item", r#"{"item":"b"}"#]);
+    assert_eq!((r["ok"].clone(), r["is_error"].clone()), (json!(true), json!(true)), "{r}");
+    assert_eq!(demo.calls("delete_item"), 1);
+
+    // No elicitation declared: the action-token error, then the confirmed call runs once.
+    let r = sdk_client(&url, &user, mode, &["call", "demo__delete_item", r#"{"item":"c"}"#]);
+    assert_eq!(r["code"], -32010, "{r}");
+    let token = r["data"]["action_token"].as_str().expect("action token").to_string();
+    let args = ["call", "demo__delete_item", r#"{"item":"c"}"#, "--action-token", token.as_str()];
+    let r = sdk_client(&url, &user, mode, &args);
+    assert_eq!(r["text"], "deleted c", "{r}");
+    let r = sdk_client(&url, &user, mode, &args);
+    assert_eq!(r["status"], 409, "{r}");
+    assert_eq!(demo.calls("delete_item"), 2);
+
+    let out = gw.cli(&["audit", "verify", &gw.audit_dir().display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let audit = std::fs::read_to_string(std::fs::read_dir(gw.audit_dir()).unwrap().next().unwrap().unwrap().path())
+        .unwrap_or_default();
+    assert!(audit.contains(r#""decision":{"allow":true,"policy_revision""#) || audit.contains("\"confirmed\""));
+    assert!(audit.contains("\"server\":\"demo\""), "records name the server");
+    assert!(audit.contains("\"declined\""), "the declined call is recorded");
+}
+
+#[test]
+fn federated_sdk_client_modern_era() {
+    flow("auto");
+}
+
+#[test]
+fn federated_sdk_client_legacy_era() {
+    flow("legacy");
+}
+
+#[test]
+fn federated_endpoint_refuses_smuggling_mismatch_and_foreign_origins() {
+    let Setup { demo, gw, _everything: _keep } = start("fed-refusals");
+    let url = gw.url("/mcp");
+    let user = gw.mint("alice", "acme", "mcp-user");
+    let auth = format!("Bearer {user}");
+
+    // A batch cannot smuggle a denied call next to an allowed one.
+    let batch =
+        json!([tools_call(1, "demo__echo", json!({"text": "a"})), tools_call(2, "demo__read_secret", json!({}))]);
+    let r = mcp_post(&url, Some(&user), &batch, &[]);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["code"], -32600);
+
+    // Header/body mismatch.
+    let call = tools_call(3, "demo__echo", json!({"text": "a"}));
+    let r = mcp_post(&url, Some(&user), &call, &[("mcp-name", "demo__read_secret")]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], -32020);
+    let r = mcp_post(&url, Some(&user), &call, &[("mcp-method", "tools/list")]);
+    assert_eq!(r.json()["error"]["code"], -32020);
+
+    // A foreign Origin (DNS rebinding) is refused before anything else.
+    let r = mcp_post(&url, Some(&user), &call, &[("origin", "http://evil.example")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(demo.calls("echo"), 0, "nothing reached the server");
+
+    // Notifications are accepted with 202 and no body.
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = http(
+        "POST",
+        &url,
+        &[("authorization", &auth), ("content-type", "application/json")],
+        note.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202);
+
+    // A session belongs to its creator.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let r = mcp_post(&url, Some(&user), &init, &[]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let sid = r.header("mcp-session-id").expect("session id").to_string();
+    let mallory = gw.mint("mallory", "acme", "mcp-user");
+    let r = mcp_post(
+        &url,
+        Some(&mallory),
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        &[("mcp-session-id", &sid)],
+    );
+    assert_eq!(r.status, 404, "another principal cannot use the session");
+
+    // A missing scope is a 403 with the insufficient_scope challenge.
+    let r = mcp_post(&url, Some(&user), &tools_call(4, "everything__echo", json!({"message": "x"})), &[]);
+    assert_eq!(r.status, 403);
+    let challenge = r.header("www-authenticate").unwrap_or_default().to_string();
+    assert!(challenge.contains("insufficient_scope") && challenge.contains("mcp.everything"), "{challenge}");
+
+    // Protected resource metadata for the federated endpoint.
+    let meta = http("GET", &gw.url("/.well-known/oauth-protected-resource/mcp"), &[], b"").json();
+    assert!(meta["resource"].as_str().unwrap_or("").ends_with("/mcp"), "{meta}");
+}
+
+#[test]
+fn discovery_copes_with_a_server_that_starts_late() {
+    let dir = temp_dir("fed-late");
+    let port = free_port();
+    let gw = Gateway::builder("fed-late")
+        .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
+        .env("MCP_LATE_URL", &format!("http://127.0.0.1:{port}/mcp"))
+        .env("MCP_DISCOVERY_RETRIES", "3")
+        .env("MCP_DISCOVERY_BACKOFF_MS", "200")
+        .start();
+    let status = http("GET", &gw.admin_url("/admin/mcp/servers"), &[], b"").json();
+    assert_eq!(status["servers"]["late"]["tools"], 0, "{status}");
+    // The scenario: the server comes up 5 s after the gateway.
+    std::thread::sleep(Duration::from_secs(5));
+    let _late = DemoServer::start_on(&dir, port);
+    wait_discovered(&gw, &["late"], Duration::from_secs(60));
+    let admin = gw.mint("root", "acme", "mcp-admin");
+    let listed = sdk_client(&gw.url("/mcp"), &admin, "auto", &["list"]);
+    assert!(names(&listed).contains(&"late__echo".to_string()), "{listed}");
+}
