@@ -21,6 +21,7 @@ async fn main() {
         ("FASTMCP__MCP__SERVERS__BENCH__TOOL_TAGS".to_string(), "{echo: []}".to_string()),
         ("RATE_LIMIT_DEFAULT_RPS".to_string(), "1000000000".to_string()),
         ("RATE_BUCKET_BURST".to_string(), "1000000000".to_string()),
+        ("FASTMCP_DATA_DIR".to_string(), dir.join("data").display().to_string()),
     ];
     let cfg = Config::load(None, env).expect("config");
     for (label, policy) in [
@@ -35,6 +36,7 @@ async fn main() {
             audit: AuditLog::open(&dir, "bench".into()).expect("audit"),
             catalog: Catalog::new(&cfg.mcp.servers).expect("catalog"),
             fed: fastmcp::mcp::federation::Federation::new(&cfg.mcp).expect("federation"),
+            rest: fastmcp::rest::RestState::build(&cfg, None).expect("rest"),
             cfg: cfg.clone(),
         };
         let server = gw.catalog.server("bench").expect("server");

@@ -64,6 +64,19 @@ impl ServeHttp for AdminApp {
         if path == "/admin/policy/reload" {
             return if method == http::Method::POST { self.reload() } else { method_not_allowed() };
         }
+        if path == "/admin/holds" {
+            return self.holds().await;
+        }
+        if let Some(rest) = path.strip_prefix("/admin/holds/") {
+            if method != http::Method::POST {
+                return method_not_allowed();
+            }
+            return match rest.rsplit_once('/') {
+                Some((id, "approve")) => self.decide_hold(id, true).await,
+                Some((id, "deny")) => self.decide_hold(id, false).await,
+                _ => not_found(),
+            };
+        }
         match path.as_str() {
             "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render()),
             "/health" => json_reply(200, json!({"status": "ok"})),
@@ -81,10 +94,68 @@ impl ServeHttp for AdminApp {
                     }),
                 )
             }
-            _ => json_reply(
-                404,
-                json!({"error": {"code": "NOT_FOUND", "message": "no such admin route", "corr_id": ""}}),
-            ),
+            _ => not_found(),
+        }
+    }
+}
+
+fn not_found() -> Response<Vec<u8>> {
+    json_reply(404, json!({"error": {"code": "NOT_FOUND", "message": "no such admin route", "corr_id": ""}}))
+}
+
+impl AdminApp {
+    /// `GET /admin/holds`: pending confirmations (never their action tokens).
+    async fn holds(&self) -> Response<Vec<u8>> {
+        match self.gw.state.list_holds().await {
+            Ok(list) => {
+                let holds: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|h| {
+                        json!({
+                            "id": h.id, "toolId": h.tool_id, "sub": h.sub, "tenant": h.tenant,
+                            "request_hash": h.args_hash, "expires_at": h.expires_at,
+                            "needs_approval": h.needs_approval, "approved_by": h.approved_by,
+                        })
+                    })
+                    .collect();
+                json_reply(200, json!({ "holds": holds }))
+            }
+            Err(e) => {
+                json_reply(503, json!({"error": {"code": "UNAVAILABLE", "message": e.to_string(), "corr_id": ""}}))
+            }
+        }
+    }
+
+    /// `POST /admin/holds/{id}/approve|deny`: an operator releases or drops a hold (audited).
+    async fn decide_hold(&self, id: &str, approve: bool) -> Response<Vec<u8>> {
+        let held = self.gw.state.list_holds().await.unwrap_or_default().into_iter().find(|h| h.id == id);
+        match self.gw.state.decide_hold(id, approve, "admin").await {
+            Ok(true) => {
+                let result = if approve { "approved" } else { "denied" };
+                let event = crate::audit::AuditEvent {
+                    action: "holds.decide".into(),
+                    tool_id: held.as_ref().map(|h| h.tool_id.clone()),
+                    sub: held.as_ref().map(|h| h.sub.clone()).unwrap_or_default(),
+                    tenant: held.as_ref().map(|h| h.tenant.clone()).unwrap_or_default(),
+                    request_hash: held.map(|h| h.args_hash),
+                    phase: "decision",
+                    decision: crate::audit::AuditDecision {
+                        result: result.into(),
+                        allow: approve,
+                        reasons: vec!["admin".into()],
+                        policy_revision: self.gw.policy.revision(),
+                    },
+                    ..Default::default()
+                };
+                if let Err(e) = self.gw.audit.append(&event, true).await {
+                    tracing::error!(error = %e, "audit write failed");
+                }
+                json_reply(200, json!({"id": id, "result": result}))
+            }
+            Ok(false) => not_found(),
+            Err(e) => {
+                json_reply(503, json!({"error": {"code": "UNAVAILABLE", "message": e.to_string(), "corr_id": ""}}))
+            }
         }
     }
 }

@@ -2,6 +2,13 @@
 //! `mcp:{server}:{tool}`, provider `mcp`, required scope `mcp.{server}`, and safety tags from
 //! config overrides, else (trusted servers only) from annotations, else `destructive`.
 
+pub mod manifest;
+pub mod manifests;
+mod seed;
+pub mod sqlite_url;
+
+pub use seed::seed_manifests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

@@ -59,6 +59,11 @@ pub struct Config {
     /// at startup rather than silently ignored.
     #[serde(default)]
     pub require_mtls: bool,
+    /// Host names the gateway answers to besides loopback names (DNS-rebinding protection):
+    /// on a loopback listener any other `Host` gets 403; on other listeners, when set, only
+    /// these. Env `FASTMCP__ALLOWED_HOSTS` (a YAML list).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// JWT authentication of agents.
     pub auth: AuthConfig,
     /// Rego policy.
@@ -76,6 +81,109 @@ pub struct Config {
     pub state: StateConfig,
     /// MCP servers behind `/mcp/{name}`.
     pub mcp: McpConfig,
+    /// The REST tool API: manifests, idempotency, approvals.
+    #[serde(default)]
+    pub rest: RestConfig,
+    /// Tool providers behind the REST API and their brokered credentials.
+    #[serde(default)]
+    pub providers: ProvidersConfig,
+}
+
+/// The REST tool API (DESIGN §4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// Manifest store. Env `SQLITE_URL`: `sqlite:///abs.db`, `sqlite://rel.db` (under the
+    /// data dir), `sqlite::memory:` or a path.
+    #[serde(default = "default_sqlite_url")]
+    pub sqlite_url: String,
+    /// Seconds an `Idempotency-Key` record is kept (replays within it get the stored answer).
+    #[serde(default = "default_idempotency_ttl")]
+    pub idempotency_ttl_seconds: u64,
+    /// Approver mode: roles that may confirm someone else's held call. Empty turns it off.
+    #[serde(default)]
+    pub approver_roles: Vec<String>,
+    /// In approver mode, holds on tools with any of these safety tags need an approver (or
+    /// `POST /admin/holds/{id}/approve`) before the caller's own confirm runs them.
+    #[serde(default = "default_approval_tags")]
+    pub approval_tags: Vec<String>,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            sqlite_url: default_sqlite_url(),
+            idempotency_ttl_seconds: default_idempotency_ttl(),
+            approver_roles: vec![],
+            approval_tags: default_approval_tags(),
+        }
+    }
+}
+
+fn default_sqlite_url() -> String {
+    "sqlite://fastmcp.db".into()
+}
+fn default_idempotency_ttl() -> u64 {
+    86_400
+}
+fn default_approval_tags() -> Vec<String> {
+    vec!["financial".into()]
+}
+
+/// Providers behind the REST API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// The in-process SQLite database provider.
+    #[serde(default)]
+    pub database: DatabaseProviderConfig,
+    /// Pipedrive and Google Ads endpoints (base URLs are overridable for tests).
+    #[serde(default)]
+    pub http: crate::providers::http::HttpProvidersConfig,
+    /// Brokered credentials by provider id (`pipedrive`, `ads`, a generic tool's provider).
+    /// Env `PIPEDRIVE_API_TOKEN` sets `pipedrive` to a static secret.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, crate::broker::CredentialConfig>,
+    /// Refresh a cached provider token this many seconds before it expires.
+    #[serde(default = "default_refresh_margin")]
+    pub token_refresh_margin_seconds: u64,
+}
+
+fn default_refresh_margin() -> u64 {
+    60
+}
+
+/// The `database:*` tools' SQLite file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseProviderConfig {
+    /// Database file. Env `DATABASE_PATH`. Empty: `demo.db` in the data dir (seeded with
+    /// sample tables on first use).
+    #[serde(default)]
+    pub path: String,
+    /// Rows returned at most (`truncated: true` beyond). Env `DATABASE_MAX_ROWS`.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// A statement running longer is stopped (504).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+}
+
+impl Default for DatabaseProviderConfig {
+    fn default() -> Self {
+        DatabaseProviderConfig {
+            path: String::new(),
+            max_rows: default_max_rows(),
+            query_timeout_ms: default_query_timeout_ms(),
+        }
+    }
+}
+
+fn default_max_rows() -> usize {
+    1000
+}
+fn default_query_timeout_ms() -> u64 {
+    5000
 }
 
 /// JWT verification settings.
@@ -298,6 +406,11 @@ const NAMED_ENV: &[(&str, &str)] = &[
     ("REDIS_URL", "state.redis_url"),
     ("AUDIT_WORM_DIR", "audit.dir"),
     ("MCP_DISCOVERY_RETRIES", "mcp.discovery_retries"),
+    ("SQLITE_URL", "rest.sqlite_url"),
+    ("DATABASE_PATH", "providers.database.path"),
+    ("DATABASE_MAX_ROWS", "providers.database.max_rows"),
+    ("PIPEDRIVE_COMPANY_DOMAIN", "providers.http.pipedrive_company_domain"),
+    ("PIPEDRIVE_API_TOKEN", "providers.credentials.pipedrive.secret"),
     ("MCP_DISCOVERY_BACKOFF_MS", "mcp.discovery_backoff_ms"),
 ];
 
@@ -325,6 +438,16 @@ const STRING_KEYS: &[&str] = &[
     "tenant",
     "separator",
     "request_state_key",
+    "sqlite_url",
+    "path",
+    "secret",
+    "pipedrive_base_url",
+    "pipedrive_company_domain",
+    "google_ads_base_url",
+    "google_ads_api_version",
+    "google_ads_developer_token",
+    "google_ads_login_customer_id",
+    "google_ads_customer_id",
 ];
 
 const MCP_SERVER_SUFFIXES: &[(&str, &str)] = &[
@@ -356,6 +479,11 @@ impl Config {
         for (name, value) in &env {
             if let Some(key) = env_key(name) {
                 set_path(&mut tree, &key, value).map_err(|problem| ConfigError::new(name.clone(), problem))?;
+            }
+            if name == "PIPEDRIVE_API_TOKEN" {
+                // The seed's static Pipedrive token: a `static` broker credential.
+                set_path(&mut tree, "providers.credentials.pipedrive.kind", "static")
+                    .map_err(|problem| ConfigError::new(name.clone(), problem))?;
             }
         }
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {

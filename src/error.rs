@@ -26,6 +26,8 @@ pub enum GatewayError {
     PayloadTooLarge { limit: usize },
     /// 422: body not JSON or not an object.
     Validation { message: String },
+    /// 422: the input fails the tool's JSON Schema; `violations` are `{path, message}`.
+    SchemaInvalid { message: String, violations: Vec<Value> },
     /// 429: rate limited. `retry_after` is whole seconds (at least 1).
     RateLimited { retry_after: u64, limit: u64, remaining: u64, reset: u64 },
     /// 502: upstream failed or answered garbage.
@@ -54,7 +56,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
-            Self::Validation { .. } => 422,
+            Self::Validation { .. } | Self::SchemaInvalid { .. } => 422,
             Self::RateLimited { .. } => 429,
             Self::Provider { .. } => 502,
             Self::Unavailable { .. } => 503,
@@ -72,7 +74,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::Conflict { .. } => "CONFLICT",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::Validation { .. } | Self::SchemaInvalid { .. } => "VALIDATION_ERROR",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Provider { .. } => "PROVIDER_ERROR",
             Self::Unavailable { .. } => "UNAVAILABLE",
@@ -89,6 +91,7 @@ impl GatewayError {
             | Self::MethodNotAllowed { message }
             | Self::Conflict { message }
             | Self::Validation { message }
+            | Self::SchemaInvalid { message, .. }
             | Self::Provider { message }
             | Self::Unavailable { message }
             | Self::ProviderTimeout { message } => message.clone(),
@@ -104,6 +107,7 @@ impl GatewayError {
             Self::Forbidden { reasons, .. } => Some(json!({ "reasons": reasons })),
             Self::RateLimited { retry_after, .. } => Some(json!({ "retry_after": retry_after })),
             Self::PayloadTooLarge { limit } => Some(json!({ "limit_bytes": limit })),
+            Self::SchemaInvalid { violations, .. } => Some(json!({ "violations": violations })),
             _ => None,
         }
     }
@@ -135,7 +139,7 @@ impl GatewayError {
             Self::NotFound { .. } => -32601,
             Self::Conflict { .. } => -32009,
             Self::PayloadTooLarge { .. } => -32600,
-            Self::Validation { .. } => -32602,
+            Self::Validation { .. } | Self::SchemaInvalid { .. } => -32602,
             Self::RateLimited { .. } => -32029,
             _ => -32603,
         }

@@ -44,6 +44,8 @@ pub struct Gateway {
     pub catalog: Catalog,
     /// The federated `/mcp` endpoint: discovered tools, sessions, the MRTR state sealer.
     pub fed: Federation,
+    /// The REST tool API's stores, providers and broker.
+    pub rest: crate::rest::RestState,
 }
 
 /// One POST to `/mcp/{server}` after authentication.

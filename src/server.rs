@@ -12,6 +12,7 @@ use crate::audit::AuditLog;
 use crate::auth::devkeys::DevKey;
 use crate::auth::keys::{KeySet, VerifyKey};
 use crate::auth::{fetch_jwks, parse_alg, Authenticator, KeySource};
+use crate::broker::Signer;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::mcp::client::Transport;
@@ -22,6 +23,7 @@ use crate::pipeline::Gateway;
 use crate::policy::reload::Reloader;
 use crate::policy::{CompiledPolicy, PolicyEngine, PolicySources};
 use crate::proxy::GatewayProxy;
+use crate::rest::RestState;
 use crate::state::memory::MemoryState;
 
 /// Builds every component. Errors are startup failures (exit 2).
@@ -68,7 +70,18 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
         r.clone().watch(std::time::Duration::from_millis(cfg.policy.watch_interval_ms))?;
     }
     let fed = Federation::new(&cfg.mcp)?;
-    Ok(Gateway { cfg, auth, policy, reloader, state: Arc::new(MemoryState::default()), audit, catalog, fed })
+    let rest = RestState::build(&cfg, gateway_signer(&cfg)?)?;
+    Ok(Gateway { cfg, auth, policy, reloader, state: Arc::new(MemoryState::default()), audit, catalog, fed, rest })
+}
+
+/// The key that signs gateway-minted JWTs (broker `gateway_jwt` / token exchange): the dev
+/// key when no JWKS is configured; none otherwise (those credential kinds then fail at start).
+fn gateway_signer(cfg: &Config) -> Result<Option<Signer>, String> {
+    if !cfg.auth.jwks_file.is_empty() || !cfg.auth.jwks_url.is_empty() {
+        return Ok(None);
+    }
+    let dev = DevKey::load_or_create(&cfg.data_dir, parse_alg(&cfg.auth.algorithm))?;
+    Signer::new(dev.encoding_key()?, parse_alg(&cfg.auth.algorithm), dev.kid.clone()).map(Some)
 }
 
 fn build_auth(cfg: &Config, runtime: &tokio::runtime::Runtime) -> Result<Authenticator, String> {
@@ -143,7 +156,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(Some(Opt::default()), conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy { gw: gw.clone() });
+    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy::new(gw.clone()));
     proxy.add_tcp(&cfg.listen);
     let mut admin = Service::new("fastmcp-admin".to_string(), AdminApp { gw });
     admin.add_tcp(&cfg.admin_listen);

@@ -138,8 +138,13 @@ fn federated_endpoint_refuses_smuggling_mismatch_and_foreign_origins() {
     let r = mcp_post(&url, Some(&user), &call, &[("mcp-method", "tools/list")]);
     assert_eq!(r.json()["error"]["code"], -32020);
 
-    // A foreign Origin (DNS rebinding) is refused before anything else.
+    // A foreign Origin, or a foreign Host (DNS rebinding), is refused before anything else.
     let r = mcp_post(&url, Some(&user), &call, &[("origin", "http://evil.example")]);
+    assert_eq!(r.status, 403);
+    let rebound = [("host", "evil.example.com"), ("origin", "http://evil.example.com")];
+    let r = mcp_post(&url, Some(&user), &call, &rebound);
+    assert_eq!(r.status, 403, "a rebinding page sends matching Host and Origin");
+    let r = mcp_post(&gw.url("/mcp/demo"), Some(&user), &tools_call(9, "echo", json!({"text": "a"})), &rebound);
     assert_eq!(r.status, 403);
     assert_eq!(demo.calls("echo"), 0, "nothing reached the server");
 
@@ -198,4 +203,29 @@ fn discovery_copes_with_a_server_that_starts_late() {
     let admin = gw.mint("root", "acme", "mcp-admin");
     let listed = sdk_client(&gw.url("/mcp"), &admin, "auto", &["list"]);
     assert!(names(&listed).contains(&"late__echo".to_string()), "{listed}");
+}
+
+#[test]
+fn rest_invoke_of_an_mcp_tool_runs_it_as_a_client_in_its_era() {
+    let Setup { demo, gw, _everything: _keep } = start("fed-rest");
+    let admin = gw.mint("root", "acme", "mcp-admin");
+    let auth = format!("Bearer {admin}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    // The demo server speaks 2026-07-28, server-everything 2025-11-25 (a session).
+    let r = http("POST", &gw.url("/tools/mcp:demo:echo/invoke"), &headers, br#"{"text":"via rest"}"#);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["toolId"], "mcp:demo:echo");
+    assert_eq!(v["result"]["content"][0]["text"], "via rest");
+    assert_eq!(demo.calls("echo"), 1);
+    let r = http("POST", &gw.url("/tools/mcp:everything:echo/invoke"), &headers, br#"{"message":"legacy"}"#);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["result"]["content"][0]["text"].as_str().unwrap_or("").contains("legacy"));
+    // The catalog lists discovered MCP tools the caller may call.
+    let cat = http("GET", &gw.url("/tool-catalog"), &[("authorization", &auth)], b"").json();
+    assert!(cat.to_string().contains("mcp:demo:echo"), "{cat}");
+    // Held MCP tools are held on REST too.
+    let r = http("POST", &gw.url("/tools/mcp:demo:delete_item/invoke"), &headers, br#"{"item":"r"}"#);
+    assert_eq!(r.status, 202);
+    assert_eq!(demo.calls("delete_item"), 0);
 }

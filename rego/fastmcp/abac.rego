@@ -34,9 +34,13 @@ confirms contains "abac-ads-budget-not-a-number" if {
 
 # Anything but one plain read-only statement needs database.write (the database provider also
 # enforces read-only connections; this is the policy-level requirement).
+# (No query at all, as when the catalog asks whether the tool may be listed: no requirement;
+# the tool's input schema then refuses the call.)
 required_scopes contains "database.write" if {
 	input.resource.toolId == "database:executeQuery"
-	not read_only_sql(object.get(input, ["request", "arguments", "query"], ""))
+	args := object.get(input, ["request", "arguments"], {})
+	"query" in object.keys(args)
+	not read_only_sql(args.query)
 }
 
 read_only_sql(q) if {

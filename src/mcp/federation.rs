@@ -145,6 +145,17 @@ impl Federation {
         self.resource_owners.read().get(uri).cloned()
     }
 
+    /// The definition `server` listed for `tool`.
+    pub fn tool(&self, server: &str, tool: &str) -> Option<Value> {
+        self.tools.read().get(server)?.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(tool)).cloned()
+    }
+
+    /// Every discovered tool as (server, definition).
+    pub fn all_tools(&self) -> Vec<(String, Value)> {
+        let tools = self.tools.read();
+        tools.iter().flat_map(|(s, list)| list.iter().map(move |t| (s.clone(), t.clone()))).collect()
+    }
+
     /// The annotations `server` reported for `tool` at discovery, if any.
     pub fn annotations(&self, server: &str, tool: &str) -> Option<Value> {
         self.tools

@@ -11,6 +11,7 @@ fn gateway(tag: &str, env: &[(&str, &str)]) -> Gateway {
     let mut vars: Vec<(String, String)> = vec![
         ("MCP_DEMO_URL".into(), "http://127.0.0.1:9/mcp".into()),
         ("AUDIT_WORM_DIR".into(), dir.join("audit").display().to_string()),
+        ("FASTMCP_DATA_DIR".into(), dir.join("data").display().to_string()),
     ];
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let cfg = Config::load(None, vars).unwrap();
@@ -22,6 +23,7 @@ fn gateway(tag: &str, env: &[(&str, &str)]) -> Gateway {
         audit: AuditLog::open(&cfg.audit.dir, "t".into()).unwrap(),
         catalog: Catalog::new(&cfg.mcp.servers).unwrap(),
         fed: Federation::new(&cfg.mcp).unwrap(),
+        rest: crate::rest::RestState::build(&cfg, None).unwrap(),
         cfg,
     }
 }

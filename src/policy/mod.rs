@@ -57,6 +57,8 @@ pub struct CompiledPolicy {
     rvm: Option<(Arc<Program>, regorus::Value)>,
     /// Content hash of the sources: recorded with every decision.
     pub revision: String,
+    /// `roles` of policies.yml: role → scopes.
+    role_scopes: std::collections::HashMap<String, Vec<String>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -97,7 +99,17 @@ impl CompiledPolicy {
                 None
             }
         };
-        Ok(CompiledPolicy { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), engine, rvm, revision: sources.revision() })
+        let role_scopes = data_json
+            .pointer("/policies/roles")
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        Ok(CompiledPolicy {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            engine,
+            rvm,
+            revision: sources.revision(),
+            role_scopes,
+        })
     }
 
     /// `rvm` or `interpreter`: which evaluator serves decisions.
@@ -226,6 +238,18 @@ pub struct PolicySnapshot(Option<Arc<CompiledPolicy>>);
 impl PolicySnapshot {
     pub fn revision(&self) -> &str {
         self.0.as_ref().map(|p| p.revision.as_str()).unwrap_or("disabled")
+    }
+
+    /// Does `principal` hold `scope`, from its token or its roles (a held `x.*` covers `x.y`)?
+    /// Mirrors authz.rego's `scope_held`, for providers that enforce access themselves (the
+    /// database opens read-only connections unless the caller holds `database.write`).
+    pub fn holds_scope(&self, scopes: &[String], roles: &[String], scope: &str) -> bool {
+        let covers = |held: &str| held == scope || held.strip_suffix('*').is_some_and(|p| scope.starts_with(p));
+        let Some(p) = &self.0 else {
+            return true;
+        };
+        scopes.iter().any(|s| covers(s))
+            || roles.iter().filter_map(|r| p.role_scopes.get(r)).flatten().any(|s| covers(s))
     }
 
     pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {

@@ -2,4 +2,5 @@
 //! Google Ads, manifest-described HTTP tools) and MCP servers.
 
 pub mod database;
+pub mod http;
 pub mod sender;

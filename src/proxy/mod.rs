@@ -11,7 +11,9 @@
 pub mod body;
 pub mod federated;
 pub mod filter;
+pub mod origin;
 pub mod respond;
+pub mod rest;
 pub mod route;
 
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +45,15 @@ use route::Route;
 /// The gateway's HTTP proxy.
 pub struct GatewayProxy {
     pub gw: Arc<Gateway>,
+    /// Host/Origin checks (DNS-rebinding protection).
+    pub hosts: origin::HostPolicy,
+}
+
+impl GatewayProxy {
+    pub fn new(gw: Arc<Gateway>) -> GatewayProxy {
+        let hosts = origin::HostPolicy::new(&gw.cfg.listen, &gw.cfg.allowed_hosts);
+        GatewayProxy { gw, hosts }
+    }
 }
 
 /// Per-request state carried between hooks.
@@ -115,6 +126,9 @@ impl ProxyHttp for GatewayProxy {
                 self.answer(session, ctx, 200, &body, &[]).await
             }
             Route::McpFederated => self.federated_request(session, ctx).await,
+            Route::ToolCatalog | Route::ToolInvoke(_) | Route::ToolConfirm(_) | Route::ManifestRegister => {
+                self.rest_request(session, ctx).await
+            }
             Route::NotFound => {
                 let e = GatewayError::NotFound { message: "no such route".into() };
                 self.answer_error(session, ctx, &e).await
@@ -355,15 +369,32 @@ impl GatewayProxy {
         ctx: &mut Ctx,
         server: Option<&str>,
     ) -> Result<Option<Arc<Principal>>> {
+        self.admit_for(session, ctx, server, &["POST", "GET", "DELETE"]).await
+    }
+
+    /// [`Self::admit`] for a route that takes `methods`.
+    async fn admit_for(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        server: Option<&str>,
+        methods: &[&str],
+    ) -> Result<Option<Arc<Principal>>> {
         let method = session.req_header().method.clone();
-        if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
-            let e = GatewayError::MethodNotAllowed { message: "use POST, GET or DELETE".into() };
+        if !methods.contains(&method.as_str()) {
+            let e = GatewayError::MethodNotAllowed { message: format!("use {}", methods.join(" or ")) };
             self.answer_error(session, ctx, &e).await?;
             return Ok(None);
         }
         ctx.is_post = method == http::Method::POST;
+        let hosts = &self.hosts;
+        if !hosts.host_allowed(header_str(session, "host")) {
+            let e = GatewayError::Forbidden { message: "Host not allowed".into(), reasons: vec!["host".into()] };
+            self.answer_error(session, ctx, &e).await?;
+            return Ok(None);
+        }
         if let Some(origin) = header_str(session, "origin") {
-            if !origin_allowed(origin, header_str(session, "host")) {
+            if !hosts.origin_allowed(origin, header_str(session, "host")) {
                 let e =
                     GatewayError::Forbidden { message: "Origin not allowed".into(), reasons: vec!["origin".into()] };
                 self.answer_error(session, ctx, &e).await?;
@@ -551,21 +582,6 @@ fn correlation_id(given: Option<&http::HeaderValue>) -> String {
     let mut raw = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
     hex::encode(raw)
-}
-
-/// Browsers send `Origin`; only same-host or loopback origins may reach MCP servers
-/// (DNS-rebinding protection from the Streamable HTTP spec).
-fn origin_allowed(origin: &str, host: Option<&str>) -> bool {
-    let Ok(uri) = origin.parse::<http::Uri>() else {
-        return false;
-    };
-    let Some(origin_host) = uri.host() else {
-        return false;
-    };
-    let loopback = origin_host == "localhost"
-        || origin_host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let same = host.is_some_and(|h| uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(h)));
-    loopback || same
 }
 
 fn metric_method(m: &str) -> &'static str {

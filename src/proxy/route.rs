@@ -8,8 +8,16 @@ pub enum Route {
     ProtectedResource(String),
     /// `/mcp/{server}`.
     McpServer(String),
-    /// `/mcp` (federated endpoint, not in this build).
+    /// `/mcp` (the federated endpoint).
     McpFederated,
+    /// `GET /tool-catalog`.
+    ToolCatalog,
+    /// `POST /tools/{toolId}/invoke`.
+    ToolInvoke(String),
+    /// `POST /tools/{toolId}/confirm`.
+    ToolConfirm(String),
+    /// `POST /manifests/register`.
+    ManifestRegister,
     NotFound,
 }
 
@@ -26,6 +34,22 @@ pub fn route(path: &str) -> Route {
     if path == "/mcp" || path == "/mcp/" {
         return Route::McpFederated;
     }
+    if path == "/tool-catalog" {
+        return Route::ToolCatalog;
+    }
+    if path == "/manifests/register" {
+        return Route::ManifestRegister;
+    }
+    if let Some(rest) = path.strip_prefix("/tools/") {
+        if let Some((id, verb)) = rest.rsplit_once('/') {
+            let id = percent_encoding::percent_decode_str(id).decode_utf8().map(|c| c.into_owned()).ok();
+            match (id, verb) {
+                (Some(id), "invoke") if valid_tool_id(&id) => return Route::ToolInvoke(id),
+                (Some(id), "confirm") if valid_tool_id(&id) => return Route::ToolConfirm(id),
+                _ => {}
+            }
+        }
+    }
     if let Some(rest) = path.strip_prefix("/mcp/") {
         let name = rest.trim_end_matches('/');
         if !name.is_empty() && !name.contains('/') {
@@ -33,6 +57,11 @@ pub fn route(path: &str) -> Route {
         }
     }
     Route::NotFound
+}
+
+/// Tool ids are `provider:name` (or `mcp:server:tool`) of visible ASCII without `/`.
+fn valid_tool_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 300 && id.contains(':') && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
 }
 
 impl Route {
@@ -43,6 +72,10 @@ impl Route {
             Route::ProtectedResource(_) => "/.well-known/oauth-protected-resource",
             Route::McpServer(_) => "/mcp/{server}",
             Route::McpFederated => "/mcp",
+            Route::ToolCatalog => "/tool-catalog",
+            Route::ToolInvoke(_) => "/tools/{toolId}/invoke",
+            Route::ToolConfirm(_) => "/tools/{toolId}/confirm",
+            Route::ManifestRegister => "/manifests/register",
             Route::NotFound => "other",
         }
     }
@@ -64,5 +97,11 @@ mod tests {
             Route::ProtectedResource("/mcp/demo".into())
         );
         assert_eq!(route("/.well-known/oauth-protected-resourcex"), Route::NotFound);
+        assert_eq!(route("/tools/database:executeQuery/invoke"), Route::ToolInvoke("database:executeQuery".into()));
+        assert_eq!(route("/tools/ads%3AcreateCampaign/confirm"), Route::ToolConfirm("ads:createCampaign".into()));
+        assert_eq!(route("/tools/mcp:demo:echo/invoke"), Route::ToolInvoke("mcp:demo:echo".into()));
+        assert_eq!(route("/tools/a%2Fb:c/invoke"), Route::NotFound, "no slash smuggled through encoding");
+        assert_eq!(route("/tools/x/invoke"), Route::NotFound);
+        assert_eq!(route("/tool-catalog"), Route::ToolCatalog);
     }
 }

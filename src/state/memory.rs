@@ -102,6 +102,11 @@ impl StateStore for MemoryState {
         Ok(holds.remove(token_hash).map(|h| HoldConsume::Consumed(Box::new(h))).unwrap_or(HoldConsume::NotFound))
     }
 
+    async fn peek_hold(&self, token_hash: &str) -> Result<Option<Hold>, StateError> {
+        let now = chrono::Utc::now().timestamp();
+        Ok(self.holds.lock().get(token_hash).filter(|h| h.expires_at > now).cloned())
+    }
+
     async fn pending_holds(&self) -> Result<usize, StateError> {
         let now = chrono::Utc::now().timestamp();
         Ok(self.holds.lock().values().filter(|h| h.expires_at > now).count())

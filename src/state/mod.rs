@@ -86,6 +86,9 @@ pub trait StateStore: Send + Sync {
     async fn put_hold(&self, token_hash: &str, hold: Hold) -> Result<(), StateError>;
     /// Atomically removes and returns the hold if `who` may redeem it and it has not expired.
     async fn consume_hold(&self, token_hash: &str, who: Redeemer<'_>) -> Result<HoldConsume, StateError>;
+    /// The pending hold under `token_hash`, without consuming it (a REST confirm that omits
+    /// the input reads the held one).
+    async fn peek_hold(&self, token_hash: &str) -> Result<Option<Hold>, StateError>;
     /// Holds still pending (for the gauge).
     async fn pending_holds(&self) -> Result<usize, StateError>;
     /// Every pending hold (`GET /admin/holds`), soonest expiry first.

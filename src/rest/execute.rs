@@ -1,0 +1,216 @@
+//! Running a tool once its call is allowed: broker the credential, call the provider, map its
+//! failure to the error table. Providers: the in-process database, the built-in HTTP
+//! providers and manifest-described HTTP tools (through pingora's connector), and MCP servers
+//! (as a client in their era).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::broker::{BrokerError, Caller, Credential as Brokered};
+use crate::catalog::manifest::Manifest;
+use crate::error::GatewayError;
+use crate::pipeline::Gateway;
+use crate::policy::PolicySnapshot;
+use crate::providers::database::{Access, DbError};
+use crate::providers::http::{self, Credential, HttpToolSpec, ProviderError};
+use crate::providers::sender::{Outgoing, SendError};
+
+/// A tool's result and what the agent may know about the credential used.
+pub struct Executed {
+    pub result: Value,
+    /// `{"token_type","expires_in","audience"}`: never the token itself.
+    pub token_meta: Value,
+}
+
+/// No credential was involved.
+fn no_token() -> Value {
+    json!({"token_type": "none", "expires_in": null, "audience": null})
+}
+
+/// Runs `manifest`'s tool with `input` on behalf of `who` (the principal whose call it is).
+pub async fn run(
+    gw: &Gateway,
+    policy: &PolicySnapshot,
+    who: &Principal,
+    manifest: &Manifest,
+    input: &Value,
+) -> Result<Executed, GatewayError> {
+    let started = std::time::Instant::now();
+    let provider = manifest.provider_id.as_str();
+    let out = match provider {
+        "database" => database(gw, policy, who, manifest, input).await,
+        "mcp" => mcp(gw, who, manifest, input).await,
+        _ => http_tool(gw, who, manifest, input).await,
+    };
+    crate::metrics::METRICS.upstream_duration.with_label_values(&[provider]).observe(started.elapsed().as_secs_f64());
+    out
+}
+
+async fn database(
+    gw: &Gateway,
+    policy: &PolicySnapshot,
+    who: &Principal,
+    manifest: &Manifest,
+    input: &Value,
+) -> Result<Executed, GatewayError> {
+    let db = gw.rest.database.clone();
+    // Defense in depth: the policy already asked for database.write on anything but a read;
+    // the connection itself is read-only unless the caller holds that scope.
+    let access =
+        if policy.holds_scope(&who.scopes, &who.roles, "database.write") { Access::Write } else { Access::Read };
+    let tool = manifest.tool_id.split_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+    let input = input.clone();
+    let ran = tokio::task::spawn_blocking(move || match tool.as_str() {
+        "listTables" => db.list_tables(),
+        "getSchema" => db.get_schema(input.get("table").and_then(Value::as_str).unwrap_or_default()),
+        "executeQuery" => {
+            let sql = input.get("query").and_then(Value::as_str).unwrap_or_default();
+            let params = input.get("params").and_then(Value::as_array).cloned().unwrap_or_default();
+            db.execute_query(sql, &params, access)
+        }
+        other => Err(DbError::NotFound(format!("no database tool {other:?}"))),
+    })
+    .await
+    .map_err(|_| GatewayError::Provider { message: "database task failed".into() })?;
+    let result = ran.map_err(db_error)?;
+    Ok(Executed { result, token_meta: no_token() })
+}
+
+fn db_error(e: DbError) -> GatewayError {
+    let message = e.to_string();
+    match e.kind().status() {
+        403 => GatewayError::Forbidden { message, reasons: vec!["database_refused".into()] },
+        404 => GatewayError::NotFound { message },
+        422 => GatewayError::Validation { message },
+        504 => GatewayError::ProviderTimeout { message },
+        _ => GatewayError::Provider { message },
+    }
+}
+
+/// `mcp:{server}:{tool}`: a `tools/call` on the server, as its client (per principal).
+async fn mcp(gw: &Gateway, who: &Principal, manifest: &Manifest, input: &Value) -> Result<Executed, GatewayError> {
+    let mut parts = manifest.tool_id.splitn(3, ':');
+    let (Some(_), Some(server), Some(tool)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(GatewayError::NotFound { message: "not an MCP tool id".into() });
+    };
+    let Some(server) = gw.catalog.server(server) else {
+        return Err(GatewayError::NotFound { message: format!("no MCP server {server:?}") });
+    };
+    let timeout = Duration::from_secs(server.cfg.timeout_seconds.unwrap_or(gw.cfg.limits.upstream_timeout_seconds));
+    let key = format!("o:{}", crate::mcp::session::owner_key(&who.tenant, &who.sub));
+    let client = gw.fed.upstreams.client(&server, &key, timeout).await?;
+    let params = json!({"name": tool, "arguments": input});
+    let name = server.name.clone();
+    let response = tokio::task::spawn_blocking(move || client.request("tools/call", params, &mut |_| {}))
+        .await
+        .map_err(|_| GatewayError::Provider { message: "MCP call task failed".into() })?
+        .map_err(|e| crate::mcp::upstream::client_error(&name, &e))?;
+    match (response.get("result"), response.get("error")) {
+        (Some(r), _) => {
+            // MCP clients SHOULD check structured results against the tool's outputSchema.
+            let listed = gw.fed.tool(&server.name, tool);
+            if let (Some(schema), Some(structured)) =
+                (listed.as_ref().and_then(|t| t.get("outputSchema")), r.get("structuredContent"))
+            {
+                if gw.rest.schemas.validate(&format!("{}#structured", manifest.tool_id), schema, structured).is_err() {
+                    return Err(GatewayError::Provider {
+                        message: "structuredContent does not match the tool's outputSchema".into(),
+                    });
+                }
+            }
+            Ok(Executed { result: r.clone(), token_meta: no_token() })
+        }
+        (None, Some(e)) => Err(GatewayError::Provider {
+            message: format!("MCP error {}", e.get("code").and_then(Value::as_i64).unwrap_or(0)),
+        }),
+        _ => Err(GatewayError::Provider { message: "MCP server answered garbage".into() }),
+    }
+}
+
+/// The broker's provider id for a tool: the built-in ones by name, else the manifest's.
+fn credential_id(manifest: &Manifest) -> &str {
+    &manifest.provider_id
+}
+
+async fn http_tool(
+    gw: &Gateway,
+    who: &Principal,
+    manifest: &Manifest,
+    input: &Value,
+) -> Result<Executed, GatewayError> {
+    let spec: Option<HttpToolSpec> = match &manifest.http {
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| GatewayError::Provider { message: format!("manifest http spec: {e}") })?,
+        ),
+        None => None,
+    };
+    let provider = credential_id(manifest);
+    let brokered: Option<Brokered> = if gw.rest.broker.providers().any(|p| p == provider) {
+        let caller = Caller::new(who.sub.clone(), who.tenant.clone());
+        Some(gw.rest.broker.credential(provider, &caller, &[]).await.map_err(broker_error)?)
+    } else {
+        None
+    };
+    let credential = match (&brokered, provider) {
+        (None, _) => Credential::None,
+        (Some(c), "pipedrive") => Credential::ApiTokenQuery(c.secret()),
+        (Some(c), _) => Credential::Bearer(c.secret()),
+    };
+    let req = http::build(&manifest.tool_id, input, &gw.cfg.providers.http, credential, spec.as_ref())
+        .map_err(provider_error)?;
+    let headers: Vec<(String, String)> = req.headers.clone();
+    let method = req.method.as_str().to_string();
+    let out = Outgoing {
+        tls: req.endpoint.tls,
+        host: &req.endpoint.host,
+        port: req.endpoint.port,
+        method: &method,
+        path_and_query: &req.path_and_query,
+        headers: &headers,
+        body: req.body.as_deref(),
+    };
+    let limits = &gw.cfg.limits;
+    let reply = gw
+        .rest
+        .sender
+        .send(
+            &out,
+            Duration::from_secs(limits.connect_timeout_seconds),
+            Duration::from_secs(limits.upstream_timeout_seconds),
+        )
+        .await
+        .map_err(|e| match e {
+            SendError::Timeout => GatewayError::ProviderTimeout { message: format!("{provider} timed out") },
+            SendError::Failed(_) => GatewayError::Provider { message: format!("{provider} unreachable or failed") },
+        })?;
+    let result = http::parse_response(
+        &manifest.tool_id,
+        spec.as_ref(),
+        reply.status,
+        reply.content_type.as_deref(),
+        &reply.body,
+    )
+    .map_err(provider_error)?;
+    let token_meta = brokered.map(|c| c.meta()).unwrap_or_else(no_token);
+    Ok(Executed { result, token_meta })
+}
+
+fn provider_error(e: ProviderError) -> GatewayError {
+    let message = e.to_string();
+    match e.status() {
+        404 => GatewayError::NotFound { message },
+        422 => GatewayError::Validation { message },
+        _ => GatewayError::Provider { message },
+    }
+}
+
+fn broker_error(e: BrokerError) -> GatewayError {
+    let message = format!("credential broker: {e}");
+    match e.status_code() {
+        504 => GatewayError::ProviderTimeout { message },
+        _ => GatewayError::Provider { message },
+    }
+}

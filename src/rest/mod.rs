@@ -1,0 +1,175 @@
+//! The seed's REST tool API (DESIGN §4), as plain Rust: `GET /tool-catalog`,
+//! `POST /tools/{toolId}/invoke`, `POST /tools/{toolId}/confirm`, `POST /manifests/register`.
+//!
+//! Invoke runs: authenticate (glue) → parse → manifest → policy → rate limit → input schema →
+//! idempotency → hold → broker → execute → output schema → audit. Each route returns a
+//! [`Reply`] the proxy glue writes as is.
+
+pub mod catalog;
+pub mod confirm;
+pub mod execute;
+pub mod invoke;
+pub mod register;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::audit::{AuditDecision, AuditEvent, AuditOutcome};
+use crate::auth::Principal;
+use crate::broker::{Broker, BrokerOptions, Signer};
+use crate::catalog::manifest::Manifest;
+use crate::catalog::manifests::ManifestStore;
+use crate::catalog::sqlite_url::{path_from_url, SqliteLocation};
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+use crate::policy::{Decision, PolicySnapshot};
+use crate::providers::database::{Database, DatabaseConfig};
+use crate::providers::sender::Sender;
+use crate::schema::SchemaCache;
+
+/// Stores and clients the REST routes use, built once at startup.
+pub struct RestState {
+    pub manifests: Arc<ManifestStore>,
+    pub schemas: SchemaCache,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub broker: Broker,
+    pub database: Arc<Database>,
+    pub sender: Sender,
+}
+
+impl RestState {
+    /// Opens the manifest store (seeding it on first start) and the demo database, and
+    /// builds the broker. `signer` mints gateway JWTs (the dev key when no JWKS is set).
+    pub fn build(cfg: &Config, signer: Option<Signer>) -> Result<RestState, String> {
+        let location =
+            path_from_url(&cfg.rest.sqlite_url, &cfg.data_dir).map_err(|e| format!("rest.sqlite_url: {e}"))?;
+        if let SqliteLocation::File(p) = &location {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("rest.sqlite_url: {e}"))?;
+            }
+        }
+        let manifests = ManifestStore::open_location(&location).map_err(|e| format!("rest.sqlite_url: {e}"))?;
+        let db = &cfg.providers.database;
+        let path = if db.path.is_empty() { cfg.data_dir.join("demo.db") } else { PathBuf::from(&db.path) };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("providers.database.path: {e}"))?;
+        }
+        let database =
+            Database::open(DatabaseConfig { path, max_rows: db.max_rows, query_timeout_ms: db.query_timeout_ms })
+                .map_err(|e| format!("providers.database: {e}"))?;
+        let opts = BrokerOptions {
+            refresh_margin_secs: cfg.providers.token_refresh_margin_seconds,
+            http_timeout: Duration::from_secs(cfg.limits.upstream_timeout_seconds),
+        };
+        let broker = Broker::new(cfg.providers.credentials.clone(), signer, opts)
+            .map_err(|e| format!("providers.credentials: {e}"))?;
+        Ok(RestState {
+            manifests: Arc::new(manifests),
+            schemas: SchemaCache::new(),
+            idempotency: Arc::new(MemoryIdempotencyStore::new()),
+            broker,
+            database: Arc::new(database),
+            sender: Sender::default(),
+        })
+    }
+}
+
+/// What a REST route answers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
+    /// Metrics label.
+    pub decision: &'static str,
+}
+
+impl Reply {
+    pub fn ok(status: u16, body: Value, decision: &'static str) -> Reply {
+        Reply { status, body, headers: vec![], decision }
+    }
+
+    /// The error shape for `err`, with its headers.
+    pub fn error(err: &GatewayError, corr_id: &str) -> Reply {
+        let decision = match err {
+            GatewayError::Forbidden { .. } => "deny",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::Unauthorized { .. } => "unauthenticated",
+            _ => "error",
+        };
+        Reply { status: err.status(), body: err.body(corr_id), headers: err.headers(), decision }
+    }
+}
+
+/// One authenticated REST request.
+pub struct RestRequest<'a> {
+    pub policy: &'a PolicySnapshot,
+    pub principal: &'a Principal,
+    pub body: &'a [u8],
+    pub path: &'a str,
+    pub client_ip: &'a str,
+    pub corr_id: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub action_token_header: Option<&'a str>,
+}
+
+/// The policy resource for a manifest (DESIGN §5).
+pub fn resource_of(m: &Manifest) -> Value {
+    json!({
+        "toolId": m.tool_id,
+        "provider_id": m.provider_id,
+        "tenant": m.tenant,
+        "safety_tags": m.safety_tags,
+        "annotations": m.annotations.clone().unwrap_or_else(|| json!({})),
+        "required_scopes": m.required_scopes,
+    })
+}
+
+/// Parses a request body that must be a JSON object (422 otherwise).
+pub fn object_body(body: &[u8]) -> Result<Value, GatewayError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::Validation { message: format!("body is not JSON: {e}") })?;
+    if !v.is_object() {
+        return Err(GatewayError::Validation { message: "body must be a JSON object".into() });
+    }
+    Ok(v)
+}
+
+/// An audit record for a REST decision.
+#[allow(clippy::too_many_arguments)]
+pub fn event(
+    req: &RestRequest<'_>,
+    action: &str,
+    tool_id: Option<&str>,
+    provider: Option<&str>,
+    request_hash: Option<&str>,
+    result: &str,
+    decision: &Decision,
+    outcome: (Option<u16>, Option<&str>),
+) -> AuditEvent {
+    AuditEvent {
+        corr_id: req.corr_id.to_string(),
+        tenant: req.principal.tenant.clone(),
+        sub: req.principal.sub.clone(),
+        action: action.to_string(),
+        tool_id: tool_id.map(String::from),
+        phase: "decision",
+        decision: AuditDecision {
+            result: result.to_string(),
+            allow: decision.allow,
+            reasons: decision.reasons.clone(),
+            policy_revision: req.policy.revision().to_string(),
+        },
+        outcome: AuditOutcome { status: outcome.0, error_code: outcome.1.map(String::from) },
+        request_hash: request_hash.map(String::from),
+        provider: provider.map(String::from),
+        ..Default::default()
+    }
+}
