@@ -355,6 +355,14 @@ pub struct McpServerConfig {
     /// Seconds a call to this server may take before 504 (default: `limits.upstream_timeout_seconds`).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Discover this server's tools (for the federated `/mcp`, the catalog and trusted
+    /// annotations). `false`: the server is only proxied at `/mcp/{name}`. Env `MCP_<NAME>_DISCOVER`.
+    #[serde(default = "default_true")]
+    pub discover: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_separator() -> String {
@@ -458,6 +466,7 @@ const MCP_SERVER_SUFFIXES: &[(&str, &str)] = &[
     ("_TRANSPORT", "transport"),
     ("_COMMAND", "command"),
     ("_TENANT", "tenant"),
+    ("_DISCOVER", "discover"),
 ];
 
 impl Config {

@@ -118,6 +118,7 @@ pub fn start_discovery(gw: &Arc<Gateway>) {
         .catalog
         .servers()
         .iter()
+        .filter(|s| s.cfg.discover)
         .map(|s| (s.name.clone(), upstream::transport(s, Duration::from_secs(gw.cfg.limits.upstream_timeout_seconds))))
         .collect();
     if servers.is_empty() {

@@ -15,7 +15,7 @@ fn every_decision_is_chained_and_tampering_is_named() {
         .env("RATE_BUCKET_BURST", "1")
         .env("RATE_LIMIT_DEFAULT_RPS", "0.001")
         .config(&format!(
-            "mcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{port}/mcp\"\n      trusted: true\n      tool_tags: {{echo: [], add: [], read_secret: []}}\n    down:\n      url: \"http://127.0.0.1:{dead}/mcp\"\n      tool_tags: {{echo: []}}\n"
+            "mcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{port}/mcp\"\n      discover: false\n      trusted: true\n      tool_tags: {{echo: [], add: [], read_secret: []}}\n    down:\n      url: \"http://127.0.0.1:{dead}/mcp\"\n      discover: false\n      tool_tags: {{echo: []}}\n"
         ))
         .start();
     let user = gw.mint("alice", "acme", "mcp-user");

@@ -52,7 +52,7 @@ fn unknown_kid_triggers_one_refetch_per_interval() {
     let gw = Gateway::builder("jwks")
         .env("JWKS_URL", &format!("http://127.0.0.1:{idp}/jwks.json"))
         .config(&format!(
-            "auth: {{jwks_refresh_min_interval_seconds: 3600}}\nmcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      tool_tags: {{echo: []}}\n"
+            "auth: {{jwks_refresh_min_interval_seconds: 3600}}\nmcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      discover: false\n      tool_tags: {{echo: []}}\n"
         ))
         .start();
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched once at start");
@@ -92,7 +92,7 @@ fn jwks_file_keys_verify_and_private_keys_are_refused() {
     let path = dir.join("jwks.json");
     std::fs::write(&path, json!({"keys": [jwk]}).to_string()).expect("write");
     let cfg = format!(
-        "mcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      tool_tags: {{echo: []}}\n"
+        "mcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      discover: false\n      tool_tags: {{echo: []}}\n"
     );
     let gw = Gateway::builder("jwks-file").env("JWKS_FILE", &path.display().to_string()).config(&cfg).start();
     let call = tools_call(1, "echo", json!({}));

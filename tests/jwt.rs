@@ -37,10 +37,11 @@ fn setup() -> (Gateway, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
     });
     // The URL is in env too: `token mint` (run without --config) sees the same server entry.
     let gw = Gateway::builder("jwt")
+        .env("MCP_UP_DISCOVER", "false")
         .env("MCP_UP_URL", &format!("http://127.0.0.1:{port}/mcp"))
         .env("MCP_UP_TOKEN", UPSTREAM_SECRET)
         .config(&format!(
-            "mcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{port}/mcp\"\n      trusted: true\n      tool_tags: {{echo: []}}\n"
+            "mcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{port}/mcp\"\n      discover: false\n      trusted: true\n      tool_tags: {{echo: []}}\n"
         ))
         .start();
     (gw, count, heads)

@@ -90,7 +90,9 @@ fn flow(mode: &str) {
     let r = sdk_client(&url, &user, mode, &["call", "demo__delete_item", r#"{"item":"c"}"#]);
     assert_eq!(r["code"], -32010, "{r}");
     let token = r["data"]["action_token"].as_str().expect("action token").to_string();
-    let args = ["call", "demo__delete_item", r#"{"item":"c"}"#, "--action-token", token.as_str()];
+    // `=` form: a URL-safe token may start with `-`, which argparse would take for an option.
+    let token_arg = format!("--action-token={token}");
+    let args = ["call", "demo__delete_item", r#"{"item":"c"}"#, token_arg.as_str()];
     let r = sdk_client(&url, &user, mode, &args);
     assert_eq!(r["text"], "deleted c", "{r}");
     let r = sdk_client(&url, &user, mode, &args);
@@ -228,4 +230,29 @@ fn rest_invoke_of_an_mcp_tool_runs_it_as_a_client_in_its_era() {
     let r = http("POST", &gw.url("/tools/mcp:demo:delete_item/invoke"), &headers, br#"{"item":"r"}"#);
     assert_eq!(r.status, 202);
     assert_eq!(demo.calls("delete_item"), 0);
+}
+
+#[test]
+fn a_stdio_server_is_federated_too() {
+    let entry = repo().join("tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let gw = Gateway::builder("fed-stdio")
+        .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
+        .env("MCP_LOCAL_TRANSPORT", "stdio")
+        .env("MCP_LOCAL_COMMAND", &format!("node {} stdio", entry.display()))
+        .env("FASTMCP__MCP__SERVERS__LOCAL__TOOL_TAGS", "{echo: []}")
+        .start();
+    wait_discovered(&gw, &["local"], Duration::from_secs(30));
+    let admin = gw.mint("root", "acme", "mcp-admin");
+    let url = gw.url("/mcp");
+    for mode in ["auto", "legacy"] {
+        let listed = sdk_client(&url, &admin, mode, &["list"]);
+        assert!(names(&listed).contains(&"local__echo".to_string()), "{listed}");
+        let r = sdk_client(&url, &admin, mode, &["call", "local__echo", r#"{"message":"over stdio"}"#]);
+        assert_eq!(r["ok"], true, "{r}");
+        assert!(r["text"].as_str().unwrap_or("").contains("over stdio"), "{r}");
+    }
+    // Denied like any other server: no scope for mcp.local.
+    let user = gw.mint("alice", "acme", "mcp-user");
+    let r = sdk_client(&url, &user, "auto", &["call", "local__echo", r#"{"message":"x"}"#]);
+    assert_eq!(r["status"], 403, "{r}");
 }

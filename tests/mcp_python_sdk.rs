@@ -59,21 +59,23 @@ fn flow(mode: &str) {
     assert!(r["data"]["expires_at"].as_str().expect("expires_at").ends_with('Z'));
     assert_eq!(demo.calls("delete_item"), 0, "a held call must not run");
 
+    // `=` form: a URL-safe token may start with `-`, which argparse would take for an option.
+    let token_arg = format!("--action-token={token}");
     // The token does not fit other arguments (and stays valid for the right ones).
-    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"y"}"#, "--action-token", &token]);
+    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"y"}"#, &token_arg]);
     assert_eq!(r["status"], 403, "{r}");
     // Another subject cannot use it.
     let bob = gw.mint("bob", "acme", "mcp-user");
-    let r = sdk_client(&url, &bob, mode, &["call", "delete_item", r#"{"item":"x"}"#, "--action-token", &token]);
+    let r = sdk_client(&url, &bob, mode, &["call", "delete_item", r#"{"item":"x"}"#, &token_arg]);
     assert_eq!(r["status"], 403, "{r}");
     assert_eq!(demo.calls("delete_item"), 0);
 
     // Confirmed: runs exactly once.
-    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#, "--action-token", &token]);
+    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#, &token_arg]);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["text"], "deleted x");
     assert_eq!(demo.calls("delete_item"), 1);
-    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#, "--action-token", &token]);
+    let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#, &token_arg]);
     assert_eq!(r["status"], 409, "a spent token is refused: {r}");
     assert_eq!(demo.calls("delete_item"), 1, "exactly once");
 

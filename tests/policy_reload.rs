@@ -37,7 +37,7 @@ fn broken_policy_is_refused_and_a_fix_applies_without_restart() {
         .env("FASTMCP_REGO_DIR", &dir.join("rego").display().to_string())
         .env("FASTMCP_POLICIES", &dir.join("policies.yml").display().to_string())
         .config(&format!(
-            "policy: {{watch_interval_ms: 0}}\nmcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      tool_tags: {{echo: []}}\n"
+            "policy: {{watch_interval_ms: 0}}\nmcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      discover: false\n      tool_tags: {{echo: []}}\n"
         ))
         .start();
     let token = gw.mint("alice", "acme", "mcp-user");

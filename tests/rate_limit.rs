@@ -34,11 +34,12 @@ fn setup(tag: &str) -> (Gateway, Arc<AtomicUsize>) {
     });
     let url = format!("http://127.0.0.1:{port}/mcp");
     let gw = Gateway::builder(tag)
+        .env("MCP_UP_DISCOVER", "false")
         .env("MCP_UP_URL", &url)
         .env("RATE_LIMIT_DEFAULT_RPS", &RPS.to_string())
         .env("RATE_BUCKET_BURST", &BURST.to_string())
         .config(&format!(
-            "mcp:\n  servers:\n    up:\n      url: \"{url}\"\n      trusted: true\n      tool_tags: {{echo: [], add: []}}\n"
+            "mcp:\n  servers:\n    up:\n      url: \"{url}\"\n      discover: false\n      trusted: true\n      tool_tags: {{echo: [], add: []}}\n"
         ))
         .start();
     (gw, count)

@@ -53,6 +53,12 @@ struct Env {
 }
 
 fn start(tag: &str, extra_yaml: &str) -> Env {
+    start_with(tag, extra_yaml, "", &[])
+}
+
+/// Starts the gateway in front of the fake providers. `extra_yaml` is more top-level config,
+/// `extra_credentials` more YAML lines under `providers.credentials`, `env` extra variables.
+fn start_with(tag: &str, extra_yaml: &str, extra_credentials: &str, env: &[(&str, &str)]) -> Env {
     let (pd_port, pipedrive) = fake(|head, _| {
         if head.starts_with("GET /api/v1/deals/404") {
             return ("404 Not Found".into(), json!({"success": false, "error": "Deal not found"}));
@@ -80,10 +86,15 @@ providers:
       client_id: "ads-client"
       client_secret: "ads-client-secret"
       refresh_token: "ads-refresh-token"
+{extra_credentials}
 {extra_yaml}
 "#
     );
-    let gw = Gateway::builder(tag).config(&yaml).start();
+    let mut builder = Gateway::builder(tag).config(&yaml);
+    for (k, v) in env {
+        builder = builder.env(k, v);
+    }
+    let gw = builder.start();
     Env { gw, pipedrive, ads, oauth }
 }
 
@@ -464,4 +475,51 @@ fn provider_down_is_502_and_too_slow_is_504_both_audited() {
     let codes: Vec<&str> =
         log.iter().filter(|e| e["phase"] == "completion").filter_map(|e| e["outcome"]["error_code"].as_str()).collect();
     assert!(codes.contains(&"PROVIDER_ERROR") && codes.contains(&"PROVIDER_TIMEOUT"), "{codes:?}");
+}
+
+#[test]
+fn a_manifest_described_http_tool_runs_with_its_brokered_credential() {
+    // The shipped policy plus one rule for the new provider.
+    let dir = temp_dir("rest-generic-policy");
+    let mut policy = std::fs::read_to_string(repo().join("policies/policies.yml")).unwrap();
+    policy.push_str(
+        "\n  - id: invoke-crm\n    effect: allow\n    when:\n      action: tools.invoke\n      resource.provider_id: \"crm\"\n      subject.roles: [\"sales-write\"]\n",
+    );
+    let policy_file = dir.join("policies.yml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let (crm_port, crm) = fake(|_, _| ("200 OK".into(), json!({"id": 5, "name": "ACME Corp"})));
+    let extra = "    crm: {kind: static, secret: \"crm-key-1\"}\n";
+    let policy_env = policy_file.display().to_string();
+    let Env { gw, .. } = start_with("rest-generic", "", extra, &[("FASTMCP_POLICIES", &policy_env)]);
+    let admin = gw.mint("admin-a", "acme", "tenant-admin");
+    let manifest = json!({
+        "toolId": "crm:updateCompany", "name": "Update company", "provider_id": "crm", "tenant": "acme",
+        "inputs": {"type": "object", "required": ["id", "title"],
+                   "properties": {"id": {"type": "string"}, "title": {"type": "string"}}},
+        "safety_tags": ["write"], "required_scopes": [],
+        "http": {"method": "PUT", "path": "/companies/{input.id}", "base_url": format!("http://127.0.0.1:{crm_port}/v2"),
+                 "body": {"mapping": {"name": "{input.title}", "source": "fastmcp"}},
+                 "auth": {"kind": "header", "name": "X-Api-Key"}}
+    });
+    assert_eq!(post(&gw, "/manifests/register", &admin, &manifest, &[]).status, 200);
+    let sales = gw.mint("s1", "acme", "sales-write");
+    let r = post(
+        &gw,
+        "/tools/crm:updateCompany/invoke",
+        &sales,
+        &json!({"id": "5/../../admin", "title": "ACME Corp"}),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["result"]["name"], "ACME Corp");
+    let (head, body) = &crm.all()[0];
+    assert!(head.starts_with("PUT /v2/companies/5%2F..%2F..%2Fadmin HTTP/1.1"), "path stays one segment: {head}");
+    assert!(head.to_ascii_lowercase().contains("x-api-key: crm-key-1"), "{head}");
+    assert!(!head.contains(&sales), "the agent's JWT never reaches the provider");
+    assert_eq!(serde_json::from_str::<Value>(body).unwrap(), json!({"name": "ACME Corp", "source": "fastmcp"}));
+    // Another tenant's agent cannot call acme's tool.
+    let other = gw.mint("s2", "globex", "sales-write");
+    let r = post(&gw, "/tools/crm:updateCompany/invoke", &other, &json!({"id": "5", "title": "x"}), &[]);
+    assert_eq!(r.status, 403);
+    assert_eq!(crm.count.load(Ordering::SeqCst), 1);
 }

@@ -17,7 +17,7 @@ fn gateway(upstream_port: u16, tag: &str) -> Gateway {
     Gateway::builder(tag)
         .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .config(&format!(
-            "mcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{upstream_port}/mcp\"\n      trusted: true\n      tool_tags: {{echo: [], read_secret: []}}\n"
+            "mcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{upstream_port}/mcp\"\n      discover: false\n      trusted: true\n      tool_tags: {{echo: [], read_secret: []}}\n"
         ))
         .start()
 }

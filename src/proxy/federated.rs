@@ -295,6 +295,8 @@ impl GatewayProxy {
             None => renamed,
         };
         let outgoing = upstream_body(outgoing, client.era());
+        // A 2026-07-28 client behind a 2025-11-25 upstream needs `resultType` on results.
+        ctx.mark_complete = self.is_modern(session, call) && client.era() == Era::Session20251125;
         if server.url.is_none() {
             ctx.decision = forward.decision;
             ctx.completion = forward.completion.take();
@@ -302,8 +304,7 @@ impl GatewayProxy {
             return self.execute(session, ctx, client, method, outgoing, &call.id, false).await;
         }
         ctx.upstream_headers = forward_headers(&client, method, Some(&upstream_name));
-        if self.is_modern(session, call) && client.era() == Era::Session20251125 {
-            ctx.mark_complete = true;
+        if ctx.mark_complete {
             ctx.filter = Some(ToolsListFilter::pending());
         }
         forward.body = Some(Bytes::from(serde_json::to_vec(&outgoing).unwrap_or_default()));
@@ -401,6 +402,9 @@ impl GatewayProxy {
         let (response, status) = match outcome.and_then(|r| r) {
             Ok(mut r) => {
                 r["id"] = id.clone();
+                if ctx.mark_complete {
+                    r = crate::mcp::tools_list::mark_complete(&r).unwrap_or(r);
+                }
                 (r, 200)
             }
             Err(e) => {

@@ -138,18 +138,22 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(url) = ctx.server.as_ref().and_then(|s| s.url.clone()) else {
+        let Some(server) = ctx.server.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no upstream selected");
+        };
+        let Some(url) = server.url.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "stdio servers are not proxied");
         };
         let addr = resolve(&url.host, url.port).await?;
         let mut peer = HttpPeer::new(addr, url.tls, url.host.clone());
         let limits = &self.gw.cfg.limits;
+        let timeout = Duration::from_secs(server.cfg.timeout_seconds.unwrap_or(limits.upstream_timeout_seconds));
         peer.options.connection_timeout = Some(Duration::from_secs(limits.connect_timeout_seconds));
-        peer.options.write_timeout = Some(Duration::from_secs(limits.upstream_timeout_seconds));
+        peer.options.write_timeout = Some(timeout);
         // A POST's response must start (and keep flowing) within the timeout; a GET is the
         // long-lived SSE listening stream and may be idle for as long as the server likes.
         if ctx.is_post {
-            peer.options.read_timeout = Some(Duration::from_secs(limits.upstream_timeout_seconds));
+            peer.options.read_timeout = Some(timeout);
         }
         ctx.upstream_start = Some(Instant::now());
         Ok(Box::new(peer))
