@@ -37,10 +37,15 @@ pub fn client_error(server: &str, e: &ClientError) -> GatewayError {
     }
 }
 
-/// Upstream clients by (server, caller key).
+/// Upstream clients kept at most; past it the least recently used are closed (a stateless
+/// caller's next request simply connects again).
+const MAX_CLIENTS: usize = 4096;
+
+/// Upstream clients by (server, caller key), with a use counter for eviction.
 #[derive(Default)]
 pub struct Upstreams {
-    clients: Mutex<HashMap<(String, String), Arc<McpClient>>>,
+    clients: Mutex<HashMap<(String, String), (Arc<McpClient>, u64)>>,
+    clock: std::sync::atomic::AtomicU64,
 }
 
 impl Upstreams {
@@ -52,7 +57,9 @@ impl Upstreams {
         timeout: Duration,
     ) -> Result<Arc<McpClient>, GatewayError> {
         let map_key = (server.name.clone(), key.to_string());
-        if let Some(c) = self.clients.lock().get(&map_key) {
+        let tick = self.clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some((c, used)) = self.clients.lock().get_mut(&map_key) {
+            *used = tick;
             return Ok(c.clone());
         }
         let t = transport(server, timeout);
@@ -67,14 +74,22 @@ impl Upstreams {
             }
         };
         let mut map = self.clients.lock();
+        if map.len() >= MAX_CLIENTS {
+            // Close the least recently used eighth, off this thread.
+            let mut by_use: Vec<(u64, (String, String))> = map.iter().map(|(k, (_, t))| (*t, k.clone())).collect();
+            by_use.sort();
+            let gone: Vec<Arc<McpClient>> =
+                by_use.into_iter().take(MAX_CLIENTS / 8).filter_map(|(_, k)| map.remove(&k).map(|(c, _)| c)).collect();
+            std::thread::spawn(move || gone.iter().for_each(|c| c.close()));
+        }
         // A concurrent request may have connected first: keep one.
-        Ok(map.entry(map_key).or_insert(client).clone())
+        Ok(map.entry(map_key).or_insert((client, tick)).0.clone())
     }
 
     /// Forgets (and closes, off-thread) every client of `key` (its session ended).
     pub fn end(&self, key: &str) {
         let mut gone = Vec::new();
-        self.clients.lock().retain(|(_, k), c| {
+        self.clients.lock().retain(|(_, k), (c, _)| {
             if k == key {
                 gone.push(c.clone());
                 false
