@@ -41,10 +41,13 @@ pub fn client_error(server: &str, e: &ClientError) -> GatewayError {
 /// caller's next request simply connects again).
 const MAX_CLIENTS: usize = 4096;
 
+/// (server, caller key) → (client, last use tick).
+type ClientMap = HashMap<(String, String), (Arc<McpClient>, u64)>;
+
 /// Upstream clients by (server, caller key), with a use counter for eviction.
 #[derive(Default)]
 pub struct Upstreams {
-    clients: Mutex<HashMap<(String, String), (Arc<McpClient>, u64)>>,
+    clients: Mutex<ClientMap>,
     clock: std::sync::atomic::AtomicU64,
 }
 
