@@ -113,7 +113,8 @@ fn map_err(e: Box<pingora::Error>) -> SendError {
     use pingora::ErrorType::*;
     match e.etype() {
         ConnectTimedout | ReadTimedout | WriteTimedout => SendError::Timeout,
-        _ => SendError::Failed(e.etype().as_str().to_string()),
+        // The detail is for the log (it names hosts and TLS problems, never credentials).
+        _ => SendError::Failed(e.to_string()),
     }
 }
 

@@ -184,7 +184,10 @@ async fn http_tool(
         .await
         .map_err(|e| match e {
             SendError::Timeout => GatewayError::ProviderTimeout { message: format!("{provider} timed out") },
-            SendError::Failed(_) => GatewayError::Provider { message: format!("{provider} unreachable or failed") },
+            SendError::Failed(detail) => {
+                tracing::warn!(provider, error = %detail, "provider request failed");
+                GatewayError::Provider { message: format!("{provider} unreachable or failed") }
+            }
         })?;
     let result = http::parse_response(
         &manifest.tool_id,
