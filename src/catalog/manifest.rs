@@ -98,6 +98,40 @@ fn is_token(s: &str) -> bool {
 }
 
 impl Manifest {
+    /// A manifest with the given identity, schemas, scopes and tags, and no seed extras.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tool_id: String,
+        name: String,
+        description: String,
+        provider_id: String,
+        tenant: String,
+        inputs: Value,
+        outputs: Value,
+        required_scopes: Vec<String>,
+        safety_tags: Vec<String>,
+    ) -> Manifest {
+        Manifest {
+            tool_id,
+            name,
+            description,
+            inputs,
+            outputs,
+            required_scopes,
+            provider_id,
+            tenant,
+            safety_tags,
+            http: None,
+            annotations: None,
+            cost_estimate: None,
+            latency_estimate_ms: None,
+            examples: None,
+            manual_review_required: None,
+            http_method: None,
+            route: None,
+        }
+    }
+
     /// Parses a manifest from JSON.
     ///
     /// # Errors

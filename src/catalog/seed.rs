@@ -27,25 +27,17 @@ fn tool(
     tags: &[&str],
 ) -> Manifest {
     let provider = id.split_once(':').map_or(id, |(p, _)| p);
-    Manifest {
-        tool_id: id.to_string(),
-        name: name.to_string(),
-        description: description.to_string(),
+    Manifest::new(
+        id.to_string(),
+        name.to_string(),
+        description.to_string(),
+        provider.to_string(),
+        "public".to_string(),
         inputs,
         outputs,
-        required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        provider_id: provider.to_string(),
-        tenant: "public".to_string(),
-        safety_tags: tags.iter().map(|s| s.to_string()).collect(),
-        http: None,
-        annotations: None,
-        cost_estimate: None,
-        latency_estimate_ms: None,
-        examples: None,
-        manual_review_required: None,
-        http_method: None,
-        route: None,
-    }
+        scopes.iter().map(|s| s.to_string()).collect(),
+        tags.iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 fn object(properties: Value, required: &[&str]) -> Value {

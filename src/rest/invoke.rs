@@ -107,27 +107,21 @@ pub(crate) fn lookup(gw: &Gateway, tool_id: &str) -> Option<Manifest> {
     let server = gw.catalog.server(server_name)?;
     let listed = gw.fed.tool(server_name, tool)?;
     let r = gw.catalog.tool_resource(&server, tool, listed.get("annotations"));
-    Some(Manifest {
-        tool_id: tool_id.to_string(),
-        name: tool.to_string(),
-        description: listed.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
-        inputs: listed.get("inputSchema").cloned().unwrap_or_else(|| json!({"type": "object"})),
+    let mut m = Manifest::new(
+        tool_id.to_string(),
+        tool.to_string(),
+        listed.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
+        "mcp".into(),
+        server.cfg.tenant.clone(),
+        listed.get("inputSchema").cloned().unwrap_or_else(|| json!({"type": "object"})),
         // The result is a CallToolResult; the tool's outputSchema describes its
         // structuredContent (checked by the MCP executor).
-        outputs: json!({"type": "object"}),
-        required_scopes: serde_json::from_value(r["required_scopes"].clone()).unwrap_or_default(),
-        provider_id: "mcp".into(),
-        tenant: server.cfg.tenant.clone(),
-        safety_tags: serde_json::from_value(r["safety_tags"].clone()).unwrap_or_default(),
-        http: None,
-        annotations: listed.get("annotations").cloned(),
-        cost_estimate: None,
-        latency_estimate_ms: None,
-        examples: None,
-        manual_review_required: None,
-        http_method: None,
-        route: None,
-    })
+        json!({"type": "object"}),
+        serde_json::from_value(r["required_scopes"].clone()).unwrap_or_default(),
+        serde_json::from_value(r["safety_tags"].clone()).unwrap_or_default(),
+    );
+    m.annotations = listed.get("annotations").cloned();
+    Some(m)
 }
 
 /// The policy decision for `action` on `manifest` with `input`, for `who`.
