@@ -232,6 +232,7 @@ write_config() {
     echo "  servers:"
     echo "    bench:"
     echo "      url: \"http://127.0.0.1:$UP_PORT/mcp\""
+    echo "      discover: false"
     echo "      trusted: true"
     echo "      tool_tags: {echo: []}"
   } >"$file"
