@@ -230,6 +230,7 @@ fn seed_policy_denial() {
     let r = http("POST", &gw.url("/tools/pipedrive:createDeal/invoke"), &[], b"{}");
     assert_eq!(r.status, 401);
     assert!(r.header("www-authenticate").is_some());
+    assert_eq!(r.json()["error"]["code"], "UNAUTHORIZED", "REST errors in the REST shape");
 }
 
 #[test]

@@ -280,7 +280,11 @@ impl ProxyHttp for GatewayProxy {
             _ => GatewayError::Provider { message: "upstream MCP server failed".into() },
         };
         tracing::warn!(corr_id = %ctx.corr_id, error = %e, "upstream failure");
-        let body = if ctx.is_post { err.jsonrpc_body(&Value::Null, &ctx.corr_id) } else { err.body(&ctx.corr_id) };
+        let body = if ctx.is_post && ctx.route.is_mcp() {
+            err.jsonrpc_body(&Value::Null, &ctx.corr_id)
+        } else {
+            err.body(&ctx.corr_id)
+        };
         ctx.answered = Some((err.status(), Some(err.code())));
         if let Some(c) = ctx.completion.as_mut() {
             c.outcome.error_code = Some(err.code().into());
@@ -506,7 +510,11 @@ impl GatewayProxy {
         if let GatewayError::Unauthorized { reason, .. } = err {
             headers.push(("www-authenticate", self.www_authenticate(session, reason)));
         }
-        let body = if ctx.is_post { err.jsonrpc_body(&Value::Null, &ctx.corr_id) } else { err.body(&ctx.corr_id) };
+        let body = if ctx.is_post && ctx.route.is_mcp() {
+            err.jsonrpc_body(&Value::Null, &ctx.corr_id)
+        } else {
+            err.body(&ctx.corr_id)
+        };
         ctx.answered = Some((err.status(), Some(err.code())));
         ctx.decision = match err {
             GatewayError::Unauthorized { .. } => "unauthenticated",

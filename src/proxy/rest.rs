@@ -18,8 +18,6 @@ impl GatewayProxy {
         let body = if ctx.route == Route::ToolCatalog {
             bytes::Bytes::new()
         } else {
-            // REST errors use the REST shape (not JSON-RPC).
-            ctx.is_post = false;
             match self.read_body(session, ctx, None, &principal).await? {
                 Some(b) => b,
                 None => return Ok(true),

@@ -65,6 +65,11 @@ fn valid_tool_id(id: &str) -> bool {
 }
 
 impl Route {
+    /// MCP routes answer errors as JSON-RPC; the others in the REST shape.
+    pub fn is_mcp(&self) -> bool {
+        matches!(self, Route::McpServer(_) | Route::McpFederated)
+    }
+
     /// Bounded label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
