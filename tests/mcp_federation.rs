@@ -256,3 +256,39 @@ fn a_stdio_server_is_federated_too() {
     let r = sdk_client(&url, &user, "auto", &["call", "local__echo", r#"{"message":"x"}"#]);
     assert_eq!(r["status"], 403, "{r}");
 }
+
+#[test]
+fn upstream_progress_notifications_stream_through_the_federated_endpoint() {
+    let dir = temp_dir("fed-progress");
+    let everything = EverythingServer::start(&dir);
+    let gw = Gateway::builder("fed-progress")
+        .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
+        .env("MCP_EVERYTHING_URL", &everything.url())
+        .env("MCP_EVERYTHING_TRUSTED", "true")
+        .start();
+    wait_discovered(&gw, &["everything"], Duration::from_secs(30));
+    let admin = gw.mint("root", "acme", "mcp-admin");
+    let url = gw.url("/mcp");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let sid = mcp_post(&url, Some(&admin), &init, &[]).header("mcp-session-id").expect("session").to_string();
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "everything__trigger-long-running-operation",
+        "arguments": {"duration": 1, "steps": 3},
+        "_meta": {"progressToken": "p-1"}}});
+    let r = mcp_post(&url, Some(&admin), &call, &[("mcp-session-id", &sid), ("mcp-protocol-version", "2025-11-25")]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("content-type").unwrap_or("").starts_with("text/event-stream"));
+    assert!(r.header("mcp-session-id").is_none(), "the upstream's session id is not the client's");
+    let messages: Vec<Value> = String::from_utf8_lossy(&r.body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect();
+    let progress: Vec<&Value> = messages.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert_eq!(progress.len(), 3, "{messages:?}");
+    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p-1"));
+    let last = messages.last().expect("a response");
+    assert_eq!(last["id"], 7, "the result comes last, under the client's id: {last}");
+    assert!(last["result"]["content"][0]["text"].as_str().unwrap_or("").contains("completed"), "{last}");
+}

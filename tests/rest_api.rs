@@ -524,3 +524,36 @@ fn a_manifest_described_http_tool_runs_with_its_brokered_credential() {
     assert_eq!(r.status, 403);
     assert_eq!(crm.count.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_duplicate_still_in_flight_is_a_conflict() {
+    // A Pipedrive that holds the first request until the test lets it go.
+    let (arrived_tx, arrived_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let arrived = Mutex::new(arrived_tx);
+    let release = Mutex::new(release_rx);
+    let pd = fake_upstream(move |_, _, s| {
+        let _ = arrived.lock().unwrap().send(());
+        let _ = release.lock().unwrap().recv();
+        reply(s, "201 Created", &json!({"success": true, "data": {"id": 1}}));
+    });
+    let yaml = format!(
+        "providers:\n  http:\n    pipedrive_base_url: \"http://127.0.0.1:{pd}/api/v1\"\n  credentials:\n    pipedrive: {{kind: static, secret: \"pd\"}}\n"
+    );
+    let gw = Gateway::builder("rest-inflight").config(&yaml).start();
+    let sales = gw.mint("s1", "acme", "sales-write");
+    let deal = json!({"title": "slow"});
+    let first = std::thread::scope(|s| {
+        let first =
+            s.spawn(|| post(&gw, "/tools/pipedrive:createDeal/invoke", &sales, &deal, &[("idempotency-key", "k")]));
+        arrived_rx.recv().expect("the first call reached Pipedrive");
+        let dup = post(&gw, "/tools/pipedrive:createDeal/invoke", &sales, &deal, &[("idempotency-key", "k")]);
+        assert_eq!(dup.status, 409, "{}", String::from_utf8_lossy(&dup.body));
+        assert_eq!(dup.json()["error"]["code"], "CONFLICT");
+        release_tx.send(()).expect("release");
+        first.join().expect("first")
+    });
+    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
+    let replay = post(&gw, "/tools/pipedrive:createDeal/invoke", &sales, &deal, &[("idempotency-key", "k")]);
+    assert_eq!(replay.header("x-idempotent-replay"), Some("true"));
+}
