@@ -198,11 +198,33 @@ fn discovery_copes_with_a_server_that_starts_late() {
         .start();
     let status = http("GET", &gw.admin_url("/admin/mcp/servers"), &[], b"").json();
     assert_eq!(status["servers"]["late"]["tools"], 0, "{status}");
+    // A 2025-11-25 session listens on its GET stream for tools/list_changed.
+    let admin = gw.mint("root", "acme", "mcp-admin");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let r = mcp_post(&gw.url("/mcp"), Some(&admin), &init, &[]);
+    assert_eq!(r.json()["result"]["capabilities"]["tools"]["listChanged"], true);
+    let sid = r.header("mcp-session-id").expect("session").to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(90))).expect("timeout");
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nhost: 127.0.0.1:{}\r\naccept: text/event-stream\r\nauthorization: Bearer {admin}\r\nmcp-session-id: {sid}\r\n\r\n",
+        gw.port
+    );
+    std::io::Write::write_all(&mut stream, get.as_bytes()).expect("send");
     // The scenario: the server comes up 5 s after the gateway.
     std::thread::sleep(Duration::from_secs(5));
     let _late = DemoServer::start_on(&dir, port);
     wait_discovered(&gw, &["late"], Duration::from_secs(60));
-    let admin = gw.mint("root", "acme", "mcp-admin");
+    let mut seen = String::new();
+    let mut reader = std::io::BufReader::new(stream);
+    while !seen.contains("notifications/tools/list_changed") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).expect("the stream stays open");
+        assert!(n > 0, "stream ended before tools/list_changed: {seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     let listed = sdk_client(&gw.url("/mcp"), &admin, "auto", &["list"]);
     assert!(names(&listed).contains(&"late__echo".to_string()), "{listed}");
 }

@@ -41,6 +41,8 @@ pub struct Federation {
     pub upstreams: Upstreams,
     /// Elicitations waiting for a 2025-11-25 client's answer.
     pub pending: Pending,
+    /// Tool list changes, for sessions' GET streams.
+    changes: tokio::sync::broadcast::Sender<()>,
 }
 
 impl Federation {
@@ -55,12 +57,23 @@ impl Federation {
             sealer,
             upstreams: Upstreams::default(),
             pending: Pending::default(),
+            changes: tokio::sync::broadcast::channel(16).0,
         })
     }
 
     /// Replaces `server`'s discovered tools.
     pub fn set_tools(&self, server: &str, tools: Vec<Value>) {
+        let changed = self.tools.read().get(server) != Some(&tools);
         self.tools.write().insert(server.to_string(), tools);
+        if changed {
+            // Nobody listening is fine: sessions subscribe when they open their GET stream.
+            let _ = self.changes.send(());
+        }
+    }
+
+    /// Fires whenever a server's discovered tool list changes (`tools/list_changed`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.changes.subscribe()
     }
 
     /// Keeps the running discovery (the first one set wins).
@@ -170,7 +183,7 @@ impl Federation {
 /// What the gateway offers as an MCP server.
 pub fn capabilities() -> Value {
     json!({
-        "tools": {"listChanged": false},
+        "tools": {"listChanged": true},
         "resources": {},
         "prompts": {},
     })
@@ -237,6 +250,18 @@ mod tests {
             .collect();
         assert_eq!(names, ["alpha__echo", "zeta__a", "zeta__b"]);
         assert_eq!(f.annotations("alpha", "echo"), Some(json!({"x": 1})));
+    }
+
+    #[tokio::test]
+    async fn only_real_changes_are_announced() {
+        let f = fed();
+        let mut rx = f.subscribe();
+        f.set_tools("a", vec![json!({"name": "x"})]);
+        assert!(rx.try_recv().is_ok());
+        f.set_tools("a", vec![json!({"name": "x"})]);
+        assert!(rx.try_recv().is_err(), "same list, no notification");
+        f.set_tools("a", vec![]);
+        assert!(rx.try_recv().is_ok());
     }
 
     #[test]

@@ -69,11 +69,14 @@ impl GatewayProxy {
             None => None,
         };
         match session.req_header().method.as_str() {
-            "GET" => {
-                // No standalone server-to-client stream is offered (the spec allows 405).
-                let e = GatewayError::MethodNotAllowed { message: "no SSE stream on GET; use POST".into() };
-                self.answer_error(session, ctx, &e).await
-            }
+            "GET" => match gsession {
+                Some(s) => self.listen(session, ctx, &s, &owner).await,
+                None => {
+                    // Stateless (2026-07-28) clients have no standalone stream (the spec allows 405).
+                    let e = GatewayError::MethodNotAllowed { message: "GET needs an Mcp-Session-Id".into() };
+                    self.answer_error(session, ctx, &e).await
+                }
+            },
             "DELETE" => {
                 let Some(s) = gsession else {
                     let e = GatewayError::bad_request("DELETE needs an Mcp-Session-Id");
@@ -166,6 +169,32 @@ impl GatewayProxy {
                 self.json(session, ctx, 200, &body, &[]).await
             }
         }
+    }
+
+    /// A session's standalone SSE stream: `notifications/tools/list_changed` whenever
+    /// discovery changes a server's tools, a keep-alive comment every 30 s; it ends when the
+    /// client goes away or the session ends.
+    async fn listen(&self, session: &mut Session, ctx: &mut Ctx, gs: &GatewaySession, owner: &str) -> Result<bool> {
+        let mut changes = self.gw.fed.subscribe();
+        self.start_sse(session, ctx).await?;
+        ctx.decision = "allow";
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), changes.recv()).await {
+                Ok(Ok(())) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                    sse_event(session, &note).await?;
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+                Err(_) => {
+                    let alive = self.gw.fed.sessions.get(&gs.id, owner, chrono::Utc::now().timestamp()).is_ok();
+                    if !alive {
+                        break;
+                    }
+                    session.write_response_body(Some(Bytes::from_static(b": keep-alive\n\n")), false).await?;
+                }
+            }
+        }
+        self.finish_sse(session, ctx, None).await
     }
 
     /// A 2026-07-28 request (per-request `_meta`), as opposed to a session's.

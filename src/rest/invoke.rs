@@ -86,8 +86,14 @@ pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply
         run(gw, req, &call, req.principal, &input, "allow", &decision).await
     };
     if let Some(k) = &idem {
-        let stored = serde_json::to_vec(&reply.body).unwrap_or_default();
-        if let Err(e) = gw.rest.idempotency.complete(k, reply.status, stored).await {
+        // A hold's answer carries its action token, which is only ever stored as a hash: the
+        // key is released instead, and a retry gets a fresh hold (nothing ran).
+        let done = if reply.status == 202 {
+            gw.rest.idempotency.abandon(k).await
+        } else {
+            gw.rest.idempotency.complete(k, reply.status, serde_json::to_vec(&reply.body).unwrap_or_default()).await
+        };
+        if let Err(e) = done {
             tracing::error!(corr_id = req.corr_id, error = %e, "idempotency record not stored");
         }
     }
