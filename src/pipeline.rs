@@ -675,4 +675,4 @@ pub fn answer(err: &GatewayError, id: &Value, corr_id: &str, decision: &'static 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

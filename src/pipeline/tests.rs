@@ -6,7 +6,13 @@ use crate::policy::{CompiledPolicy, PolicySources};
 use crate::state::memory::MemoryState;
 
 fn gateway(tag: &str, env: &[(&str, &str)]) -> Gateway {
-    let dir = std::env::temp_dir().join(format!("fastmcp-pipeline-{tag}-{}", std::process::id()));
+    test_gateway(&format!("pipeline-{tag}"), env)
+}
+
+/// A gateway without sockets: the embedded policy, memory state, a fresh temp data and audit
+/// dir, server `demo` at an address nothing listens on. Shared with the REST core's tests.
+pub(crate) fn test_gateway(tag: &str, env: &[(&str, &str)]) -> Gateway {
+    let dir = std::env::temp_dir().join(format!("fastmcp-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut vars: Vec<(String, String)> = vec![
         ("MCP_DEMO_URL".into(), "http://127.0.0.1:9/mcp".into()),

@@ -11,6 +11,9 @@ pub mod execute;
 pub mod invoke;
 pub mod register;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
