@@ -24,7 +24,7 @@ use crate::holds;
 use crate::mcp::confirm::{self, ClientProfile};
 use crate::mcp::federation::Federation;
 use crate::mcp::jsonrpc::{self, Message};
-use crate::mcp::request_state::HoldState;
+use crate::mcp::request_state::{self, HoldState};
 use crate::metrics::METRICS;
 use crate::policy::reload::Reloader;
 use crate::policy::{input, Decision, PolicyEngine, PolicySnapshot};
@@ -304,7 +304,9 @@ impl Gateway {
             Err(e) => return self.refuse(req, id, subject, Refusal::from(e).with_reasons(decision.reasons)).await,
         };
         let mut token = call.action_token.clone().or(req.action_token_header.map(String::from));
-        if let Some(sealed) = params.get("requestState").and_then(Value::as_str) {
+        // Only the gateway's own state; an upstream server's MRTR state goes to that server.
+        let ours = params.get("requestState").and_then(Value::as_str).filter(|s| request_state::is_ours(s));
+        if let Some(sealed) = ours {
             let now = chrono::Utc::now().timestamp();
             let p = req.principal;
             let state = match self.fed.sealer.open(sealed, &p.sub, &p.tenant, &tool_id, &args_hash, now) {
@@ -356,8 +358,7 @@ impl Gateway {
         body: Value,
     ) -> Verdict {
         let rewritten = body.pointer("/params/_meta/fastmcp~1action_token").is_some()
-            || body.pointer("/params/requestState").is_some()
-            || body.pointer("/params/inputResponses").is_some();
+            || body.pointer("/params/requestState").and_then(Value::as_str).is_some_and(request_state::is_ours);
         let new_body = if rewritten {
             let clean = confirm::strip_retry_fields(jsonrpc::strip_action_token(body));
             serde_json::to_vec(&clean).ok().map(Bytes::from)
@@ -399,7 +400,12 @@ impl Gateway {
         profile: ClientProfile,
     ) -> Verdict {
         let (tool_id, args_hash) = (subject.tool_id.unwrap_or_default(), subject.args_hash.unwrap_or_default());
-        let issued = match holds::issue(&self.cfg.holds, self.state.as_ref(), req.principal, tool_id, args_hash).await {
+        // The arguments are kept with the hold so `confirm_url` (the REST confirm) can run the
+        // call without the caller re-sending them.
+        let input = body.pointer("/params/arguments").map(Value::to_string);
+        let issued =
+            holds::issue_with(&self.cfg.holds, self.state.as_ref(), req.principal, tool_id, args_hash, input, false);
+        let issued = match issued.await {
             Ok(h) => h,
             Err(e) => return self.refuse(req, id, subject, e.into()).await,
         };

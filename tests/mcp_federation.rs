@@ -99,6 +99,17 @@ fn flow(mode: &str) {
     assert_eq!(r["status"], 409, "{r}");
     assert_eq!(demo.calls("delete_item"), 2);
 
+    // The hold's confirm_url is the REST confirm: it runs the held MCP call once.
+    let r = sdk_client(&url, &user, mode, &["call", "demo__delete_item", r#"{"item":"d"}"#]);
+    let (token, confirm_url) = (r["data"]["action_token"].clone(), r["data"]["confirm_url"].clone());
+    assert_eq!(confirm_url, "/tools/mcp:demo:delete_item/confirm", "{r}");
+    let auth = format!("Bearer {user}");
+    let body = json!({"action_token": token}).to_string();
+    let c = http("POST", &gw.url(confirm_url.as_str().unwrap()), &[("authorization", &auth)], body.as_bytes());
+    assert_eq!(c.status, 200, "{}", String::from_utf8_lossy(&c.body));
+    assert_eq!(c.json()["result"]["content"][0]["text"], "deleted d");
+    assert_eq!(demo.calls("delete_item"), 3);
+
     let out = gw.cli(&["audit", "verify", &gw.audit_dir().display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let audit = std::fs::read_to_string(std::fs::read_dir(gw.audit_dir()).unwrap().next().unwrap().unwrap().path())

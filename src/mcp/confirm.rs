@@ -118,11 +118,20 @@ pub fn declined_result(id: &Value, tool_id: &str) -> Value {
     })
 }
 
-/// Removes the gateway's MRTR fields from a `tools/call` body before it goes upstream.
+/// Removes the gateway's MRTR fields from a `tools/call` body before it goes upstream: its
+/// own `requestState` and its answer in `inputResponses` (other answers, for the upstream
+/// server's own input requests, stay).
 pub fn strip_retry_fields(mut body: Value) -> Value {
     if let Some(p) = body.get_mut("params").and_then(Value::as_object_mut) {
-        p.remove("inputResponses");
-        p.remove("requestState");
+        if p.get("requestState").and_then(Value::as_str).is_some_and(crate::mcp::request_state::is_ours) {
+            p.remove("requestState");
+        }
+        if let Some(r) = p.get_mut("inputResponses").and_then(Value::as_object_mut) {
+            r.remove(INPUT_KEY);
+            if r.is_empty() {
+                p.remove("inputResponses");
+            }
+        }
     }
     body
 }
@@ -151,10 +160,15 @@ mod tests {
         assert_eq!(answer_of(&json!({"action": "accept", "content": {"confirm": false}})), Some(Answer::Decline));
         assert_eq!(answer_of(&json!({"action": "cancel"})), Some(Answer::Decline));
         assert_eq!(answer_of(&json!({"action": "maybe"})), None);
-        let retry = json!({"inputResponses": {INPUT_KEY: {"action": "decline"}}, "requestState": "s"});
+        let ours = format!("{}x", crate::mcp::request_state::PREFIX);
+        let retry = json!({"inputResponses": {INPUT_KEY: {"action": "decline"}}, "requestState": ours});
         assert_eq!(retry_answer(&retry), Some(Answer::Decline));
         let stripped = strip_retry_fields(json!({"params": retry}));
         assert_eq!(stripped, json!({"params": {}}));
+        // An upstream server's own MRTR fields pass through.
+        let theirs =
+            json!({"params": {"inputResponses": {"github_login": {"action": "accept"}}, "requestState": "up"}});
+        assert_eq!(strip_retry_fields(theirs.clone()), theirs);
     }
 
     #[test]

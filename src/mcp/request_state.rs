@@ -15,6 +15,15 @@ use serde::{Deserialize, Serialize};
 /// Domain separation: a state sealed for another purpose never opens as a hold.
 const AAD: &[u8] = b"fastmcp/mrtr-hold/v1";
 
+/// Marks the gateway's own states. An upstream server's MRTR `requestState` (without it)
+/// passes through untouched to the server that issued it.
+pub const PREFIX: &str = "fastmcp1.";
+
+/// Is `state` one the gateway issued (as opposed to an upstream server's)?
+pub fn is_ours(state: &str) -> bool {
+    state.starts_with(PREFIX)
+}
+
 /// What a sealed hold state carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldState {
@@ -75,7 +84,7 @@ impl StateSealer {
             .map_err(|_| "seal failed".to_string())?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
-        Ok(URL_SAFE_NO_PAD.encode(out))
+        Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
     /// Opens `sealed` and checks it belongs to this caller and call and has not expired.
@@ -88,9 +97,9 @@ impl StateSealer {
         args_hash: &str,
         now: i64,
     ) -> Result<HoldState, StateError> {
-        if sealed.len() > 4096 {
+        let Some(sealed) = sealed.strip_prefix(PREFIX).filter(|s| s.len() <= 4096) else {
             return Err(StateError::Invalid);
-        }
+        };
         let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| StateError::Invalid)?;
         if raw.len() < NONCE_LEN + 16 {
             return Err(StateError::Invalid);
@@ -142,10 +151,11 @@ mod tests {
         let other = StateSealer::new("").unwrap();
         let sealed = s.seal(&state()).unwrap();
         assert_eq!(other.open(&sealed, "a", "t", "mcp:demo:rm", "h", 0), Err(StateError::Invalid));
-        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(sealed.strip_prefix(PREFIX).unwrap()).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        let tampered = URL_SAFE_NO_PAD.encode(bytes);
+        let tampered = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        assert!(is_ours(&sealed) && !is_ours("upstream-state"));
         assert_eq!(s.open(&tampered, "a", "t", "mcp:demo:rm", "h", 0), Err(StateError::Invalid));
         assert_eq!(s.open("garbage!", "a", "t", "mcp:demo:rm", "h", 0), Err(StateError::Invalid));
     }
