@@ -19,7 +19,7 @@ pub mod secret;
 mod sources;
 
 #[cfg(test)]
-mod fake_server;
+mod test_fake_server;
 #[cfg(test)]
 mod tests;
 

@@ -1,4 +1,4 @@
-//! Broker tests against the fake token endpoint ([`super::fake_server`]).
+//! Broker tests against the fake token endpoint ([`super::test_fake_server`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde_json::Value;
 
-use super::fake_server::{token_json, FakeServer};
+use super::test_fake_server::{token_json, FakeServer};
 use super::*;
 
 const CLIENT_SECRET: &str = "cs-Sup3r+Secret/=value";
