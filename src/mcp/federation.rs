@@ -103,11 +103,6 @@ impl Federation {
         json!({ "servers": out })
     }
 
-    /// Servers with discovered tools, and how many.
-    pub fn tool_counts(&self) -> BTreeMap<String, usize> {
-        self.tools.read().iter().map(|(k, v)| (k.clone(), v.len())).collect()
-    }
-
     /// The federated name of `tool` on `server`.
     pub fn exposed_name(&self, server: &str, tool: &str) -> String {
         format!("{server}{}{tool}", self.separator)
@@ -168,16 +163,7 @@ impl Federation {
         let tools = self.tools.read();
         tools.iter().flat_map(|(s, list)| list.iter().map(move |t| (s.clone(), t.clone()))).collect()
     }
-
-    /// The annotations `server` reported for `tool` at discovery, if any.
-    pub fn annotations(&self, server: &str, tool: &str) -> Option<Value> {
-        self.tools
-            .read()
-            .get(server)?
-            .iter()
-            .find(|t| t.get("name").and_then(Value::as_str) == Some(tool))
-            .and_then(|t| t.get("annotations").cloned())
-    }
+}
 }
 
 /// What the gateway offers as an MCP server.
@@ -249,7 +235,7 @@ mod tests {
             .map(|t| t["name"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(names, ["alpha__echo", "zeta__a", "zeta__b"]);
-        assert_eq!(f.annotations("alpha", "echo"), Some(json!({"x": 1})));
+        assert_eq!(f.tool("alpha", "echo").unwrap()["annotations"], json!({"x": 1}));
     }
 
     #[tokio::test]
