@@ -164,7 +164,6 @@ impl Federation {
         tools.iter().flat_map(|(s, list)| list.iter().map(move |t| (s.clone(), t.clone()))).collect()
     }
 }
-}
 
 /// What the gateway offers as an MCP server.
 pub fn capabilities() -> Value {
