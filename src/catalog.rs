@@ -15,7 +15,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
-use crate::config::{McpServerConfig, UpstreamUrl};
+use crate::config::{LimitsConfig, McpServerConfig, UpstreamUrl};
 
 /// One configured upstream MCP server.
 #[derive(Debug)]
@@ -24,6 +24,14 @@ pub struct McpServer {
     pub cfg: McpServerConfig,
     /// The HTTP endpoint; `None` for a stdio server (reached through its client only).
     pub url: Option<UpstreamUrl>,
+}
+
+impl McpServer {
+    /// How long a call to this server may take: its own `timeout_seconds`, else the
+    /// gateway-wide upstream timeout.
+    pub fn timeout(&self, limits: &LimitsConfig) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cfg.timeout_seconds.unwrap_or(limits.upstream_timeout_seconds))
+    }
 }
 
 /// Servers by name, plus the annotations last seen in their `tools/list` results.

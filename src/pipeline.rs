@@ -520,18 +520,7 @@ impl Gateway {
         let annotations = tool.get("annotations");
         self.catalog.remember(server, name, annotations);
         let resource = self.catalog.tool_resource(server, name, annotations);
-        let empty = json!({});
-        let facts = input::RequestFacts {
-            protocol: "mcp",
-            mcp_method: Some("tools/list"),
-            arguments: &empty,
-            path: "",
-            method: "POST",
-            client_ip: "",
-            corr_id,
-        };
-        let policy_input = input::build(principal, "tools.invoke", &resource, &facts);
-        decide(policy, "tools.invoke", &policy_input).map(|d| d.allow).unwrap_or(false)
+        listing_allowed(policy, principal, "tools.invoke", &resource, "tools/list", "", corr_id)
     }
 
     /// May `principal` send `method` (as `mcp.<method>`) to `server`? Errors say no.
@@ -543,20 +532,8 @@ impl Gateway {
         method: &str,
         corr_id: &str,
     ) -> bool {
-        let action = format!("mcp.{method}");
         let resource = self.catalog.server_resource(server, None);
-        let empty = json!({});
-        let facts = input::RequestFacts {
-            protocol: "mcp",
-            mcp_method: Some(method),
-            arguments: &empty,
-            path: "/mcp",
-            method: "POST",
-            client_ip: "",
-            corr_id,
-        };
-        let policy_input = input::build(principal, &action, &resource, &facts);
-        decide(policy, &action, &policy_input).map(|d| d.allow).unwrap_or(false)
+        listing_allowed(policy, principal, &format!("mcp.{method}"), &resource, method, "/mcp", corr_id)
     }
 
     async fn refuse(&self, req: &McpPost<'_>, id: &Value, subject: Subject<'_>, r: Refusal) -> Verdict {
@@ -647,6 +624,31 @@ impl Gateway {
             tracing::error!(corr_id, error = %e, "audit write failed");
         }
     }
+}
+
+/// A decision for a listing (no arguments): may `principal` do `action` on `resource`? An
+/// evaluation error says no (fail closed: the entry is hidden).
+fn listing_allowed(
+    policy: &PolicySnapshot,
+    principal: &Principal,
+    action: &str,
+    resource: &Value,
+    mcp_method: &str,
+    path: &str,
+    corr_id: &str,
+) -> bool {
+    let empty = json!({});
+    let facts = input::RequestFacts {
+        protocol: "mcp",
+        mcp_method: Some(mcp_method),
+        arguments: &empty,
+        path,
+        method: "POST",
+        client_ip: "",
+        corr_id,
+    };
+    let policy_input = input::build(principal, action, resource, &facts);
+    decide(policy, action, &policy_input).map(|d| d.allow).unwrap_or(false)
 }
 
 /// Evaluates `policy` and times it.

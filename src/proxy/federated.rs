@@ -16,7 +16,7 @@ use pingora::Result;
 use serde_json::{json, Value};
 
 use super::filter::ToolsListFilter;
-use super::{client_ip, header_str, respond, Ctx, GatewayProxy};
+use super::{client_ip, header_str, Ctx, GatewayProxy};
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::catalog::McpServer;
@@ -84,7 +84,7 @@ impl GatewayProxy {
                 };
                 self.gw.fed.sessions.remove(&s.id, &owner);
                 self.gw.fed.upstreams.end(&format!("s:{}", s.id));
-                self.json(session, ctx, 200, &json!({}), &[]).await
+                self.answer(session, ctx, 200, &json!({}), &[]).await
             }
             _ => self.federated_post(session, ctx, principal, gsession).await,
         }
@@ -134,17 +134,17 @@ impl GatewayProxy {
                 let owner = owner_key(&call.principal.tenant, &call.principal.sub);
                 let now = chrono::Utc::now().timestamp();
                 match self.gw.fed.sessions.create(owner, version, elicitation, now) {
-                    Ok(s) => self.json(session, ctx, 200, &result(init), &[("mcp-session-id", s.id.clone())]).await,
+                    Ok(s) => self.answer(session, ctx, 200, &result(init), &[("mcp-session-id", s.id.clone())]).await,
                     Err(_) => {
                         let e = GatewayError::Unavailable { message: "too many sessions".into() };
                         self.answer_error(session, ctx, &e).await
                     }
                 }
             }
-            "server/discover" => self.json(session, ctx, 200, &result(discover_result()), &[]).await,
+            "server/discover" => self.answer(session, ctx, 200, &result(discover_result()), &[]).await,
             "ping" => {
                 let empty = if modern { json!({"resultType": "complete"}) } else { json!({}) };
-                self.json(session, ctx, 200, &result(empty), &[]).await
+                self.answer(session, ctx, 200, &result(empty), &[]).await
             }
             "tools/list" => {
                 let policy = self.gw.policy.snapshot();
@@ -153,11 +153,11 @@ impl GatewayProxy {
                 if modern {
                     cacheable(&mut r);
                 }
-                self.json(session, ctx, 200, &result(r), &[]).await
+                self.answer(session, ctx, 200, &result(r), &[]).await
             }
             "resources/list" | "resources/templates/list" | "prompts/list" => {
                 let r = self.aggregate(&call, &method, modern, &ctx.corr_id).await;
-                self.json(session, ctx, 200, &result(r), &[]).await
+                self.answer(session, ctx, 200, &result(r), &[]).await
             }
             "tools/call" | "prompts/get" => self.routed_call(session, ctx, &call, &method).await,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
@@ -166,7 +166,7 @@ impl GatewayProxy {
             _ => {
                 let body = json!({"jsonrpc": "2.0", "id": call.id,
                     "error": {"code": -32601, "message": format!("method not found: {method}")}});
-                self.json(session, ctx, 200, &body, &[]).await
+                self.answer(session, ctx, 200, &body, &[]).await
             }
         }
     }
@@ -472,7 +472,7 @@ impl GatewayProxy {
     }
 
     fn timeout(&self, server: &McpServer) -> Duration {
-        Duration::from_secs(server.cfg.timeout_seconds.unwrap_or(self.gw.cfg.limits.upstream_timeout_seconds))
+        server.timeout(&self.gw.cfg.limits)
     }
 
     async fn start_sse(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
@@ -498,20 +498,6 @@ impl GatewayProxy {
         resp.insert_header("content-length", "0")?;
         resp.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
         session.write_response_header(Box::new(resp), true).await?;
-        Ok(true)
-    }
-
-    async fn json(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        status: u16,
-        body: &Value,
-        headers: &[(&'static str, String)],
-    ) -> Result<bool> {
-        ctx.answered = Some((status, None));
-        ctx.decision = "allow";
-        respond::json(session, status, body, &ctx.corr_id, headers).await?;
         Ok(true)
     }
 }

@@ -147,7 +147,7 @@ impl ProxyHttp for GatewayProxy {
         let addr = resolve(&url.host, url.port).await?;
         let mut peer = HttpPeer::new(addr, url.tls, url.host.clone());
         let limits = &self.gw.cfg.limits;
-        let timeout = Duration::from_secs(server.cfg.timeout_seconds.unwrap_or(limits.upstream_timeout_seconds));
+        let timeout = server.timeout(limits);
         peer.options.connection_timeout = Some(Duration::from_secs(limits.connect_timeout_seconds));
         peer.options.write_timeout = Some(timeout);
         // A POST's response must start (and keep flowing) within the timeout; a GET is the

@@ -43,7 +43,7 @@ pub async fn catalog(gw: &Gateway, req: &RestRequest<'_>) -> Reply {
     let tools: Vec<Value> = ids
         .iter()
         .filter_map(|id| lookup(gw, id))
-        .filter(|m| decide(gw, req, req.principal, "tools.invoke", m, &empty).is_ok_and(|d| d.allow))
+        .filter(|m| decide(req, req.principal, "tools.invoke", m, &empty).is_ok_and(|d| d.allow))
         .map(|m| m.to_value())
         .collect();
     Reply::ok(200, json!({"tenant": req.principal.tenant, "tools": tools}), "allow")

@@ -57,7 +57,7 @@ pub async fn confirm(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Repl
     let args_hash = canonical::hash(&input);
     let p = req.principal;
     let approver = p.roles.iter().any(|r| gw.cfg.rest.approver_roles.contains(r));
-    let confirm = match decide(gw, req, p, "tools.confirm", &manifest, &input) {
+    let confirm = match decide(req, p, "tools.confirm", &manifest, &input) {
         Ok(d) if d.allow => d,
         Ok(d) => return denied(gw, req, tool_id, &args_hash, d).await,
         Err(e) => return refuse(gw, req, "tools.confirm", tool_id, Some(&args_hash), &none, e).await,
@@ -65,7 +65,7 @@ pub async fn confirm(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Repl
     // The caller must still be allowed the call itself (an approver releases someone else's).
     let mut decision = confirm;
     if !approver {
-        match decide(gw, req, p, "tools.invoke", &manifest, &input) {
+        match decide(req, p, "tools.invoke", &manifest, &input) {
             Ok(d) if d.allow => decision.reasons.extend(d.reasons),
             Ok(d) => return denied(gw, req, tool_id, &args_hash, d).await,
             Err(e) => return refuse(gw, req, "tools.confirm", tool_id, Some(&args_hash), &none, e).await,

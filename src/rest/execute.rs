@@ -98,7 +98,7 @@ async fn mcp(gw: &Gateway, who: &Principal, manifest: &Manifest, input: &Value) 
     let Some(server) = gw.catalog.server(server) else {
         return Err(GatewayError::NotFound { message: format!("no MCP server {server:?}") });
     };
-    let timeout = Duration::from_secs(server.cfg.timeout_seconds.unwrap_or(gw.cfg.limits.upstream_timeout_seconds));
+    let timeout = server.timeout(&gw.cfg.limits);
     let key = format!("o:{}", crate::mcp::session::owner_key(&who.tenant, &who.sub));
     let client = gw.fed.upstreams.client(&server, &key, timeout).await?;
     let params = json!({"name": tool, "arguments": input});

@@ -32,7 +32,7 @@ pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply
         let e = GatewayError::NotFound { message: format!("unknown tool {tool_id:?}") };
         return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &Decision::default(), e).await;
     };
-    let decision = match decide(gw, req, req.principal, "tools.invoke", &manifest, &input) {
+    let decision = match decide(req, req.principal, "tools.invoke", &manifest, &input) {
         Ok(d) if d.allow => d,
         Ok(d) => {
             let e = GatewayError::Forbidden { message: "forbidden by policy".into(), reasons: d.reasons.clone() };
@@ -132,7 +132,6 @@ pub(crate) fn lookup(gw: &Gateway, tool_id: &str) -> Option<Manifest> {
 
 /// The policy decision for `action` on `manifest` with `input`, for `who`.
 pub(crate) fn decide(
-    gw: &Gateway,
     req: &RestRequest<'_>,
     who: &Principal,
     action: &str,
@@ -157,7 +156,6 @@ pub(crate) fn decide(
     let started = std::time::Instant::now();
     let d = req.policy.decide(&doc);
     crate::metrics::METRICS.policy_eval.with_label_values(&[action]).observe(started.elapsed().as_secs_f64());
-    let _ = gw;
     d
 }
 
