@@ -8,7 +8,8 @@ use fastmcp::audit::AuditLog;
 use fastmcp::auth::Principal;
 use fastmcp::catalog::Catalog;
 use fastmcp::config::Config;
-use fastmcp::pipeline::{Gateway, McpPost, Verdict};
+use fastmcp::gateway::{Gateway, Parts};
+use fastmcp::mcp::inbound::{self, Inbound, Verdict};
 use fastmcp::policy::{CompiledPolicy, PolicyEngine, PolicySources};
 use fastmcp::state::memory::MemoryState;
 
@@ -28,7 +29,7 @@ async fn main() {
         ("policy on ", PolicyEngine::enabled(CompiledPolicy::compile(&PolicySources::embedded()).expect("policy"))),
         ("policy off", PolicyEngine::disabled()),
     ] {
-        let gw = Gateway {
+        let gw = Gateway::new(Parts {
             auth: None,
             policy: Arc::new(policy),
             reloader: None,
@@ -38,7 +39,7 @@ async fn main() {
             fed: fastmcp::mcp::federation::Federation::new(&cfg.mcp).expect("federation"),
             rest: fastmcp::rest::RestState::build(&cfg, None).expect("rest"),
             cfg: cfg.clone(),
-        };
+        });
         let server = gw.catalog.server("bench").expect("server");
         let principal = Principal { roles: vec!["mcp-admin".into()], tenant: "acme".into(), ..Principal::anonymous() };
         let body =
@@ -47,22 +48,28 @@ async fn main() {
         let t = Instant::now();
         for _ in 0..n {
             let policy = gw.policy.snapshot();
-            let req = McpPost {
+            let parsed = inbound::parse(body, None, None);
+            let req = Inbound {
                 policy: &policy,
                 server: &server,
                 principal: &principal,
+                http_method: "POST",
                 body,
+                message: Some(&parsed),
+                target_name: None,
+                has_body: true,
                 mcp_method_header: None,
                 mcp_name_header: None,
+                session_id: None,
                 action_token_header: None,
+                protocol_version: None,
                 path: "/mcp/bench",
                 client_ip: "127.0.0.1",
                 corr_id: "c",
-                protocol_version: None,
                 session_elicitation: false,
             };
             match gw.mcp_post(&req).await {
-                Verdict::Forward(f) => assert_eq!(f.decision, "allow"),
+                Verdict::Forward(f) => assert!(f.admitted.outcome().allows()),
                 _ => panic!("refused"),
             }
         }

@@ -9,7 +9,8 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use crate::pipeline::Gateway;
+use crate::enforce::Outcome;
+use crate::gateway::Gateway;
 use crate::policy::reload::Reload;
 
 pub struct AdminApp {
@@ -140,14 +141,14 @@ impl AdminApp {
                     request_hash: held.map(|h| h.args_hash),
                     phase: "decision",
                     decision: crate::audit::AuditDecision {
-                        result: result.into(),
+                        result: if approve { Outcome::Approved } else { Outcome::Rejected }.label().into(),
                         allow: approve,
                         reasons: vec!["admin".into()],
                         policy_revision: self.gw.policy.revision(),
                     },
                     ..Default::default()
                 };
-                if let Err(e) = self.gw.audit.append(&event, true).await {
+                if let Err(e) = self.gw.enforce.record_action(&event).await {
                     tracing::error!(error = %e, "audit write failed");
                 }
                 json_reply(200, json!({"id": id, "result": result}))

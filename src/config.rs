@@ -359,6 +359,15 @@ pub struct McpServerConfig {
     /// annotations). `false`: the server is only proxied at `/mcp/{name}`. Env `MCP_<NAME>_DISCOVER`.
     #[serde(default = "default_true")]
     pub discover: bool,
+    /// Agent request headers forwarded to this server besides the built-in allow-list
+    /// (content type, accept, `MCP-*`, trace context, user agent). Lowercase names; the
+    /// agent's credentials and hop-by-hop headers can never be listed.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// Write the gateway's own `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` on
+    /// requests to this server (the agent's are never forwarded).
+    #[serde(default)]
+    pub forwarded: bool,
 }
 
 fn default_true() -> bool {
@@ -567,6 +576,23 @@ impl Config {
                 _ => return Err(ConfigError::new(format!("{key}.transport"), "must be http or stdio")),
             }
 
+            for h in &server.forward_headers {
+                let lower = h.to_ascii_lowercase();
+                if http::HeaderName::from_bytes(lower.as_bytes()).is_err() || *h != lower {
+                    return Err(ConfigError::new(
+                        format!("{key}.forward_headers"),
+                        format!("{h:?} is not a lowercase header name"),
+                    ));
+                }
+                if crate::proxy::headers::NEVER_FORWARDED.contains(&lower.as_str())
+                    || lower == server.header.to_ascii_lowercase()
+                {
+                    return Err(ConfigError::new(
+                        format!("{key}.forward_headers"),
+                        format!("{h:?} may never be forwarded"),
+                    ));
+                }
+            }
             http::HeaderName::from_bytes(server.header.as_bytes())
                 .map_err(|_| ConfigError::new(format!("{key}.header"), "not a header name"))?;
             if !server.token.0.is_empty() && http::HeaderValue::from_str(&server.token.0).is_err() {

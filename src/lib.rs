@@ -1,8 +1,8 @@
 //! FastMCP: a policy enforcement point for AI-agent tool traffic, on pingora.
 //!
 //! Pipeline (see ARCHITECTURE.md): authenticate → parse → decide → limit → hold → broker →
-//! forward → audit. Each stage is a module with a plain-Rust core; [`proxy`] is the thin
-//! pingora glue.
+//! forward → audit, owned by one enforcement core ([`enforce`]) that every door calls. Each
+//! stage is a module with a plain-Rust core; [`proxy`] is the thin pingora glue.
 
 pub mod admin;
 pub mod audit;
@@ -12,12 +12,13 @@ pub mod canonical;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod enforce;
 pub mod error;
+pub mod gateway;
 pub mod holds;
 pub mod idempotency;
 pub mod mcp;
 pub mod metrics;
-pub mod pipeline;
 pub mod policy;
 pub mod providers;
 pub mod proxy;

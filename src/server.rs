@@ -15,11 +15,11 @@ use crate::auth::{fetch_jwks, parse_alg, Authenticator, KeySource};
 use crate::broker::Signer;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::gateway::{Gateway, Parts};
 use crate::mcp::client::Transport;
 use crate::mcp::discovery::{Discovery, DiscoveryOptions, OnChange};
 use crate::mcp::federation::Federation;
 use crate::mcp::upstream;
-use crate::pipeline::Gateway;
 use crate::policy::reload::Reloader;
 use crate::policy::{CompiledPolicy, PolicyEngine, PolicySources};
 use crate::proxy::GatewayProxy;
@@ -71,7 +71,8 @@ pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<G
     }
     let fed = Federation::new(&cfg.mcp)?;
     let rest = RestState::build(&cfg, gateway_signer(&cfg)?)?;
-    Ok(Gateway { cfg, auth, policy, reloader, state: Arc::new(MemoryState::default()), audit, catalog, fed, rest })
+    let state: Arc<dyn crate::state::StateStore> = Arc::new(MemoryState::default());
+    Ok(Gateway::new(Parts { cfg, auth, policy, reloader, state, audit, catalog, fed, rest }))
 }
 
 /// The key that signs gateway-minted JWTs (broker `gateway_jwt` / token exchange): the dev

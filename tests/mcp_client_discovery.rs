@@ -60,7 +60,8 @@ fn discovery_copes_with_a_late_server_and_a_dead_one() {
 
     // The connected client is usable by callers.
     let client = discovery.client("late").unwrap();
-    let resp = client.request("tools/call", json!({"name": "echo", "arguments": {"text": "x"}}), &mut |_| {}).unwrap();
+    let resp =
+        client.request(&own(), "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}), &mut |_| {}).unwrap();
     assert_eq!(first_text(&resp), "x");
     assert!(discovery.client("dead").is_none());
 
@@ -104,4 +105,9 @@ fn discover_once_reports_each_server() {
     assert_eq!(results["demo"].status, ServerStatus::Up);
     assert_eq!(tool_names(&results["demo"].tools).len(), 4);
     assert!(matches!(&results["dead"].status, ServerStatus::Down { error } if error.contains("unreachable")));
+}
+
+/// The tests drive the client as the gateway's own traffic.
+fn own() -> fastmcp::enforce::Proof {
+    fastmcp::enforce::Proof::gateway_own("test")
 }

@@ -116,15 +116,15 @@ fn paging_server_requests_and_headers_over_http() {
     .unwrap();
     assert_eq!(client.era(), Era::Stateless20260728);
 
-    let tools = client.list_tools().unwrap();
+    let tools = client.list_tools(&own()).unwrap();
     let names: Vec<_> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     // No prompts capability → empty without asking.
-    assert!(client.list_prompts().unwrap().is_empty());
+    assert!(client.list_prompts(&own()).unwrap().is_empty());
 
     let mut notes = Vec::new();
     let resp = client
-        .request("tools/call", json!({"name": "wéird", "arguments": {}}), &mut |n| notes.push(n.clone()))
+        .request(&own(), "tools/call", json!({"name": "wéird", "arguments": {}}), &mut |n| notes.push(n.clone()))
         .unwrap();
     assert_eq!(resp["result"]["content"][0]["text"], "done");
     assert_eq!(notes.len(), 1);
@@ -162,4 +162,9 @@ fn reflected_credentials_are_redacted_from_errors() {
     let text = format!("{err} {err:?}");
     assert!(text.contains("401") && text.contains("[redacted]"), "{text}");
     assert!(!text.contains("s3cr3t-token"), "{text}");
+}
+
+/// The tests drive the client as the gateway's own traffic.
+fn own() -> fastmcp::enforce::Proof {
+    fastmcp::enforce::Proof::gateway_own("test")
 }

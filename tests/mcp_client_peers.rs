@@ -21,21 +21,23 @@ fn demo_negotiates_stateless_era_and_calls_tools() {
     assert_eq!(client.protocol_version(), "2026-07-28");
     assert_eq!(client.server_info().unwrap()["name"], "demo");
     assert!(client.capabilities().get("tools").is_some());
-    let names = tool_names(&client.list_tools().unwrap());
+    let names = tool_names(&client.list_tools(&own()).unwrap());
     for t in ["echo", "add", "read_secret", "delete_item"] {
         assert!(names.contains(&t.to_string()), "{t} missing from {names:?}");
     }
-    let resp =
-        client.request("tools/call", json!({"name": "echo", "arguments": {"text": "héllo"}}), &mut |_| {}).unwrap();
+    let resp = client
+        .request(&own(), "tools/call", json!({"name": "echo", "arguments": {"text": "héllo"}}), &mut |_| {})
+        .unwrap();
     assert_eq!(first_text(&resp), "héllo");
-    let resp =
-        client.request("tools/call", json!({"name": "add", "arguments": {"a": 2, "b": 40}}), &mut |_| {}).unwrap();
+    let resp = client
+        .request(&own(), "tools/call", json!({"name": "add", "arguments": {"a": 2, "b": 40}}), &mut |_| {})
+        .unwrap();
     assert_eq!(resp["result"]["structuredContent"]["result"], 42);
     // An unknown method comes back as a JSON-RPC error response, not a transport error.
-    let resp = client.request("no/such/method", Value::Null, &mut |_| {}).unwrap();
+    let resp = client.request(&own(), "no/such/method", Value::Null, &mut |_| {}).unwrap();
     assert!(resp.get("error").is_some(), "{resp}");
     // No prompts registered → empty, not an error.
-    assert!(client.list_resource_templates().unwrap().is_empty());
+    assert!(client.list_resource_templates(&own()).unwrap().is_empty());
     client.close();
 }
 
@@ -46,7 +48,7 @@ fn demo_json_response_and_stateless_flags() {
         let client = McpClient::connect(http(demo_url(peer.port))).unwrap();
         assert_eq!(client.era(), Era::Stateless20260728, "{flags:?}");
         let resp = client
-            .request("tools/call", json!({"name": "read_secret", "arguments": {"name": "x"}}), &mut |_| {})
+            .request(&own(), "tools/call", json!({"name": "read_secret", "arguments": {"name": "x"}}), &mut |_| {})
             .unwrap();
         assert_eq!(first_text(&resp), "secret-x", "{flags:?}");
     }
@@ -60,14 +62,15 @@ fn everything_negotiates_session_era_with_sse() {
     assert_eq!(client.protocol_version(), "2025-11-25");
     assert!(client.session_id().is_some());
     assert_eq!(client.server_info().unwrap()["name"], "mcp-servers/everything");
-    let names = tool_names(&client.list_tools().unwrap());
+    let names = tool_names(&client.list_tools(&own()).unwrap());
     assert!(names.contains(&"echo".to_string()), "{names:?}");
-    let resp =
-        client.request("tools/call", json!({"name": "echo", "arguments": {"message": "hi"}}), &mut |_| {}).unwrap();
+    let resp = client
+        .request(&own(), "tools/call", json!({"name": "echo", "arguments": {"message": "hi"}}), &mut |_| {})
+        .unwrap();
     assert_eq!(first_text(&resp), "Echo: hi");
-    assert!(!client.list_resources().unwrap().is_empty());
-    assert!(!client.list_prompts().unwrap().is_empty());
-    client.list_resource_templates().unwrap();
+    assert!(!client.list_resources(&own()).unwrap().is_empty());
+    assert!(!client.list_prompts(&own()).unwrap().is_empty());
+    client.list_resource_templates(&own()).unwrap();
     client.close();
 }
 
@@ -81,7 +84,7 @@ fn everything_progress_notifications_reach_the_callback() {
         "arguments": {"duration": 1, "steps": 3},
         "_meta": {"progressToken": "tok-1"}
     });
-    let resp = client.request("tools/call", params, &mut |n| notes.push(n.clone())).unwrap();
+    let resp = client.request(&own(), "tools/call", params, &mut |n| notes.push(n.clone())).unwrap();
     assert!(resp.get("result").is_some(), "{resp}");
     let progress: Vec<_> = notes.iter().filter(|n| n["method"] == "notifications/progress").collect();
     assert_eq!(progress.len(), 3, "{notes:?}");
@@ -98,7 +101,7 @@ fn everything_session_expiry_reinitialises_once() {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let status = agent.delete(&url).header("Mcp-Session-Id", &old).call().unwrap().status();
     assert!(status.is_success(), "{status}");
-    let names = tool_names(&client.list_tools().unwrap());
+    let names = tool_names(&client.list_tools(&own()).unwrap());
     assert!(names.contains(&"echo".to_string()));
     assert_ne!(client.session_id().unwrap(), old);
 }
@@ -112,10 +115,11 @@ fn everything_stdio() {
     })
     .unwrap();
     assert_eq!(client.era(), Era::Session20251125);
-    let names = tool_names(&client.list_tools().unwrap());
+    let names = tool_names(&client.list_tools(&own()).unwrap());
     assert!(names.contains(&"echo".to_string()), "{names:?}");
-    let resp =
-        client.request("tools/call", json!({"name": "echo", "arguments": {"message": "yo"}}), &mut |_| {}).unwrap();
+    let resp = client
+        .request(&own(), "tools/call", json!({"name": "echo", "arguments": {"message": "yo"}}), &mut |_| {})
+        .unwrap();
     assert_eq!(first_text(&resp), "Echo: yo");
     // Concurrent requests from several threads, each with its own progress stream.
     let client = std::sync::Arc::new(client);
@@ -129,7 +133,7 @@ fn everything_stdio() {
                     "arguments": {"duration": 1, "steps": 2},
                     "_meta": {"progressToken": i}
                 });
-                let resp = c.request("tools/call", params, &mut |n| notes.push(n.clone())).unwrap();
+                let resp = c.request(&own(), "tools/call", params, &mut |n| notes.push(n.clone())).unwrap();
                 assert!(resp.get("result").is_some(), "{resp}");
                 let mine = notes.iter().filter(|n| n["params"]["progressToken"] == i).count();
                 assert_eq!(mine, 2, "{notes:?}");
@@ -140,7 +144,7 @@ fn everything_stdio() {
         h.join().unwrap();
     }
     client.close();
-    assert!(matches!(client.list_tools(), Err(ClientError::Unreachable(_))));
+    assert!(matches!(client.list_tools(&own()), Err(ClientError::Unreachable(_))));
 }
 
 #[test]
@@ -175,8 +179,9 @@ fn demo_in_pinned_session_era() {
     assert_eq!(client.protocol_version(), "2025-11-25");
     assert!(client.session_id().is_some());
     assert_eq!(client.server_info().unwrap()["name"], "demo");
-    assert_eq!(tool_names(&client.list_tools().unwrap()).len(), 4);
-    let resp = client.request("tools/call", json!({"name": "echo", "arguments": {"text": "s"}}), &mut |_| {}).unwrap();
+    assert_eq!(tool_names(&client.list_tools(&own()).unwrap()).len(), 4);
+    let resp =
+        client.request(&own(), "tools/call", json!({"name": "echo", "arguments": {"text": "s"}}), &mut |_| {}).unwrap();
     assert_eq!(first_text(&resp), "s");
     // The Python SDK offers the GET listening stream in stateful mode.
     let outcome = client.listen(Duration::from_millis(500), &mut || false, &mut |_| {}).unwrap();
@@ -189,7 +194,7 @@ fn everything_listening_stream_delivers_server_notifications() {
     let peer = everything();
     let client = McpClient::connect(http(everything_url(peer.port))).unwrap();
     let resp = client
-        .request("tools/call", json!({"name": "toggle-simulated-logging", "arguments": {}}), &mut |_| {})
+        .request(&own(), "tools/call", json!({"name": "toggle-simulated-logging", "arguments": {}}), &mut |_| {})
         .unwrap();
     assert!(resp.get("result").is_some(), "{resp}");
     // The server logs to the session every 5 s on the GET stream; stop at the first one.
@@ -200,4 +205,9 @@ fn everything_listening_stream_delivers_server_notifications() {
     assert_eq!(outcome, fastmcp::mcp::client::ListenOutcome::Ended);
     let got = got.into_inner();
     assert_eq!(got.first().map(|n| n["method"].clone()), Some(json!("notifications/message")), "{got:?}");
+}
+
+/// The tests drive the client as the gateway's own traffic.
+fn own() -> fastmcp::enforce::Proof {
+    fastmcp::enforce::Proof::gateway_own("test")
 }

@@ -37,6 +37,9 @@ pub struct AuditEvent {
     pub instance: String,
     pub latency_ms: f64,
     pub mcp_method: Option<String>,
+    /// What kind of message was decided: `request`, `notification`, `response`, `stream`
+    /// (GET), `end_session` (DELETE) or `rest`.
+    pub message: Option<&'static str>,
     pub outcome: AuditOutcome,
     /// `decision` (before acting) or `completion` (after the upstream answered or failed).
     pub phase: &'static str,
@@ -58,7 +61,7 @@ pub struct AuditDecision {
     pub allow: bool,
     pub policy_revision: String,
     pub reasons: Vec<String>,
-    /// `allow`, `deny`, `hold`, `confirmed`, `rate_limited`, `unauthenticated`, `error`.
+    /// The outcome's label ([`crate::enforce::Outcome::label`]).
     pub result: String,
 }
 

@@ -352,7 +352,7 @@ fn spawn_tracked(shared: &Arc<Shared>, name: String, f: impl FnOnce() + Send + '
 
 fn connect_and_list(transport: &Transport) -> Result<(McpClient, Vec<Value>), ClientError> {
     let client = McpClient::connect(transport.clone())?;
-    match client.list_tools() {
+    match client.list_tools(&crate::enforce::Proof::gateway_own("discovery")) {
         Ok(tools) => Ok((client, tools)),
         Err(e) => {
             client.close();
@@ -420,7 +420,7 @@ fn run_server(shared: &Arc<Shared>, name: &str, transport: &Transport) {
                 client.close();
                 break 'connect;
             }
-            match client.list_tools() {
+            match client.list_tools(&crate::enforce::Proof::gateway_own("discovery")) {
                 Ok(tools) => shared.record_up(name, &client, tools),
                 Err(e) => {
                     tracing::warn!(server = name, %upstream, error = %e, "MCP tool refresh failed; reconnecting");

@@ -1,14 +1,20 @@
-//! MCP wire handling: JSON-RPC messages, transport header checks, the `tools/list` response
-//! filter (JSON and SSE), the federated endpoint's core, and MCP-native confirmation.
+//! MCP wire handling and the two MCP doors: JSON-RPC messages, transport header checks, the
+//! `/mcp/{server}` door (`proxied`, `tool_call`), the federated endpoint's core
+//! (`federation`), the `tools/list` response filter, and MCP-native confirmation.
 
 pub mod client;
 pub mod confirm;
 pub mod discovery;
 pub mod elicitation;
 pub mod federation;
+pub mod inbound;
 pub mod jsonrpc;
+pub mod proxied;
+pub mod proxied_sessions;
 pub mod request_state;
 pub mod session;
 pub mod sse;
+mod tool_call;
 pub mod tools_list;
 pub mod upstream;
+mod visible;

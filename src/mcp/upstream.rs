@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::broker;
 use crate::catalog::McpServer;
+use crate::enforce::Admitted;
 use crate::error::GatewayError;
 use crate::mcp::client::{ClientError, Era, McpClient, Transport};
 
@@ -52,12 +53,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// The client for `server` on behalf of `key`, connecting it if needed.
+    /// The client for `server` on behalf of `key`, connecting it if needed. Only an admitted
+    /// call gets one (connecting runs the session handshake upstream on its behalf).
     pub async fn client(
         &self,
         server: &Arc<McpServer>,
         key: &str,
         timeout: Duration,
+        _admitted: &Admitted,
     ) -> Result<Arc<McpClient>, GatewayError> {
         let map_key = (server.name.clone(), key.to_string());
         let tick = self.clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

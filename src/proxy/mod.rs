@@ -1,22 +1,30 @@
 //! pingora glue: the gateway listener's [`ProxyHttp`] implementation. Each hook is thin and
-//! calls the plain-Rust core ([`crate::pipeline`]):
+//! calls the plain-Rust cores (the doors in [`crate::mcp`] and [`crate::rest`], which call
+//! [`crate::enforce`]):
 //!
-//! - `request_filter`: route, authenticate, read the body, run the pipeline; answer refusals.
-//! - `upstream_peer` / `upstream_request_filter`: pick the server, broker credentials.
-//! - `response_filter` / `response_body_filter`: correlation and rate headers, `tools/list`
-//!   filtering (JSON or SSE).
-//! - `fail_to_proxy`: upstream failures in the error shape; `logging`: metrics and the
-//!   completion audit record.
+//! - `request_filter`: route, the shared headers-only checks, the body, the door; answer
+//!   what is not forwarded.
+//! - `upstream_peer`: connects only for an admitted call (the choke point: no
+//!   [`crate::enforce::Admitted`], no connection).
+//! - `upstream_request_filter`: the header allow-list, the server's brokered credential.
+//! - `response_filter` / `response_body_filter`: no 101, sessions opened and ended,
+//!   correlation and rate headers, `tools/list` filtering.
+//! - `fail_to_proxy`: upstream failures in the error shape; `logging`: metrics, the
+//!   completion record, and the record of a request refused before it reached a door.
 
+mod admit;
 pub mod body;
+mod ctx;
 pub mod federated;
 pub mod filter;
+pub mod headers;
+mod mcp_server;
+mod metadata;
 pub mod origin;
 pub mod respond;
 pub mod rest;
 pub mod route;
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,16 +37,14 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{ErrorType, Result};
 use serde_json::{json, Value};
 
-use crate::audit::{AuditEvent, Durable};
-use crate::auth::Principal;
 use crate::broker;
-use crate::catalog::McpServer;
+use crate::enforce::{Completion, Early, MessageKind, Outcome};
 use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::mcp::session::owner_key;
 use crate::mcp::tools_list;
 use crate::metrics::METRICS;
-use crate::pipeline::{Gateway, McpPost, Verdict};
-use crate::policy::PolicySnapshot;
-use crate::state::RateOutcome;
+pub use ctx::Ctx;
 use filter::ToolsListFilter;
 use route::Route;
 
@@ -56,69 +62,20 @@ impl GatewayProxy {
     }
 }
 
-/// Per-request state carried between hooks.
-pub struct Ctx {
-    corr_id: String,
-    start: Instant,
-    route: Route,
-    server: Option<Arc<McpServer>>,
-    principal: Option<Arc<Principal>>,
-    /// The policy this request is decided by (also for its `tools/list` filtering).
-    policy: Option<PolicySnapshot>,
-    method: Option<String>,
-    decision: &'static str,
-    rate: Option<RateOutcome>,
-    filter: Option<ToolsListFilter>,
-    completion: Option<Box<AuditEvent>>,
-    /// fsync of the decision record, awaited before the response goes out.
-    durable: Option<Durable>,
-    /// Length of a body the gateway rewrote (for the upstream Content-Length).
-    rewritten_len: Option<usize>,
-    upstream_start: Option<Instant>,
-    upstream_status: Option<u16>,
-    /// Status of a response the gateway wrote itself.
-    answered: Option<(u16, Option<&'static str>)>,
-    is_post: bool,
-    /// Headers set on the upstream request (federated: the upstream's era and session).
-    upstream_headers: Vec<(&'static str, String)>,
-    /// A federated request: the upstream's session header is not the client's.
-    federated: bool,
-    /// A 2026-07-28 client behind a 2025-11-25 upstream: results get `resultType`.
-    mark_complete: bool,
-}
-
 #[async_trait]
 impl ProxyHttp for GatewayProxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            corr_id: String::new(),
-            start: Instant::now(),
-            route: Route::NotFound,
-            server: None,
-            principal: None,
-            policy: None,
-            method: None,
-            decision: "none",
-            rate: None,
-            filter: None,
-            completion: None,
-            durable: None,
-            rewritten_len: None,
-            upstream_start: None,
-            upstream_status: None,
-            answered: None,
-            is_post: false,
-            upstream_headers: Vec::new(),
-            federated: false,
-            mark_complete: false,
-        }
+        Ctx::new()
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.corr_id = correlation_id(session.req_header().headers.get("x-correlation-id"));
         ctx.route = route::route(session.req_header().uri.path());
+        // No protocol switch crosses the gateway: without the header pingora never enters
+        // tunnel mode, and the upstream never hears of it (it is not on the allow-list).
+        session.req_header_mut().remove_header("upgrade");
         match ctx.route.clone() {
             Route::Health => self.answer(session, ctx, 200, &json!({"status": "ok"}), &[]).await,
             Route::ProtectedResource(suffix) => {
@@ -131,13 +88,17 @@ impl ProxyHttp for GatewayProxy {
             }
             Route::NotFound => {
                 let e = GatewayError::NotFound { message: "no such route".into() };
-                self.answer_error(session, ctx, &e).await
+                self.answer_error(session, ctx, &e, Outcome::NotFound).await
             }
             Route::McpServer(name) => self.mcp_request(session, ctx, &name).await,
         }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        if ctx.admitted.is_none() {
+            // Deny by default: nothing the enforcement core did not admit leaves.
+            return Error::e_explain(ErrorType::InternalError, "refusing to forward a request that was not admitted");
+        }
         let Some(server) = ctx.server.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no upstream selected");
         };
@@ -161,44 +122,52 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(server) = ctx.server.as_ref() else {
-            return Ok(());
+        let (Some(server), Some(_)) = (ctx.server.as_ref(), ctx.admitted.as_ref()) else {
+            return Error::e_explain(ErrorType::InternalError, "not admitted");
         };
         let Some(url) = server.url.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "stdio servers are not proxied");
         };
         let uri: http::Uri = url.path.parse().map_err(|_| Error::new(ErrorType::InternalError))?;
         req.set_uri(uri);
-        req.insert_header("host", url.authority())?;
-        for h in broker::STRIPPED_REQUEST_HEADERS {
-            req.remove_header(*h);
+        for name in headers::to_remove(&req.headers, &server.cfg.forward_headers, ctx.federated) {
+            req.remove_header(&name);
         }
+        req.insert_header("host", url.authority())?;
         if let Some((name, value)) = broker::credential(server) {
             req.insert_header(name, value)?;
-        }
-        if ctx.federated {
-            for h in ["mcp-session-id", "mcp-method", "mcp-name", "mcp-protocol-version"] {
-                req.remove_header(h);
-            }
         }
         for (name, value) in &ctx.upstream_headers {
             req.insert_header(*name, value.as_str())?;
         }
+        if server.cfg.forwarded {
+            let ip = client_ip(session);
+            req.insert_header("forwarded", format!("for=\"{ip}\";proto=http"))?;
+            req.insert_header("x-forwarded-for", ip)?;
+            req.insert_header("x-forwarded-proto", "http")?;
+        }
         req.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
-        if let Some(len) = ctx.rewritten_len {
-            req.remove_header("transfer-encoding");
-            req.insert_header("content-length", len.to_string())?;
+        match ctx.forward_len {
+            Some(len) => req.insert_header("content-length", len.to_string())?,
+            // GET and DELETE go without a body.
+            None => req.remove_header("content-length").map(|_| ()).unwrap_or(()),
         }
         Ok(())
     }
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        wait_durable(ctx).await;
         let status = resp.status.as_u16();
+        if status == 101 {
+            // The gateway never switches protocols on an upstream's say-so.
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "upstream answered 101 Switching Protocols");
+        }
+        if let Some(a) = ctx.admitted.as_mut() {
+            a.wait_durable().await;
+        }
         ctx.upstream_status = Some(status);
         if let (Some(t), Some(server)) = (ctx.upstream_start, ctx.server.as_ref()) {
             METRICS
@@ -206,11 +175,12 @@ impl ProxyHttp for GatewayProxy {
                 .with_label_values(&[&format!("mcp:{}", server.name)])
                 .observe(t.elapsed().as_secs_f64());
         }
+        self.track_session(resp, ctx);
         resp.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
         if ctx.federated {
             resp.remove_header("mcp-session-id");
         }
-        if let Some(rate) = &ctx.rate {
+        if let Some(rate) = ctx.admitted.as_ref().and_then(|a| a.rate()) {
             for (k, v) in crate::ratelimit::headers(rate) {
                 resp.insert_header(k, v)?;
             }
@@ -245,10 +215,13 @@ impl ProxyHttp for GatewayProxy {
         let corr = ctx.corr_id.as_str();
         let policy = ctx.policy.as_ref();
         let mark = ctx.mark_complete;
+        let filter_list = ctx.read == crate::mcp::inbound::ReadResponse::ToolsList;
         let mut rewrite = |msg: &Value| {
             let filtered = match policy {
-                Some(p) => tools_list::filter(msg, &mut |tool| gw.tool_visible(p, server, principal, tool, corr)),
-                None => None,
+                Some(p) if filter_list => {
+                    tools_list::filter(msg, &mut |tool| gw.tool_visible(p, server, principal, tool, corr))
+                }
+                _ => None,
             };
             match (filtered, mark) {
                 (Some(m), true) => Some(tools_list::mark_complete(&m).unwrap_or(m)),
@@ -269,7 +242,9 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        wait_durable(ctx).await;
+        if let Some(a) = ctx.admitted.as_mut() {
+            a.wait_durable().await;
+        }
         let err = match e.etype() {
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
                 GatewayError::ProviderTimeout { message: "upstream MCP server timed out".into() }
@@ -286,8 +261,9 @@ impl ProxyHttp for GatewayProxy {
             err.body(&ctx.corr_id)
         };
         ctx.answered = Some((err.status(), Some(err.code())));
-        if let Some(c) = ctx.completion.as_mut() {
-            c.outcome.error_code = Some(err.code().into());
+        ctx.upstream_error = Some(err.code());
+        if !ctx.recorded {
+            ctx.outcome = Some(Outcome::Failed);
         }
         let _ = respond::json(session, err.status(), &body, &ctx.corr_id, &[]).await;
         FailToProxy { error_code: err.status(), can_reuse_downstream: false }
@@ -304,189 +280,68 @@ impl ProxyHttp for GatewayProxy {
         let status =
             ctx.answered.map(|(s, _)| s).or_else(|| session.response_written().map(|r| r.status.as_u16())).unwrap_or(0);
         let elapsed = ctx.start.elapsed();
-        METRICS.requests.with_label_values(&[ctx.route.label(), ctx.decision, &status.to_string()]).inc();
+        METRICS.requests.with_label_values(&[ctx.route.label(), ctx.outcome_label(), &status.to_string()]).inc();
         METRICS.request_duration.with_label_values(&[ctx.route.label()]).observe(elapsed.as_secs_f64());
         if let (Some(server), Some(method)) = (ctx.server.as_ref(), ctx.method.as_deref()) {
-            METRICS.mcp_requests.with_label_values(&[&server.name, metric_method(method), ctx.decision]).inc();
+            METRICS.mcp_requests.with_label_values(&[&server.name, metric_method(method), ctx.outcome_label()]).inc();
         }
-        if let Some(mut event) = ctx.completion.take().map(|b| *b) {
-            event.outcome.status = Some(ctx.upstream_status.unwrap_or(status));
-            if event.outcome.error_code.is_none() && e.is_some() {
-                event.outcome.error_code = Some("PROVIDER_ERROR".into());
-            }
-            event.latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-            if let Err(err) = self.gw.audit.append(&event, false).await {
-                tracing::error!(corr_id = %ctx.corr_id, error = %err, "audit write failed");
-            }
+        if let Some(admitted) = ctx.admitted.take() {
+            let error_code = ctx.upstream_error.map(String::from).or_else(|| e.map(|_| "PROVIDER_ERROR".to_string()));
+            let end = Completion { status: Some(ctx.upstream_status.unwrap_or(status)), error_code, result_hash: None };
+            self.gw.enforce.complete(admitted, end).await;
         }
-        if ctx.decision == "allow" && status < 400 {
+        if !ctx.recorded && ctx.route.audited() {
+            self.record_early(session, ctx, status, e.is_some()).await;
+        }
+        if ctx.outcome == Some(Outcome::Allowed) && status < 400 {
             tracing::debug!(corr_id = %ctx.corr_id, route = ctx.route.label(), status, "request");
         } else {
-            tracing::info!(corr_id = %ctx.corr_id, route = ctx.route.label(), status, decision = ctx.decision,
+            tracing::info!(corr_id = %ctx.corr_id, route = ctx.route.label(), status, decision = ctx.outcome_label(),
                 method = ctx.method.as_deref().unwrap_or(""), latency_ms = elapsed.as_secs_f64() * 1e3, "request");
         }
     }
 }
 
 impl GatewayProxy {
-    async fn mcp_request(&self, session: &mut Session, ctx: &mut Ctx, name: &str) -> Result<bool> {
-        let Some(server) = self.gw.catalog.server(name) else {
-            let e = GatewayError::NotFound { message: format!("no MCP server named {name:?}") };
-            return self.answer_error(session, ctx, &e).await;
-        };
-        ctx.server = Some(server.clone());
-        let Some(principal) = self.admit(session, ctx, Some(name)).await? else {
-            return Ok(true);
-        };
-        if server.url.is_none() {
-            // A stdio server has no HTTP endpoint to proxy to: the federated endpoint serves it.
-            let e = GatewayError::NotFound { message: format!("{name} is a stdio server: use the federated /mcp") };
-            return self.answer_error(session, ctx, &e).await;
-        }
-        if !ctx.is_post {
-            ctx.decision = "allow";
-            return Ok(false);
-        }
-        let Some(body) = self.read_body(session, ctx, Some(name), &principal).await? else {
-            return Ok(true);
-        };
-        let client_ip = client_ip(session);
-        let policy = self.gw.policy.snapshot();
-        let post = McpPost {
-            policy: &policy,
-            server: &server,
-            principal: &principal,
-            body: &body,
-            mcp_method_header: header_str(session, "mcp-method"),
-            mcp_name_header: header_str(session, "mcp-name"),
-            action_token_header: header_str(session, "x-action-token"),
-            path: session.req_header().uri.path(),
-            client_ip: &client_ip,
+    /// The one record of a request that no door decided (refused by the glue, or broken off).
+    async fn record_early(&self, session: &Session, ctx: &Ctx, status: u16, failed: bool) {
+        let outcome = ctx.outcome.unwrap_or(if failed { Outcome::Invalid } else { Outcome::Failed });
+        let message = ctx.route.is_mcp().then(|| match session.req_header().method.as_str() {
+            "GET" => MessageKind::Stream,
+            "DELETE" => MessageKind::EndSession,
+            _ => MessageKind::Request,
+        });
+        let early = Early {
             corr_id: &ctx.corr_id,
-            protocol_version: header_str(session, "mcp-protocol-version"),
-            session_elicitation: false,
+            principal: ctx.principal.as_deref(),
+            action: if ctx.route.is_mcp() { "mcp.request" } else { "rest.request" },
+            server: ctx.server.as_ref().map(|s| s.name.as_str()),
+            tool_id: None,
+            message: message.or(Some(MessageKind::Rest)).filter(|_| ctx.route.is_mcp() || ctx.route.is_rest()),
+            outcome,
+            status,
+            error_code: ctx.answered.and_then(|(_, c)| c),
+            reasons: ctx.early_reasons.clone(),
+            policy_revision: self.gw.policy.revision(),
         };
-        let verdict = self.gw.mcp_post(&post).await;
-        self.apply(session, ctx, verdict, body, &policy).await
+        self.gw.enforce.record_early(&early).await;
     }
 
-    /// Method, Origin and token checks shared by every MCP route. `None`: already answered.
-    async fn admit(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        server: Option<&str>,
-    ) -> Result<Option<Arc<Principal>>> {
-        self.admit_for(session, ctx, server, &["POST", "GET", "DELETE"]).await
-    }
-
-    /// [`Self::admit`] for a route that takes `methods`.
-    async fn admit_for(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        server: Option<&str>,
-        methods: &[&str],
-    ) -> Result<Option<Arc<Principal>>> {
-        let method = session.req_header().method.clone();
-        if !methods.contains(&method.as_str()) {
-            let e = GatewayError::MethodNotAllowed { message: format!("use {}", methods.join(" or ")) };
-            self.answer_error(session, ctx, &e).await?;
-            return Ok(None);
+    /// A forwarded `initialize` opened a session upstream: it belongs to this principal. A
+    /// forwarded DELETE ended one.
+    fn track_session(&self, resp: &ResponseHeader, ctx: &Ctx) {
+        let (Some(server), Some(p)) = (ctx.server.as_ref(), ctx.principal.as_ref()) else { return };
+        if ctx.federated || !resp.status.is_success() {
+            return;
         }
-        ctx.is_post = method == http::Method::POST;
-        let hosts = &self.hosts;
-        if !hosts.host_allowed(header_str(session, "host")) {
-            let e = GatewayError::Forbidden { message: "Host not allowed".into(), reasons: vec!["host".into()] };
-            self.answer_error(session, ctx, &e).await?;
-            return Ok(None);
-        }
-        if let Some(origin) = header_str(session, "origin") {
-            if !hosts.origin_allowed(origin, header_str(session, "host")) {
-                let e =
-                    GatewayError::Forbidden { message: "Origin not allowed".into(), reasons: vec!["origin".into()] };
-                self.answer_error(session, ctx, &e).await?;
-                return Ok(None);
+        let owner = owner_key(&p.tenant, &p.sub);
+        if let Some(elicitation) = ctx.opens_session {
+            if let Some(sid) = resp.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                self.gw.proxied.opened(&server.name, sid, &owner, elicitation, chrono::Utc::now().timestamp());
             }
         }
-        let auth_header = session.req_header().headers.get("authorization").map(|v| v.as_bytes().to_vec());
-        match self.gw.authenticate(auth_header.as_deref()).await {
-            Ok(p) => {
-                ctx.principal = Some(p.clone());
-                Ok(Some(p))
-            }
-            Err(e) => {
-                if let GatewayError::Unauthorized { reason, .. } = &e {
-                    METRICS.jwt_failures.with_label_values(&[reason]).inc();
-                }
-                self.gw.audit_early_refusal(&e, &ctx.corr_id, server, None).await;
-                self.answer_error(session, ctx, &e).await?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Reads the whole request body (bounded). `None`: refused and answered.
-    async fn read_body(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        server: Option<&str>,
-        principal: &Principal,
-    ) -> Result<Option<Bytes>> {
-        match body::read_all(session, self.gw.cfg.limits.max_body_bytes).await {
-            Ok(b) => Ok(Some(b)),
-            Err(e) => {
-                session.set_keepalive(None);
-                self.gw.audit_early_refusal(&e, &ctx.corr_id, server, Some(principal)).await;
-                self.answer_error(session, ctx, &e).await?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Answers or sets up forwarding per the pipeline's verdict.
-    async fn apply(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        verdict: Verdict,
-        body: Bytes,
-        policy: &PolicySnapshot,
-    ) -> Result<bool> {
-        match verdict {
-            Verdict::Answer(a) => {
-                ctx.decision = a.decision;
-                ctx.method = a.method;
-                let code = a.body.pointer("/error/data/code").and_then(Value::as_str).map(static_code);
-                ctx.answered = Some((a.status, code));
-                respond::json(session, a.status, &a.body, &ctx.corr_id, &a.headers).await?;
-                Ok(true)
-            }
-            Verdict::Forward(f) => {
-                ctx.decision = f.decision;
-                ctx.method = f.method;
-                ctx.rate = f.rate;
-                ctx.completion = f.completion;
-                ctx.durable = f.durable;
-                if f.filter_tools_list {
-                    ctx.filter = Some(ToolsListFilter::pending());
-                    ctx.policy = Some(policy.clone());
-                }
-                let forwarded = match f.body {
-                    Some(b) => {
-                        ctx.rewritten_len = Some(b.len());
-                        b
-                    }
-                    None => body,
-                };
-                session.set_early_request_body(forwarded);
-                Ok(false)
-            }
-            Verdict::Elicit(_) => {
-                let e = GatewayError::Unavailable { message: "elicitation needs a federated session".into() };
-                self.answer_error(session, ctx, &e).await
-            }
+        if let Some(sid) = &ctx.ends_session {
+            self.gw.proxied.closed(&server.name, sid, &owner);
         }
     }
 
@@ -499,13 +354,19 @@ impl GatewayProxy {
         extra: &[(&'static str, String)],
     ) -> Result<bool> {
         ctx.answered = Some((status, None));
-        ctx.decision = if status < 400 { "allow" } else { "refused" };
+        ctx.outcome = Some(Outcome::Allowed);
         respond::json(session, status, body, &ctx.corr_id, extra).await?;
         Ok(true)
     }
 
     /// Answers with the error shape (JSON-RPC on MCP POSTs) and its headers.
-    async fn answer_error(&self, session: &mut Session, ctx: &mut Ctx, err: &GatewayError) -> Result<bool> {
+    async fn answer_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        err: &GatewayError,
+        outcome: Outcome,
+    ) -> Result<bool> {
         let mut headers = err.headers();
         if let GatewayError::Unauthorized { reason, .. } = err {
             headers.push(("www-authenticate", self.www_authenticate(session, reason)));
@@ -516,61 +377,12 @@ impl GatewayProxy {
             err.body(&ctx.corr_id)
         };
         ctx.answered = Some((err.status(), Some(err.code())));
-        ctx.decision = match err {
-            GatewayError::Unauthorized { .. } => "unauthenticated",
-            GatewayError::Forbidden { .. } => "deny",
-            _ => "refused",
-        };
+        ctx.outcome = Some(outcome);
+        if let GatewayError::Forbidden { reasons, .. } = err {
+            ctx.early_reasons.clone_from(reasons);
+        }
         respond::json(session, err.status(), &body, &ctx.corr_id, &headers).await?;
         Ok(true)
-    }
-
-    fn base_url(&self, session: &Session) -> String {
-        let host =
-            header_str(session, "host").filter(|h| h.bytes().all(|b| b.is_ascii_graphic())).unwrap_or("localhost");
-        format!("http://{host}")
-    }
-
-    fn www_authenticate(&self, session: &Session, reason: &str) -> String {
-        let resource = session.req_header().uri.path().trim_end_matches('/');
-        let mut v = format!(
-            "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource{}\"",
-            self.base_url(session),
-            resource
-        );
-        if reason != "missing" {
-            v.push_str(", error=\"invalid_token\"");
-        }
-        v
-    }
-
-    /// RFC 9728 protected resource metadata for `/mcp{...}`.
-    fn resource_metadata(&self, session: &Session, suffix: &str) -> Value {
-        let auth = &self.gw.cfg.auth;
-        let servers = if auth.authorization_servers.is_empty() {
-            vec![auth.issuer.clone()]
-        } else {
-            auth.authorization_servers.clone()
-        };
-        let resource = if suffix.is_empty() { "/mcp" } else { suffix };
-        json!({
-            "resource": format!("{}{}", self.base_url(session), resource),
-            "authorization_servers": servers,
-            "scopes_supported": auth.scopes_supported,
-            "bearer_methods_supported": ["header"],
-            "resource_name": "FastMCP gateway",
-        })
-    }
-}
-
-/// Waits for the decision record's fsync. A failed fsync cannot undo a call that already ran
-/// upstream: it is logged and counted, and the answer goes out.
-async fn wait_durable(ctx: &mut Ctx) {
-    if let Some(d) = ctx.durable.take() {
-        if let Err(e) = d.wait().await {
-            METRICS.audit_records.with_label_values(&["fsync_error"]).inc();
-            tracing::error!(corr_id = %ctx.corr_id, error = %e, "audit record not durable");
-        }
     }
 }
 
@@ -618,13 +430,19 @@ fn static_code(code: &str) -> &'static str {
         "CONFLICT" => "CONFLICT",
         "BAD_REQUEST" => "BAD_REQUEST",
         "UNAVAILABLE" => "UNAVAILABLE",
+        "NOT_FOUND" => "NOT_FOUND",
+        "VALIDATION_ERROR" => "VALIDATION_ERROR",
+        "PROVIDER_ERROR" => "PROVIDER_ERROR",
+        "PROVIDER_TIMEOUT" => "PROVIDER_TIMEOUT",
+        "UNAUTHORIZED" => "UNAUTHORIZED",
+        "PAYLOAD_TOO_LARGE" => "PAYLOAD_TOO_LARGE",
         _ => "ERROR",
     }
 }
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+async fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, port));
     }
     let mut addrs = tokio::net::lookup_host((host, port))
         .await

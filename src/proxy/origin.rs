@@ -25,9 +25,13 @@ impl HostPolicy {
 
     /// Is `host` (a `Host` header or an origin's host, port allowed) one of ours?
     pub fn host_allowed(&self, host: Option<&str>) -> bool {
-        let Some(name) = host.and_then(host_name) else {
-            // HTTP/1.1 requires Host; without one there is nothing to rebind.
+        let Some(value) = host else {
+            // Without a Host there is nothing to rebind (HTTP/1.0).
             return true;
+        };
+        let Some(name) = host_name(value) else {
+            // A Host that is not an authority is refused, never read as "no Host".
+            return false;
         };
         if self.allowed.contains(&name) {
             return true;
@@ -74,6 +78,9 @@ mod tests {
         }
         assert!(!p.host_allowed(Some("evil.example.com")), "rebinding");
         assert!(!p.host_allowed(Some("evil.example.com:8001")));
+        for bad in ["", "a b", "x/y", "h:port", "[::1", "host:99999"] {
+            assert!(!p.host_allowed(Some(bad)), "malformed Host {bad:?}");
+        }
         let named = HostPolicy::new("127.0.0.1:8001", &["gw.internal".into()]);
         assert!(named.host_allowed(Some("gw.internal:8001")));
     }

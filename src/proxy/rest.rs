@@ -5,38 +5,37 @@ use pingora::prelude::*;
 use pingora::Result;
 use serde_json::Value;
 
+use super::admit::Heads;
 use super::route::Route;
-use super::{client_ip, header_str, respond, Ctx, GatewayProxy};
+use super::{respond, Ctx, GatewayProxy};
 use crate::rest::{self, RestRequest};
 
 impl GatewayProxy {
     pub(super) async fn rest_request(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let methods: &[&str] = if ctx.route == Route::ToolCatalog { &["GET"] } else { &["POST"] };
-        let Some(principal) = self.admit_for(session, ctx, None, methods).await? else {
+        let Some(principal) = self.admit(session, ctx, methods).await? else {
             return Ok(true);
         };
+        let heads = Heads::of(session);
         let body = if ctx.route == Route::ToolCatalog {
             bytes::Bytes::new()
         } else {
-            match self.read_body(session, ctx, None, &principal).await? {
+            match self.read_body(session, ctx).await? {
                 Some(b) => b,
                 None => return Ok(true),
             }
         };
         let policy = self.gw.policy.snapshot();
-        let ip = client_ip(session);
-        let idempotency_key = header_str(session, "idempotency-key").map(String::from);
-        let action_token = header_str(session, "x-action-token").map(String::from);
-        let path = session.req_header().uri.path().to_string();
         let req = RestRequest {
             policy: &policy,
             principal: &principal,
             body: &body,
-            path: &path,
-            client_ip: &ip,
+            path: &heads.path,
+            client_ip: &heads.client_ip,
             corr_id: &ctx.corr_id,
-            idempotency_key: idempotency_key.as_deref(),
-            action_token_header: action_token.as_deref(),
+            idempotency_key: heads.idempotency_key.as_deref(),
+            action_token_header: heads.action_token.as_deref(),
+            http_method: &heads.http_method,
         };
         let reply = match &ctx.route {
             Route::ToolCatalog => rest::catalog::catalog(&self.gw, &req).await,
@@ -44,7 +43,8 @@ impl GatewayProxy {
             Route::ToolConfirm(id) => rest::confirm::confirm(&self.gw, &req, id).await,
             _ => rest::register::register(&self.gw, &req).await,
         };
-        ctx.decision = reply.decision;
+        ctx.recorded = true;
+        ctx.outcome = Some(reply.outcome);
         let code = reply.body.pointer("/error/code").and_then(Value::as_str).map(super::static_code);
         ctx.answered = Some((reply.status, code));
         respond::json(session, reply.status, &reply.body, &ctx.corr_id, &reply.headers).await?;

@@ -70,6 +70,17 @@ impl Route {
         matches!(self, Route::McpServer(_) | Route::McpFederated)
     }
 
+    /// REST tool API routes.
+    pub fn is_rest(&self) -> bool {
+        matches!(self, Route::ToolCatalog | Route::ToolInvoke(_) | Route::ToolConfirm(_) | Route::ManifestRegister)
+    }
+
+    /// Requests that leave an audit record: everything but the liveness probe and the public
+    /// metadata (neither reaches a door or an upstream; probes would flood the trail).
+    pub fn audited(&self) -> bool {
+        !matches!(self, Route::Health | Route::ProtectedResource(_))
+    }
+
     /// Bounded label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

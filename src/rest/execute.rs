@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use crate::auth::Principal;
 use crate::broker::{BrokerError, Caller, Credential as Brokered};
 use crate::catalog::manifest::Manifest;
+use crate::enforce::Admitted;
 use crate::error::GatewayError;
-use crate::pipeline::Gateway;
+use crate::gateway::Gateway;
 use crate::policy::PolicySnapshot;
 use crate::providers::database::{Access, DbError};
 use crate::providers::http::{self, Credential, HttpToolSpec, ProviderError};
@@ -30,18 +31,20 @@ fn no_token() -> Value {
 }
 
 /// Runs `manifest`'s tool with `input` on behalf of `who` (the principal whose call it is).
+/// Only an admitted call runs.
 pub async fn run(
     gw: &Gateway,
     policy: &PolicySnapshot,
     who: &Principal,
     manifest: &Manifest,
     input: &Value,
+    admitted: &Admitted,
 ) -> Result<Executed, GatewayError> {
     let started = std::time::Instant::now();
     let provider = manifest.provider_id.as_str();
     let out = match provider {
         "database" => database(gw, policy, who, manifest, input).await,
-        "mcp" => mcp(gw, who, manifest, input).await,
+        "mcp" => mcp(gw, who, manifest, input, admitted).await,
         _ => http_tool(gw, who, manifest, input).await,
     };
     crate::metrics::METRICS.upstream_duration.with_label_values(&[provider]).observe(started.elapsed().as_secs_f64());
@@ -90,7 +93,13 @@ fn db_error(e: DbError) -> GatewayError {
 }
 
 /// `mcp:{server}:{tool}`: a `tools/call` on the server, as its client (per principal).
-async fn mcp(gw: &Gateway, who: &Principal, manifest: &Manifest, input: &Value) -> Result<Executed, GatewayError> {
+async fn mcp(
+    gw: &Gateway,
+    who: &Principal,
+    manifest: &Manifest,
+    input: &Value,
+    admitted: &Admitted,
+) -> Result<Executed, GatewayError> {
     let mut parts = manifest.tool_id.splitn(3, ':');
     let (Some(_), Some(server), Some(tool)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(GatewayError::NotFound { message: "not an MCP tool id".into() });
@@ -100,10 +109,11 @@ async fn mcp(gw: &Gateway, who: &Principal, manifest: &Manifest, input: &Value) 
     };
     let timeout = server.timeout(&gw.cfg.limits);
     let key = format!("o:{}", crate::mcp::session::owner_key(&who.tenant, &who.sub));
-    let client = gw.fed.upstreams.client(&server, &key, timeout).await?;
+    let client = gw.fed.upstreams.client(&server, &key, timeout, admitted).await?;
+    let proof = admitted.proof();
     let params = json!({"name": tool, "arguments": input});
     let name = server.name.clone();
-    let response = tokio::task::spawn_blocking(move || client.request("tools/call", params, &mut |_| {}))
+    let response = tokio::task::spawn_blocking(move || client.request(&proof, "tools/call", params, &mut |_| {}))
         .await
         .map_err(|_| GatewayError::Provider { message: "MCP call task failed".into() })?
         .map_err(|e| crate::mcp::upstream::client_error(&name, &e))?;

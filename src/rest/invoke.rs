@@ -1,69 +1,53 @@
-//! `POST /tools/{toolId}/invoke`: parse → manifest → policy → rate limit → input schema →
-//! idempotency → hold → broker → execute → output schema → audit.
+//! `POST /tools/{toolId}/invoke`: parse → manifest → (core: policy → rate limit) → input
+//! schema → idempotency → (core: hold → durable decision record) → execute → output schema →
+//! (core: completion record).
 
 use serde_json::{json, Value};
 
 use super::execute;
-use super::{event, object_body, resource_of, Reply, RestRequest};
-use crate::auth::Principal;
+use super::{object_body, resource_of, Reply, RestRequest};
 use crate::canonical;
 use crate::catalog::manifest::Manifest;
+use crate::enforce::{Call, Completion, MessageKind, Permit, Refusal, Stop};
 use crate::error::GatewayError;
-use crate::holds;
+use crate::gateway::Gateway;
 use crate::idempotency::{parse_key, Begin, IdemKey};
-use crate::pipeline::Gateway;
-use crate::policy::{input, Decision};
 use crate::ratelimit;
-
-/// What a decision record is about.
-pub(crate) struct Call<'a> {
-    pub action: &'a str,
-    pub manifest: &'a Manifest,
-    pub args_hash: &'a str,
-}
 
 pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply {
     let input = match object_body(req.body) {
         Ok(v) => v,
-        Err(e) => return refuse(gw, req, "tools.invoke", tool_id, None, &Decision::default(), e).await,
+        Err(e) => return refused(gw.enforce.refuse(&stub(req, "tools.invoke", tool_id, &EMPTY), e).await, req),
     };
-    let args_hash = canonical::hash(&input);
     let Some(manifest) = lookup(gw, tool_id) else {
         let e = GatewayError::NotFound { message: format!("unknown tool {tool_id:?}") };
-        return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &Decision::default(), e).await;
+        return refused(gw.enforce.refuse(&stub(req, "tools.invoke", tool_id, &input), e).await, req);
     };
-    let decision = match decide(req, req.principal, "tools.invoke", &manifest, &input) {
-        Ok(d) if d.allow => d,
-        Ok(d) => {
-            let e = GatewayError::Forbidden { message: "forbidden by policy".into(), reasons: d.reasons.clone() };
-            return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &d, e).await;
-        }
-        Err(e) => return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &Decision::default(), e).await,
-    };
-    let key = ratelimit::bucket_key(&req.principal.tenant, &req.principal.sub, tool_id);
-    let rate = match ratelimit::check(&gw.cfg.rate_limit, gw.state.as_ref(), &key, decision.rate_limit).await {
-        Ok(r) => r,
-        Err(e) => return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &decision, e).await,
+    let call = call_of(req, "tools.invoke", &manifest, &input);
+    let permit = match gw.enforce.authorize(call).await {
+        Ok(p) => p,
+        Err(r) => return refused(r, req),
     };
     if let Err(e) = validate(gw, &manifest.tool_id, "in", &manifest.inputs, &input) {
-        return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &decision, e).await;
+        return refused(gw.enforce.refuse_permit(permit, e).await, req);
     }
     let idem = match req.idempotency_key.map(parse_key) {
         None => None,
         Some(Err(m)) => {
             let e = GatewayError::Validation { message: format!("Idempotency-Key: {m}") };
-            return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &decision, e).await;
+            return refused(gw.enforce.refuse_permit(permit, e).await, req);
         }
         Some(Ok(k)) => Some(IdemKey::new(&req.principal.tenant, &req.principal.sub, tool_id, k)),
     };
+    let args_hash = permit.call().args_hash.clone().unwrap_or_default();
     if let Some(k) = &idem {
         let ttl = std::time::Duration::from_secs(gw.cfg.rest.idempotency_ttl_seconds);
-        let begun = gw.rest.idempotency.begin(k, &args_hash, ttl).await;
-        let conflict = match begun {
+        let conflict = match gw.rest.idempotency.begin(k, &args_hash, ttl).await {
             Ok(Begin::Proceed) => None,
             Ok(Begin::Replay { status, body }) => {
+                gw.enforce.replayed(permit, status).await;
                 let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let mut r = Reply::ok(status, body, "replay");
+                let mut r = Reply::ok(status, body, crate::enforce::Outcome::Replayed);
                 r.headers.push(("x-idempotent-replay", "true".into()));
                 return r;
             }
@@ -76,15 +60,10 @@ pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply
             Err(e) => Some(GatewayError::Unavailable { message: format!("idempotency store: {e}") }),
         };
         if let Some(e) = conflict {
-            return refuse(gw, req, "tools.invoke", tool_id, Some(&args_hash), &decision, e).await;
+            return refused(gw.enforce.refuse_permit(permit, e).await, req);
         }
     }
-    let call = Call { action: "tools.invoke", manifest: &manifest, args_hash: &args_hash };
-    let mut reply = if decision.require_confirmation {
-        hold(gw, req, &call, &input, &decision).await
-    } else {
-        run(gw, req, &call, req.principal, &input, "allow", &decision).await
-    };
+    let reply = admit_and_run(gw, req, permit, &manifest, &input).await;
     if let Some(k) = &idem {
         // A hold's answer carries its action token, which is only ever stored as a hash: the
         // key is released instead, and a retry gets a fresh hold (nothing ran).
@@ -97,10 +76,98 @@ pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply
             tracing::error!(corr_id = req.corr_id, error = %e, "idempotency record not stored");
         }
     }
-    if let Some(r) = rate {
-        reply.headers.extend(ratelimit::headers(&r).into_iter().map(|(k, v)| (k, v.to_string())));
-    }
     reply
+}
+
+/// Admit (redeem or hold) and, once admitted, run the tool: shared by invoke and confirm.
+pub(crate) async fn admit_and_run(
+    gw: &Gateway,
+    req: &RestRequest<'_>,
+    permit: Permit<'_>,
+    manifest: &Manifest,
+    input: &Value,
+) -> Reply {
+    let rate: Vec<(&'static str, String)> = permit.rate().map(|r| ratelimit::headers(r).to_vec()).unwrap_or_default();
+    let mut reply = match gw.enforce.admit(permit, Some(input.to_string())).await {
+        Err(Stop::Refused(r)) => return refused(r, req),
+        Err(Stop::Held(h)) => Reply::ok(
+            202,
+            json!({
+                "requires_confirmation": true,
+                "action_token": h.issued.action_token,
+                "expires_at": h.issued.expires_at,
+                "confirm_url": h.issued.confirm_url,
+                "hold_id": h.issued.hold_id,
+                "approval_required": h.needs_approval,
+                "reasons": h.decision.reasons,
+            }),
+            crate::enforce::Outcome::Held,
+        ),
+        Ok(admitted) => {
+            let outcome = admitted.outcome();
+            let ran = execute::run(gw, req.policy, req.principal, manifest, input, &admitted).await;
+            let ran = ran.and_then(|done| {
+                validate(gw, &manifest.tool_id, "out", &manifest.outputs, &done.result).map(|_| done).map_err(|e| {
+                    match e {
+                        GatewayError::SchemaInvalid { message, .. } => GatewayError::Provider { message },
+                        other => other,
+                    }
+                })
+            });
+            let (reply, end) = match ran {
+                Ok(done) => {
+                    let end = Completion {
+                        status: Some(200),
+                        error_code: None,
+                        result_hash: Some(canonical::hash(&done.result)),
+                    };
+                    let body =
+                        json!({"toolId": manifest.tool_id, "result": done.result, "token_meta": done.token_meta});
+                    (Reply::ok(200, body, outcome), end)
+                }
+                Err(e) => {
+                    tracing::warn!(corr_id = req.corr_id, tool = %manifest.tool_id, error = %e, "tool call failed");
+                    let end =
+                        Completion { status: Some(e.status()), error_code: Some(e.code().into()), result_hash: None };
+                    (Reply::error(&e, crate::enforce::Outcome::Failed, req.corr_id), end)
+                }
+            };
+            gw.enforce.complete(admitted, end).await;
+            reply
+        }
+    };
+    reply.headers.extend(rate);
+    reply
+}
+
+/// The [`Call`] for `action` on `manifest` with `input`.
+pub(crate) fn call_of<'a>(req: &RestRequest<'a>, action: &str, manifest: &Manifest, input: &'a Value) -> Call<'a> {
+    let mut call =
+        Call::new(req.policy, req.principal, action, resource_of(manifest), input, MessageKind::Rest, req.origin());
+    call.args_hash = Some(canonical::hash(input));
+    call.tool_id = Some(manifest.tool_id.clone());
+    call.provider = Some(manifest.provider_id.clone());
+    call.rate_key = Some(ratelimit::bucket_key(&req.principal.tenant, &req.principal.sub, &manifest.tool_id));
+    call.write_class = true;
+    if let Some(server) = manifest.tool_id.strip_prefix("mcp:").and_then(|r| r.split_once(':')).map(|(s, _)| s) {
+        call.server = Some(server.to_string());
+        call.mcp_method = Some("tools/call".into());
+    }
+    call
+}
+
+/// A call for the record of a request that names no known tool, or whose body is unusable.
+pub(crate) fn stub<'a>(req: &RestRequest<'a>, action: &str, tool_id: &str, input: &'a Value) -> Call<'a> {
+    let resource = json!({"toolId": tool_id, "required_scopes": []});
+    let mut call = Call::new(req.policy, req.principal, action, resource, input, MessageKind::Rest, req.origin());
+    call.tool_id = Some(tool_id.to_string());
+    call.provider = tool_id.split_once(':').map(|(p, _)| p.to_string());
+    call
+}
+
+/// The answer to a recorded refusal.
+pub(crate) fn refused(r: Refusal, req: &RestRequest<'_>) -> Reply {
+    Reply::error(&r.error, r.outcome, req.corr_id)
 }
 
 /// The manifest of `tool_id`: registered, or discovered on an MCP server.
@@ -130,37 +197,14 @@ pub(crate) fn lookup(gw: &Gateway, tool_id: &str) -> Option<Manifest> {
     Some(m)
 }
 
-/// The policy decision for `action` on `manifest` with `input`, for `who`.
-pub(crate) fn decide(
-    req: &RestRequest<'_>,
-    who: &Principal,
-    action: &str,
-    manifest: &Manifest,
-    input: &Value,
-) -> Result<Decision, GatewayError> {
-    let facts = input::RequestFacts {
-        protocol: "rest",
-        mcp_method: None,
-        arguments: input,
-        path: req.path,
-        method: "POST",
-        client_ip: req.client_ip,
-        corr_id: req.corr_id,
-    };
-    let mut resource = resource_of(manifest);
-    if action != "tools.invoke" {
-        // A tool's required scopes gate calling it; confirming is re-checked as tools.invoke.
-        resource["required_scopes"] = json!([]);
-    }
-    let doc = input::build(who, action, &resource, &facts);
-    let started = std::time::Instant::now();
-    let d = req.policy.decide(&doc);
-    crate::metrics::METRICS.policy_eval.with_label_values(&[action]).observe(started.elapsed().as_secs_f64());
-    d
-}
-
 /// Validates `value` against a manifest schema (`dir` is `in` or `out`).
-fn validate(gw: &Gateway, tool_id: &str, dir: &str, schema: &Value, value: &Value) -> Result<(), GatewayError> {
+pub(crate) fn validate(
+    gw: &Gateway,
+    tool_id: &str,
+    dir: &str,
+    schema: &Value,
+    value: &Value,
+) -> Result<(), GatewayError> {
     gw.rest.schemas.validate(&format!("{tool_id}#{dir}"), schema, value).map_err(|violations| {
         GatewayError::SchemaInvalid {
             message: if dir == "in" {
@@ -173,154 +217,4 @@ fn validate(gw: &Gateway, tool_id: &str, dir: &str, schema: &Value, value: &Valu
     })
 }
 
-/// Parks the call behind an action token: 202.
-async fn hold(gw: &Gateway, req: &RestRequest<'_>, call: &Call<'_>, input: &Value, decision: &Decision) -> Reply {
-    let m = call.manifest;
-    let needs_approval =
-        !gw.cfg.rest.approver_roles.is_empty() && m.safety_tags.iter().any(|t| gw.cfg.rest.approval_tags.contains(t));
-    let stored = Some(input.to_string());
-    let issued = holds::issue_with(
-        &gw.cfg.holds,
-        gw.state.as_ref(),
-        req.principal,
-        &m.tool_id,
-        call.args_hash,
-        stored,
-        needs_approval,
-    )
-    .await;
-    let issued = match issued {
-        Ok(i) => i,
-        Err(e) => return refuse(gw, req, call.action, &m.tool_id, Some(call.args_hash), decision, e).await,
-    };
-    let rec = event(
-        req,
-        call.action,
-        Some(&m.tool_id),
-        Some(&m.provider_id),
-        Some(call.args_hash),
-        "hold",
-        decision,
-        (Some(202), Some("CONFIRMATION_REQUIRED")),
-    );
-    if let Err(e) = gw.audit.append(&rec, gw.cfg.audit.durable).await {
-        tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
-        return Reply::error(&GatewayError::Unavailable { message: "audit trail unavailable".into() }, req.corr_id);
-    }
-    if let Ok(n) = gw.state.pending_holds().await {
-        crate::metrics::METRICS.holds_pending.set(n as i64);
-    }
-    Reply::ok(
-        202,
-        json!({
-            "requires_confirmation": true,
-            "action_token": issued.action_token,
-            "expires_at": issued.expires_at,
-            "confirm_url": issued.confirm_url,
-            "hold_id": issued.hold_id,
-            "approval_required": needs_approval,
-            "reasons": decision.reasons,
-        }),
-        "hold",
-    )
-}
-
-/// Runs an allowed (or confirmed) call: the decision record is durable before the provider
-/// is called; the completion record carries the outcome and the result's hash.
-pub(crate) async fn run(
-    gw: &Gateway,
-    req: &RestRequest<'_>,
-    call: &Call<'_>,
-    who: &Principal,
-    input: &Value,
-    result_label: &'static str,
-    decision: &Decision,
-) -> Reply {
-    let m = call.manifest;
-    let rec = event(
-        req,
-        call.action,
-        Some(&m.tool_id),
-        Some(&m.provider_id),
-        Some(call.args_hash),
-        result_label,
-        decision,
-        (None, None),
-    );
-    let durable = match gw.audit.append_written(&rec).await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed; refusing the call");
-            return Reply::error(&GatewayError::Unavailable { message: "audit trail unavailable".into() }, req.corr_id);
-        }
-    };
-    let started = std::time::Instant::now();
-    let outcome = match execute::run(gw, req.policy, who, m, input).await {
-        Ok(done) => validate(gw, &m.tool_id, "out", &m.outputs, &done.result).map(|_| done).map_err(|e| match e {
-            GatewayError::SchemaInvalid { message, .. } => GatewayError::Provider { message },
-            other => other,
-        }),
-        Err(e) => Err(e),
-    };
-    if gw.cfg.audit.durable {
-        if let Err(e) = durable.wait().await {
-            tracing::error!(corr_id = req.corr_id, error = %e, "audit record not durable");
-        }
-    }
-    let mut completion = rec;
-    completion.phase = "completion";
-    completion.latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    let reply = match outcome {
-        Ok(done) => {
-            completion.result_hash = Some(canonical::hash(&done.result));
-            completion.outcome.status = Some(200);
-            Reply::ok(
-                200,
-                json!({"toolId": m.tool_id, "result": done.result, "token_meta": done.token_meta}),
-                result_label,
-            )
-        }
-        Err(e) => {
-            completion.outcome.status = Some(e.status());
-            completion.outcome.error_code = Some(e.code().into());
-            tracing::warn!(corr_id = req.corr_id, tool = %m.tool_id, error = %e, "tool call failed");
-            Reply::error(&e, req.corr_id)
-        }
-    };
-    if let Err(e) = gw.audit.append(&completion, false).await {
-        tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
-    }
-    reply
-}
-
-/// Records and answers a refusal.
-pub(crate) async fn refuse(
-    gw: &Gateway,
-    req: &RestRequest<'_>,
-    action: &str,
-    tool_id: &str,
-    args_hash: Option<&str>,
-    decision: &Decision,
-    err: GatewayError,
-) -> Reply {
-    let mut d = decision.clone();
-    d.allow = false;
-    if let GatewayError::Forbidden { reasons, .. } = &err {
-        d.reasons.clone_from(reasons);
-    }
-    let label = match &err {
-        GatewayError::Forbidden { .. } => "deny",
-        GatewayError::RateLimited { .. } => "rate_limited",
-        GatewayError::Conflict { .. } => "conflict",
-        GatewayError::NotFound { .. } => "not_found",
-        GatewayError::Validation { .. } | GatewayError::SchemaInvalid { .. } => "invalid",
-        _ => "error",
-    };
-    let provider = tool_id.split_once(':').map(|(p, _)| p);
-    let rec = event(req, action, Some(tool_id), provider, args_hash, label, &d, (Some(err.status()), Some(err.code())));
-    if let Err(e) = gw.audit.append(&rec, false).await {
-        tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
-    }
-    tracing::info!(corr_id = req.corr_id, tool = tool_id, action, code = err.code(), "request refused");
-    Reply::error(&err, req.corr_id)
-}
+static EMPTY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));

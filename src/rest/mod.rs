@@ -20,16 +20,16 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::audit::{AuditDecision, AuditEvent, AuditOutcome};
 use crate::auth::Principal;
 use crate::broker::{Broker, BrokerOptions, Signer};
 use crate::catalog::manifest::Manifest;
 use crate::catalog::manifests::ManifestStore;
 use crate::catalog::sqlite_url::{path_from_url, SqliteLocation};
 use crate::config::Config;
+use crate::enforce::{Origin, Outcome};
 use crate::error::GatewayError;
 use crate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
-use crate::policy::{Decision, PolicySnapshot};
+use crate::policy::PolicySnapshot;
 use crate::providers::database::{Database, DatabaseConfig};
 use crate::providers::sender::Sender;
 use crate::schema::SchemaCache;
@@ -81,30 +81,23 @@ impl RestState {
     }
 }
 
-/// What a REST route answers.
+/// What a REST route answers (already recorded).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub headers: Vec<(&'static str, String)>,
-    /// Metrics label.
-    pub decision: &'static str,
+    pub outcome: Outcome,
 }
 
 impl Reply {
-    pub fn ok(status: u16, body: Value, decision: &'static str) -> Reply {
-        Reply { status, body, headers: vec![], decision }
+    pub fn ok(status: u16, body: Value, outcome: Outcome) -> Reply {
+        Reply { status, body, headers: vec![], outcome }
     }
 
     /// The error shape for `err`, with its headers.
-    pub fn error(err: &GatewayError, corr_id: &str) -> Reply {
-        let decision = match err {
-            GatewayError::Forbidden { .. } => "deny",
-            GatewayError::RateLimited { .. } => "rate_limited",
-            GatewayError::Unauthorized { .. } => "unauthenticated",
-            _ => "error",
-        };
-        Reply { status: err.status(), body: err.body(corr_id), headers: err.headers(), decision }
+    pub fn error(err: &GatewayError, outcome: Outcome, corr_id: &str) -> Reply {
+        Reply { status: err.status(), body: err.body(corr_id), headers: err.headers(), outcome }
     }
 }
 
@@ -118,6 +111,20 @@ pub struct RestRequest<'a> {
     pub corr_id: &'a str,
     pub idempotency_key: Option<&'a str>,
     pub action_token_header: Option<&'a str>,
+    /// `POST` or `GET`.
+    pub http_method: &'a str,
+}
+
+impl<'a> RestRequest<'a> {
+    pub fn origin(&self) -> Origin<'a> {
+        Origin {
+            protocol: "rest",
+            path: self.path,
+            http_method: self.http_method,
+            client_ip: self.client_ip,
+            corr_id: self.corr_id,
+        }
+    }
 }
 
 /// The policy resource for a manifest (DESIGN §5).
@@ -143,36 +150,4 @@ pub fn object_body(body: &[u8]) -> Result<Value, GatewayError> {
         return Err(GatewayError::Validation { message: "body must be a JSON object".into() });
     }
     Ok(v)
-}
-
-/// An audit record for a REST decision.
-#[allow(clippy::too_many_arguments)]
-pub fn event(
-    req: &RestRequest<'_>,
-    action: &str,
-    tool_id: Option<&str>,
-    provider: Option<&str>,
-    request_hash: Option<&str>,
-    result: &str,
-    decision: &Decision,
-    outcome: (Option<u16>, Option<&str>),
-) -> AuditEvent {
-    AuditEvent {
-        corr_id: req.corr_id.to_string(),
-        tenant: req.principal.tenant.clone(),
-        sub: req.principal.sub.clone(),
-        action: action.to_string(),
-        tool_id: tool_id.map(String::from),
-        phase: "decision",
-        decision: AuditDecision {
-            result: result.to_string(),
-            allow: decision.allow,
-            reasons: decision.reasons.clone(),
-            policy_revision: req.policy.revision().to_string(),
-        },
-        outcome: AuditOutcome { status: outcome.0, error_code: outcome.1.map(String::from) },
-        request_hash: request_hash.map(String::from),
-        provider: provider.map(String::from),
-        ..Default::default()
-    }
 }

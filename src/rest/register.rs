@@ -8,37 +8,42 @@
 
 use serde_json::{json, Value};
 
-use super::invoke::refuse;
-use super::{event, object_body, resource_of, Reply, RestRequest};
+use super::invoke::{refused, stub};
+use super::{object_body, resource_of, Reply, RestRequest};
 use crate::canonical;
 use crate::catalog::manifest::{removed_scopes, removed_tags, Manifest};
 use crate::catalog::manifests::UpsertError;
+use crate::enforce::{decide_input, Outcome};
 use crate::error::GatewayError;
-use crate::pipeline::Gateway;
+use crate::gateway::Gateway;
 use crate::policy::{input, Decision};
 
 pub async fn register(gw: &Gateway, req: &RestRequest<'_>) -> Reply {
-    let none = Decision::default();
+    let empty = json!({});
     let mut body = match object_body(req.body) {
         Ok(v) => v,
-        Err(e) => return refuse(gw, req, "manifests.register", "", None, &none, e).await,
+        Err(e) => return refused(gw.enforce.refuse(&stub(req, "manifests.register", "", &empty), e).await, req),
     };
     if body.get("tenant").is_none_or(Value::is_null) {
         body["tenant"] = json!(req.principal.tenant);
     }
     let tool_id = body.get("toolId").and_then(Value::as_str).unwrap_or_default().to_string();
     let hash = canonical::hash(&body);
+    let mut call = stub(req, "manifests.register", &tool_id, &empty);
+    call.args_hash = Some(hash.clone());
+    call.write_class = true;
     let manifest = match Manifest::from_value(body).and_then(|m| m.validate().map(|_| m)) {
         Ok(m) => m,
         Err(e) => {
             let e = GatewayError::Validation { message: format!("manifest {e}") };
-            return refuse(gw, req, "manifests.register", &tool_id, Some(&hash), &none, e).await;
+            return refused(gw.enforce.refuse(&call, e).await, req);
         }
     };
     if manifest.provider_id == "mcp" {
         let e = GatewayError::Validation { message: "mcp tools are discovered, not registered".into() };
-        return refuse(gw, req, "manifests.register", &tool_id, Some(&hash), &none, e).await;
+        return refused(gw.enforce.refuse(&call, e).await, req);
     }
+    call.provider = Some(manifest.provider_id.clone());
     let store = gw.rest.manifests.clone();
     let policy = req.policy.clone();
     let principal = req.principal.clone();
@@ -66,7 +71,7 @@ pub async fn register(gw: &Gateway, req: &RestRequest<'_>) -> Reply {
                 corr_id: &facts.2,
             };
             let doc = input::build(&principal, "manifests.register", &resource, &f);
-            let d = policy.decide(&doc)?;
+            let d = decide_input(&policy, "manifests.register", &doc)?;
             seen = d.clone();
             if d.allow {
                 Ok(())
@@ -81,38 +86,26 @@ pub async fn register(gw: &Gateway, req: &RestRequest<'_>) -> Reply {
         Ok(pair) => pair,
         Err(_) => {
             let e = GatewayError::Unavailable { message: "manifest store task failed".into() };
-            return refuse(gw, req, "manifests.register", &tool_id, Some(&hash), &none, e).await;
+            return refused(gw.enforce.refuse(&call, e).await, req);
         }
     };
     match outcome {
         Ok(done) => {
-            let rec = event(
-                req,
-                "manifests.register",
-                Some(&tool_id),
-                Some(&manifest.provider_id),
-                Some(&hash),
-                if done.created { "registered" } else { "replaced" },
-                &decision,
-                (Some(200), None),
-            );
-            if let Err(e) = gw.audit.append(&rec, gw.cfg.audit.durable).await {
-                tracing::error!(corr_id = req.corr_id, error = %e, "audit write failed");
-            }
+            let mut d = decision.clone();
+            d.reasons.push(if done.created { "registered".into() } else { "replaced".into() });
+            gw.enforce.record_decided(&call, &d, 200).await;
             gw.rest.schemas.invalidate(&format!("{tool_id}#in"));
             gw.rest.schemas.invalidate(&format!("{tool_id}#out"));
             Reply::ok(
                 200,
                 json!({"toolId": tool_id, "created": done.created, "version": done.version, "tenant": manifest.tenant}),
-                "allow",
+                Outcome::Allowed,
             )
         }
-        Err(UpsertError::Rejected(e)) => {
-            refuse(gw, req, "manifests.register", &tool_id, Some(&hash), &decision, e).await
-        }
+        Err(UpsertError::Rejected(e)) => refused(gw.enforce.refuse_decided(&call, &decision, e).await, req),
         Err(UpsertError::Store(e)) => {
             let e = GatewayError::Unavailable { message: format!("manifest store: {e}") };
-            refuse(gw, req, "manifests.register", &tool_id, Some(&hash), &decision, e).await
+            refused(gw.enforce.refuse_decided(&call, &decision, e).await, req)
         }
     }
 }

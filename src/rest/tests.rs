@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 
 use super::{catalog, invoke, register, Reply, RestRequest};
 use crate::auth::Principal;
-use crate::pipeline::tests::test_gateway;
-use crate::pipeline::Gateway;
+use crate::gateway::testing::test_gateway;
+use crate::gateway::Gateway;
 
 fn who(sub: &str, roles: &[&str]) -> Principal {
     Principal {
@@ -29,6 +29,7 @@ async fn call(gw: &Gateway, p: &Principal, tool: &str, body: Value, key: Option<
         corr_id: "c",
         idempotency_key: key,
         action_token_header: None,
+        http_method: "POST",
     };
     invoke::invoke(gw, &req, tool).await
 }
@@ -98,6 +99,7 @@ async fn catalog_lists_only_invocable_tools() {
         corr_id: "c",
         idempotency_key: None,
         action_token_header: None,
+        http_method: "POST",
     };
     let r = catalog::catalog(&gw, &req).await;
     let ids: Vec<&str> = r.body["tools"].as_array().unwrap().iter().filter_map(|t| t["toolId"].as_str()).collect();
@@ -125,6 +127,7 @@ async fn registration_fills_the_tenant_and_refuses_public_for_tenant_admins() {
                 corr_id: "c",
                 idempotency_key: None,
                 action_token_header: None,
+                http_method: "POST",
             };
             register::register(gw, &req).await
         }

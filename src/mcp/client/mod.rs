@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::enforce::Proof;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
 
@@ -273,6 +274,7 @@ impl McpClient {
     /// expired: the client re-initialises once and retries.
     pub fn request(
         &self,
+        _admitted: &Proof,
         method: &str,
         params: Value,
         on_notification: &mut dyn FnMut(&Value),
@@ -305,23 +307,23 @@ impl McpClient {
     }
 
     /// All tools, following `nextCursor` (empty when the server has no tools capability).
-    pub fn list_tools(&self) -> Result<Vec<Value>, ClientError> {
-        self.list_all("tools/list", "tools", "tools")
+    pub fn list_tools(&self, admitted: &Proof) -> Result<Vec<Value>, ClientError> {
+        self.list_all(admitted, "tools/list", "tools", "tools")
     }
 
     /// All resources (empty when the server has no resources capability).
-    pub fn list_resources(&self) -> Result<Vec<Value>, ClientError> {
-        self.list_all("resources/list", "resources", "resources")
+    pub fn list_resources(&self, admitted: &Proof) -> Result<Vec<Value>, ClientError> {
+        self.list_all(admitted, "resources/list", "resources", "resources")
     }
 
     /// All resource templates (empty when the server has no resources capability).
-    pub fn list_resource_templates(&self) -> Result<Vec<Value>, ClientError> {
-        self.list_all("resources/templates/list", "resourceTemplates", "resources")
+    pub fn list_resource_templates(&self, admitted: &Proof) -> Result<Vec<Value>, ClientError> {
+        self.list_all(admitted, "resources/templates/list", "resourceTemplates", "resources")
     }
 
     /// All prompts (empty when the server has no prompts capability).
-    pub fn list_prompts(&self) -> Result<Vec<Value>, ClientError> {
-        self.list_all("prompts/list", "prompts", "prompts")
+    pub fn list_prompts(&self, admitted: &Proof) -> Result<Vec<Value>, ClientError> {
+        self.list_all(admitted, "prompts/list", "prompts", "prompts")
     }
 
     /// Opens the session-era GET listening stream and feeds server notifications to
@@ -361,7 +363,7 @@ impl McpClient {
         }
     }
 
-    fn list_all(&self, method: &str, key: &str, capability: &str) -> Result<Vec<Value>, ClientError> {
+    fn list_all(&self, admitted: &Proof, method: &str, key: &str, capability: &str) -> Result<Vec<Value>, ClientError> {
         if self.capabilities().get(capability).is_none_or(Value::is_null) {
             return Ok(Vec::new());
         }
@@ -370,7 +372,7 @@ impl McpClient {
                 Some(c) => json!({ "cursor": c }),
                 None => Value::Null,
             };
-            let resp = self.request(method, params, &mut |_| {})?;
+            let resp = self.request(admitted, method, params, &mut |_| {})?;
             into_result(resp)
         };
         match collect_pages(key, MAX_PAGES, fetch) {

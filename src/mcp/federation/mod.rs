@@ -7,6 +7,11 @@
 //!   server name containing the separator still resolves unambiguously.
 //! - `initialize` (2025-11-25) and `server/discover` (2026-07-28) are answered here.
 
+pub mod door;
+mod lists;
+mod routed;
+pub mod stream;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 

@@ -1,0 +1,126 @@
+//! A federated call that belongs to one server (`tools/call`, `prompts/get`,
+//! `resources/read|subscribe|unsubscribe`): resolved to its server and name, decided there
+//! exactly as at `/mcp/{server}`, then planned for the upstream (pingora for HTTP servers,
+//! the upstream client for stdio servers and for calls confirmed by elicitation).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::door::{FedRequest, Reply, Routed};
+use super::stream::Stream;
+use crate::catalog::McpServer;
+use crate::enforce::{Completion, MessageKind};
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::mcp::client::Era;
+use crate::mcp::confirm;
+use crate::mcp::inbound::{Answer, Verdict};
+use crate::mcp::jsonrpc;
+use crate::mcp::session::{owner_key, GatewaySession};
+use crate::mcp::upstream::{forward_headers, upstream_body};
+
+impl Gateway {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn routed<'a>(
+        &self,
+        req: &FedRequest<'a>,
+        servers: &'a [Arc<McpServer>],
+        gs: Option<Arc<GatewaySession>>,
+        id: &'a Value,
+        method: &str,
+        params: &'a Value,
+        body: &'a Value,
+        modern: bool,
+    ) -> Reply<'a> {
+        let target = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).unwrap_or("");
+        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+        let resolved: Option<(String, &'a str)> = if method.starts_with("resources/") {
+            self.fed.resource_owner(target).map(|s| (s, target))
+        } else {
+            self.fed.resolve(target, &names)
+        };
+        let server = resolved.as_ref().and_then(|(s, _)| servers.iter().find(|x| &x.name == s));
+        let (Some(server), Some((_, upstream_name))) = (server, resolved) else {
+            let e = GatewayError::NotFound { message: format!("unknown {}: {target:?}", target_kind(method)) };
+            return self.fed_refuse(req, servers, MessageKind::Request, id.clone(), e).await;
+        };
+        let elicitation = gs.as_ref().is_some_and(|s| s.elicitation);
+        let inbound = req.to_server(server, Some(upstream_name), elicitation);
+        let verdict = if method == "tools/call" {
+            self.tool_call(&inbound, id, params, body).await
+        } else {
+            self.server_message(&inbound, method, params, MessageKind::Request, id).await
+        };
+        let key = match &gs {
+            Some(s) => format!("s:{}", s.id),
+            None => format!("o:{}", owner_key(&req.principal.tenant, &req.principal.sub)),
+        };
+        // The body as the upstream names things, without the gateway's confirmation fields.
+        let mut outgoing = confirm::strip_retry_fields(jsonrpc::strip_action_token(body.clone()));
+        if !method.starts_with("resources/") {
+            outgoing["params"]["name"] = json!(upstream_name);
+        }
+        let mut forward = match verdict {
+            Verdict::Answer(a) => return Reply::Json(a),
+            Verdict::Elicit(held) => {
+                let Some(session) = gs else {
+                    let e = GatewayError::Unavailable { message: "elicitation needs a session".into() };
+                    return self.fed_refuse(req, servers, MessageKind::Request, id.clone(), e).await;
+                };
+                return Reply::Stream(Box::new(Stream::Elicit {
+                    held,
+                    session,
+                    server: server.clone(),
+                    key,
+                    body: outgoing,
+                    id: id.clone(),
+                }));
+            }
+            Verdict::Forward(f) => f,
+        };
+        let client =
+            match self.fed.upstreams.client(server, &key, server.timeout(&self.cfg.limits), &forward.admitted).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let end =
+                        Completion { status: Some(e.status()), error_code: Some(e.code().into()), result_hash: None };
+                    let code = e.code();
+                    self.enforce.complete(forward.admitted, end).await;
+                    tracing::warn!(corr_id = req.corr_id, server = %server.name, code, "upstream connect failed");
+                    return Reply::Json(Answer {
+                        status: e.status(),
+                        body: e.jsonrpc_body(id, req.corr_id),
+                        headers: vec![],
+                        outcome: crate::enforce::Outcome::Failed,
+                        method: Some(method.to_string()),
+                    });
+                }
+            };
+        let outgoing = upstream_body(outgoing, client.era());
+        // A 2026-07-28 client behind a 2025-11-25 upstream needs `resultType` on results.
+        let mark_complete = modern && client.era() == Era::Session20251125;
+        if server.url.is_none() {
+            return Reply::Stream(Box::new(Stream::Execute {
+                admitted: forward.admitted,
+                client,
+                server: server.clone(),
+                method: method.to_string(),
+                body: outgoing,
+                id: id.clone(),
+                mark_complete,
+            }));
+        }
+        let headers = forward_headers(&client, method, Some(upstream_name));
+        forward.body = Some(bytes::Bytes::from(serde_json::to_vec(&outgoing).unwrap_or_default()));
+        Reply::Forward(Box::new(Routed { server: server.clone(), forward, headers, mark_complete }))
+    }
+}
+
+fn target_kind(method: &str) -> &'static str {
+    match method {
+        "tools/call" => "tool",
+        "prompts/get" => "prompt",
+        _ => "resource",
+    }
+}

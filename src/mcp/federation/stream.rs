@@ -1,0 +1,224 @@
+//! SSE responses the federated core produces itself: a call run through the upstream client
+//! (its notifications streamed as they come), a 2025-11-25 confirmation asked on the call's
+//! stream, and a session's standalone stream of `tools/list_changed`. The glue opens the
+//! stream and hands over an [`EventSink`]; the core writes every event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::catalog::McpServer;
+use crate::enforce::{Admitted, Completion, HeldCall, Outcome};
+use crate::gateway::Gateway;
+use crate::mcp::client::{ClientError, McpClient};
+use crate::mcp::confirm;
+use crate::mcp::session::GatewaySession;
+use crate::mcp::upstream::{client_error, upstream_body};
+
+/// Where the core writes SSE (the glue's response body).
+#[async_trait]
+pub trait EventSink: Send {
+    /// One `event: message` with `message` as its data. `Err`: the client went away.
+    async fn event(&mut self, message: &Value) -> Result<(), ()>;
+    /// A comment line (keep-alive).
+    async fn comment(&mut self, text: &str) -> Result<(), ()>;
+}
+
+/// What to stream.
+pub enum Stream<'a> {
+    /// Run an admitted call on `client` (stdio servers).
+    Execute {
+        admitted: Admitted,
+        client: Arc<McpClient>,
+        server: Arc<McpServer>,
+        method: String,
+        body: Value,
+        id: Value,
+        mark_complete: bool,
+    },
+    /// Ask the user to confirm `held` on this stream, then run or decline it.
+    Elicit {
+        held: Box<HeldCall<'a>>,
+        session: Arc<GatewaySession>,
+        server: Arc<McpServer>,
+        key: String,
+        body: Value,
+        id: Value,
+    },
+    /// A session's standalone stream.
+    Listen { session: Arc<GatewaySession>, owner: String },
+}
+
+/// How a stream ended: the upstream status for the metrics (`None` when nothing ran).
+pub struct StreamEnd {
+    pub outcome: Outcome,
+    pub upstream_status: Option<u16>,
+}
+
+impl Gateway {
+    /// Writes `stream` to `sink` until it is done or the client goes away.
+    pub async fn run_stream(&self, stream: Stream<'_>, corr_id: &str, sink: &mut dyn EventSink) -> StreamEnd {
+        match stream {
+            Stream::Execute { admitted, client, server, method, body, id, mark_complete } => {
+                let status =
+                    self.execute(admitted, client, &server, &method, body, &id, mark_complete, corr_id, sink).await;
+                StreamEnd { outcome: Outcome::Allowed, upstream_status: status }
+            }
+            Stream::Elicit { held, session, server, key, body, id } => {
+                self.elicit(*held, &session, &server, &key, body, &id, corr_id, sink).await
+            }
+            Stream::Listen { session, owner } => {
+                self.listen(&session, &owner, sink).await;
+                StreamEnd { outcome: Outcome::Allowed, upstream_status: None }
+            }
+        }
+    }
+
+    /// The 2025-11-25 confirmation: ask on the call's stream, wait for the answer POST, then
+    /// run (or decline) the call.
+    #[allow(clippy::too_many_arguments)]
+    async fn elicit(
+        &self,
+        held: HeldCall<'_>,
+        session: &GatewaySession,
+        server: &Arc<McpServer>,
+        key: &str,
+        body: Value,
+        id: &Value,
+        corr_id: &str,
+        sink: &mut dyn EventSink,
+    ) -> StreamEnd {
+        let tool_id = held.call().tool_id.clone().unwrap_or_default();
+        let (question_id, answer_rx) = self.fed.pending.ask(&session.id);
+        let question = json!({"jsonrpc": "2.0", "id": question_id, "method": "elicitation/create",
+            "params": confirm::elicitation_params(&tool_id, &held.decision.reasons)});
+        if sink.event(&question).await.is_err() {
+            self.fed.pending.forget(&session.id, &question_id);
+            // The client is gone; the hold stays pending until its TTL (its token still works).
+            return StreamEnd { outcome: Outcome::Held, upstream_status: None };
+        }
+        let wait = Duration::from_secs(self.cfg.mcp.elicitation_timeout_seconds);
+        let answer = match tokio::time::timeout(wait, answer_rx).await {
+            Ok(Ok(response)) => response.get("result").and_then(confirm::answer_of).unwrap_or(confirm::Answer::Decline),
+            _ => {
+                self.fed.pending.forget(&session.id, &question_id);
+                confirm::Answer::Decline
+            }
+        };
+        match self.enforce.settle_held(held, answer == confirm::Answer::Accept).await {
+            Ok(admitted) => {
+                let client =
+                    match self.fed.upstreams.client(server, key, server.timeout(&self.cfg.limits), &admitted).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let end = Completion {
+                                status: Some(e.status()),
+                                error_code: Some(e.code().into()),
+                                result_hash: None,
+                            };
+                            self.enforce.complete(admitted, end).await;
+                            let _ = sink.event(&e.jsonrpc_body(id, corr_id)).await;
+                            return StreamEnd { outcome: Outcome::Failed, upstream_status: Some(e.status()) };
+                        }
+                    };
+                let body = upstream_body(body, client.era());
+                let status = self.execute(admitted, client, server, "tools/call", body, id, false, corr_id, sink).await;
+                StreamEnd { outcome: Outcome::Confirmed, upstream_status: status }
+            }
+            Err(r) => {
+                let msg = if r.outcome == Outcome::Declined {
+                    confirm::declined_result(id, &tool_id)
+                } else {
+                    r.error.jsonrpc_body(id, corr_id)
+                };
+                let _ = sink.event(&msg).await;
+                StreamEnd { outcome: r.outcome, upstream_status: None }
+            }
+        }
+    }
+
+    /// Runs `body` on `client`, streams its notifications and its response, and writes the
+    /// call's completion record. Returns the upstream status (200, or the error's).
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        mut admitted: Admitted,
+        client: Arc<McpClient>,
+        server: &McpServer,
+        method: &str,
+        body: Value,
+        id: &Value,
+        mark_complete: bool,
+        corr_id: &str,
+        sink: &mut dyn EventSink,
+    ) -> Option<u16> {
+        let params = body.get("params").cloned().unwrap_or(json!({}));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        let m = method.to_string();
+        let started = std::time::Instant::now();
+        // The client is synchronous: it runs on a blocking thread and hands notifications over.
+        let proof = admitted.proof();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut forward = |n: &Value| {
+                let _ = tx.send(n.clone());
+            };
+            client.request(&proof, &m, params, &mut forward)
+        });
+        let mut gone = false;
+        while let Some(n) = rx.recv().await {
+            if !gone && sink.event(&n).await.is_err() {
+                gone = true;
+            }
+        }
+        let outcome = task.await.map_err(|_| ClientError::Protocol("task failed".into()));
+        let (response, status, code) = match outcome.and_then(|r| r) {
+            Ok(mut r) => {
+                r["id"] = id.clone();
+                if mark_complete {
+                    r = crate::mcp::tools_list::mark_complete(&r).unwrap_or(r);
+                }
+                (r, 200, None)
+            }
+            Err(e) => {
+                let err = client_error(&server.name, &e);
+                (err.jsonrpc_body(id, corr_id), err.status(), Some(err.code().to_string()))
+            }
+        };
+        crate::metrics::METRICS
+            .upstream_duration
+            .with_label_values(&[&format!("mcp:{}", server.name)])
+            .observe(started.elapsed().as_secs_f64());
+        admitted.wait_durable().await;
+        let result_hash = response.get("result").map(crate::canonical::hash);
+        self.enforce.complete(admitted, Completion { status: Some(status), error_code: code, result_hash }).await;
+        if !gone {
+            let _ = sink.event(&response).await;
+        }
+        Some(status)
+    }
+
+    /// `notifications/tools/list_changed` whenever discovery changes a server's tools, a
+    /// keep-alive comment every 30 s; ends when the client goes away or the session ends.
+    async fn listen(&self, gs: &GatewaySession, owner: &str, sink: &mut dyn EventSink) {
+        let mut changes = self.fed.subscribe();
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), changes.recv()).await {
+                Ok(Ok(())) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                    if sink.event(&note).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                Err(_) => {
+                    let alive = self.fed.sessions.get(&gs.id, owner, chrono::Utc::now().timestamp()).is_ok();
+                    if !alive || sink.comment("keep-alive").await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! One request arriving at an MCP door (after authentication), and what the door decided to
+//! do with it. Plain Rust: the proxy glue builds an [`Inbound`] from the HTTP request and
+//! carries out the [`Verdict`].
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::auth::Principal;
+use crate::catalog::McpServer;
+use crate::enforce::{Admitted, HeldCall, Origin, Outcome, Refusal};
+use crate::error::GatewayError;
+use crate::mcp::jsonrpc::{self, Message};
+use crate::policy::PolicySnapshot;
+
+/// One request to `/mcp/{server}` (or a call the federated endpoint routes to `server`).
+pub struct Inbound<'a> {
+    /// The policy this request is decided by (taken when it arrived).
+    pub policy: &'a PolicySnapshot,
+    pub server: &'a McpServer,
+    pub principal: &'a Principal,
+    /// `POST`, `GET` or `DELETE` (others never get here).
+    pub http_method: &'a str,
+    /// The raw POST body (empty for GET and DELETE).
+    pub body: &'a [u8],
+    /// The POST body, parsed by [`parse`] (the caller owns it for the request's lifetime).
+    pub message: Option<&'a Parsed>,
+    /// The tool's (or prompt's) name on `server` when the door renamed it (federated
+    /// `{server}__{tool}`); `None`: the name in the body.
+    pub target_name: Option<&'a str>,
+    /// The request announced a body (Content-Length > 0 or Transfer-Encoding).
+    pub has_body: bool,
+    pub mcp_method_header: Option<&'a str>,
+    pub mcp_name_header: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub action_token_header: Option<&'a str>,
+    /// The `MCP-Protocol-Version` header (with the body's `_meta`, tells what the client can
+    /// do with a hold: MRTR, elicitation).
+    pub protocol_version: Option<&'a str>,
+    pub path: &'a str,
+    pub client_ip: &'a str,
+    pub corr_id: &'a str,
+    /// The client declared elicitation on its 2025-11-25 session: a hold may be asked on the
+    /// call's SSE stream ([`Verdict::Elicit`]).
+    pub session_elicitation: bool,
+}
+
+/// A POST body: one JSON-RPC message and its value, or why it is not one.
+pub type Parsed = Result<(Message, Value), GatewayError>;
+
+/// Parses a POST body and checks it against the `Mcp-Method`/`Mcp-Name` headers.
+pub fn parse(body: &[u8], mcp_method: Option<&str>, mcp_name: Option<&str>) -> Parsed {
+    let (msg, value) = jsonrpc::parse(body)?;
+    jsonrpc::check_headers(&msg, mcp_method, mcp_name)?;
+    Ok((msg, value))
+}
+
+/// The JSON-RPC id of a body that failed to parse as a message, when it has one.
+pub fn id_of(body: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("id").cloned()).unwrap_or(Value::Null)
+}
+
+impl<'a> Inbound<'a> {
+    pub fn origin(&self) -> Origin<'a> {
+        Origin {
+            protocol: "mcp",
+            path: self.path,
+            http_method: self.http_method,
+            client_ip: self.client_ip,
+            corr_id: self.corr_id,
+        }
+    }
+}
+
+/// What to do with the request. Every variant is already recorded in the audit trail.
+pub enum Verdict<'a> {
+    /// Send it upstream: it was admitted.
+    Forward(Box<Forward>),
+    /// Answer now (a refusal, a hold, an MRTR question, a declined call).
+    Answer(Answer),
+    /// Ask the user on the call's SSE stream (`elicitation/create`), then settle the hold.
+    Elicit(Box<HeldCall<'a>>),
+}
+
+/// How the gateway must treat the upstream's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadResponse {
+    /// Streamed through untouched.
+    Pass,
+    /// A `tools/list` result: filtered per caller (fails closed).
+    ToolsList,
+}
+
+/// An admitted request on its way upstream.
+pub struct Forward {
+    pub admitted: Admitted,
+    /// Replacement body when the gateway rewrote it (action token, its own MRTR fields removed).
+    pub body: Option<Bytes>,
+    pub read: ReadResponse,
+    /// The JSON-RPC method (metrics, logs, what the response opens or ends).
+    pub method: Option<String>,
+    /// An `initialize` that declared the elicitation capability (recorded with the session
+    /// the upstream opens).
+    pub elicitation: bool,
+}
+
+/// A response the gateway writes itself.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
+    pub outcome: Outcome,
+    pub method: Option<String>,
+}
+
+impl Answer {
+    /// A JSON-RPC result or error the gateway produced (status 200).
+    pub fn message(body: Value, outcome: Outcome, method: Option<&str>) -> Answer {
+        Answer { status: 200, body, headers: vec![], outcome, method: method.map(String::from) }
+    }
+
+    /// The JSON-RPC error for a recorded refusal, with the DESIGN shape in `error.data`.
+    pub fn refusal(r: &Refusal, id: &Value, corr_id: &str, method: Option<&str>) -> Answer {
+        Answer {
+            status: r.error.status(),
+            body: r.error.jsonrpc_body(id, corr_id),
+            headers: r.error.headers(),
+            outcome: r.outcome,
+            method: method.map(String::from),
+        }
+    }
+}

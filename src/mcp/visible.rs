@@ -1,0 +1,31 @@
+//! Which listed tools a caller may see: the same `tools.invoke` decision a call would get,
+//! without arguments and without a record (the list request has its own).
+
+use serde_json::Value;
+
+use crate::auth::Principal;
+use crate::catalog::McpServer;
+use crate::enforce::Origin;
+use crate::gateway::Gateway;
+use crate::policy::PolicySnapshot;
+
+impl Gateway {
+    /// May `principal` call `tool` (a `tools/list` entry) on `server`? Errors hide the tool.
+    pub fn tool_visible(
+        &self,
+        policy: &PolicySnapshot,
+        server: &McpServer,
+        principal: &Principal,
+        tool: &Value,
+        corr_id: &str,
+    ) -> bool {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            return false;
+        };
+        let annotations = tool.get("annotations");
+        self.catalog.remember(server, name, annotations);
+        let resource = self.catalog.tool_resource(server, name, annotations);
+        let origin = Origin { protocol: "mcp", path: "", http_method: "POST", client_ip: "", corr_id };
+        self.enforce.visible(policy, principal, "tools.invoke", &resource, origin, "tools/list")
+    }
+}

@@ -1,0 +1,134 @@
+//! Which request headers may cross the gateway, in each direction that matters.
+//!
+//! Upstream requests carry an allow-list: what MCP needs (content negotiation, the MCP
+//! headers, trace context, the user agent) plus what the operator adds per server. The
+//! agent's credentials (`Authorization`, `Cookie`, API keys), forwarding headers (the gateway
+//! writes its own when configured), `Accept-Encoding` (the gateway must be able to read what
+//! it filters) and every hop-by-hop header never go upstream.
+
+use http::HeaderMap;
+
+/// Request headers forwarded upstream as the agent sent them.
+const FORWARDED: &[&str] = &[
+    "content-type",
+    "accept",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "mcp-method",
+    "mcp-name",
+    "last-event-id",
+    "traceparent",
+    "tracestate",
+    "user-agent",
+];
+
+/// The MCP headers a federated call gets from the gateway's own upstream session instead.
+const SESSION_HEADERS: &[&str] = &["mcp-protocol-version", "mcp-session-id", "mcp-method", "mcp-name"];
+
+/// Headers that may appear at most once (two of them are a smuggling attempt or a bug).
+pub const SINGLETONS: &[&str] = &["mcp-method", "mcp-name", "mcp-session-id", "mcp-protocol-version", "authorization"];
+
+/// Names an operator may never add to a server's forwarded headers: they carry the agent's
+/// credentials or belong to one hop.
+pub const NEVER_FORWARDED: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-action-token",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+    "host",
+    "content-length",
+];
+
+/// May the agent's header `name` (lowercase) go upstream? `extra` are the server's
+/// configured additions; `federated` calls get the MCP session headers from the gateway.
+pub fn forwarded(name: &str, extra: &[String], federated: bool) -> bool {
+    if federated && SESSION_HEADERS.contains(&name) {
+        return false;
+    }
+    FORWARDED.contains(&name) || name.starts_with("mcp-param-") || extra.iter().any(|e| e == name)
+}
+
+/// The names in `headers` that must be removed before the request goes upstream.
+pub fn to_remove(headers: &HeaderMap, extra: &[String], federated: bool) -> Vec<http::HeaderName> {
+    let mut out: Vec<http::HeaderName> =
+        headers.keys().filter(|k| !forwarded(k.as_str(), extra, federated)).cloned().collect();
+    out.dedup();
+    out
+}
+
+/// The first singleton header that appears more than once.
+pub fn duplicated(headers: &HeaderMap) -> Option<&'static str> {
+    SINGLETONS.iter().copied().find(|h| headers.get_all(*h).iter().nth(1).is_some())
+}
+
+/// The request announces a body (`Content-Length` above zero, or `Transfer-Encoding`).
+pub fn announces_body(headers: &HeaderMap) -> bool {
+    let len = headers.get("content-length").and_then(|v| v.to_str().ok()).map(str::trim);
+    headers.contains_key("transfer-encoding") || len.is_some_and(|l| l != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn only_the_allow_list_goes_upstream() {
+        let h = map(&[
+            ("authorization", "Bearer agent"),
+            ("cookie", "sid=1"),
+            ("x-api-key", "k"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("accept-encoding", "gzip"),
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("content-type", "application/json"),
+            ("mcp-session-id", "s"),
+            ("mcp-param-region", "eu"),
+            ("x-tenant-hint", "acme"),
+        ]);
+        let mut gone: Vec<String> =
+            to_remove(&h, &["x-tenant-hint".into()], false).iter().map(|n| n.to_string()).collect();
+        gone.sort();
+        assert_eq!(
+            gone,
+            [
+                "accept-encoding",
+                "authorization",
+                "connection",
+                "cookie",
+                "forwarded",
+                "upgrade",
+                "x-api-key",
+                "x-forwarded-for"
+            ]
+        );
+        let fed: Vec<String> = to_remove(&h, &[], true).iter().map(|n| n.to_string()).collect();
+        assert!(fed.contains(&"mcp-session-id".to_string()), "federated calls use the gateway's upstream session");
+    }
+
+    #[test]
+    fn duplicates_and_bodies() {
+        assert_eq!(duplicated(&map(&[("mcp-name", "a"), ("mcp-name", "b")])), Some("mcp-name"));
+        assert_eq!(duplicated(&map(&[("mcp-name", "a"), ("accept", "x"), ("accept", "y")])), None);
+        assert!(announces_body(&map(&[("content-length", "3")])));
+        assert!(announces_body(&map(&[("transfer-encoding", "chunked")])));
+        assert!(!announces_body(&map(&[("content-length", "0")])));
+        assert!(!announces_body(&map(&[])));
+    }
+}
