@@ -1,6 +1,8 @@
 //! Black-box test harness: starts the real `fastmcp` binary (and real peers) on free ports.
 #![allow(dead_code)]
 
+pub mod lenient;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
