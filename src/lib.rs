@@ -26,3 +26,4 @@ pub mod rest;
 pub mod schema;
 pub mod server;
 pub mod state;
+pub mod upstream;
