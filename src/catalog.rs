@@ -15,7 +15,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
-use crate::config::{LimitsConfig, McpServerConfig, UpstreamUrl};
+use crate::config::{LimitsConfig, McpServerConfig};
+use crate::upstream::Endpoint;
 
 /// One configured upstream MCP server.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ pub struct McpServer {
     pub name: String,
     pub cfg: McpServerConfig,
     /// The HTTP endpoint; `None` for a stdio server (reached through its client only).
-    pub url: Option<UpstreamUrl>,
+    pub url: Option<Endpoint>,
 }
 
 impl McpServer {
@@ -48,7 +49,7 @@ impl Catalog {
             let url = if cfg.transport == "stdio" {
                 None
             } else {
-                Some(UpstreamUrl::parse(&cfg.url).map_err(|e| format!("mcp.servers.{name}.url: {e}"))?)
+                Some(Endpoint::mcp(&cfg.url).map_err(|e| format!("mcp.servers.{name}.url: {e}"))?)
             };
             map.insert(name.clone(), Arc::new(McpServer { name: name.clone(), cfg: cfg.clone(), url }));
         }
@@ -152,7 +153,7 @@ mod tests {
             "url: http://h:1/mcp\ntrusted: {trusted}\ntool_tags: {{forced: [financial]}}"
         ))
         .unwrap();
-        McpServer { name: "demo".into(), url: UpstreamUrl::parse(&cfg.url).ok(), cfg }
+        McpServer { name: "demo".into(), url: Endpoint::mcp(&cfg.url).ok(), cfg }
     }
 
     #[test]

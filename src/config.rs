@@ -567,7 +567,8 @@ impl Config {
             }
             match server.transport.as_str() {
                 "http" => {
-                    UpstreamUrl::parse(&server.url).map_err(|p| ConfigError::new(format!("{key}.url"), p))?;
+                    crate::upstream::Endpoint::mcp(&server.url)
+                        .map_err(|p| ConfigError::new(format!("{key}.url"), p.to_string()))?;
                 }
                 "stdio" if server.command.trim().is_empty() => {
                     return Err(ConfigError::new(format!("{key}.command"), "the stdio transport needs a command"));
@@ -603,42 +604,10 @@ impl Config {
     }
 }
 
-/// A parsed upstream MCP endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamUrl {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    /// Path and query to send upstream (`/mcp` when the URL had none).
-    pub path: String,
-}
-
-impl UpstreamUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err("scheme must be http or https".into()),
-        };
-        let host = uri.host().ok_or("URL has no host")?.trim_matches(['[', ']']).to_string();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let path = match uri.path_and_query().map(|p| p.as_str()) {
-            None | Some("") | Some("/") => "/mcp".to_string(),
-            Some(p) => p.to_string(),
-        };
-        Ok(Self { tls, host, port, path })
-    }
-
-    /// `host:port` for the upstream `Host` header.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
+/// A parsed upstream MCP endpoint: the one upstream [`Endpoint`](crate::upstream::Endpoint)
+/// type, parsed with [`Endpoint::mcp`](crate::upstream::Endpoint::mcp) (no path → `/mcp`).
+/// Kept under this name for code that still spells it so.
+pub use crate::upstream::Endpoint as UpstreamUrl;
 
 /// Maps an environment variable to a dotted config key, if it is one of ours.
 fn env_key(name: &str) -> Option<String> {
@@ -750,7 +719,7 @@ mod tests {
         assert_eq!(c.holds.ttl_seconds, 60);
         let demo = &c.mcp.servers["demo"];
         assert!(demo.trusted);
-        assert_eq!(UpstreamUrl::parse(&demo.url).unwrap().path, "/mcp");
+        assert_eq!(UpstreamUrl::mcp(&demo.url).unwrap().path, "/mcp");
         assert!(c.mcp.servers.contains_key("my_fs"));
         assert!(!c.audit.durable);
     }

@@ -27,3 +27,4 @@ pub mod rest;
 pub mod schema;
 pub mod server;
 pub mod state;
+pub mod upstream;

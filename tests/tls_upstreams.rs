@@ -1,6 +1,7 @@
 //! HTTPS upstreams: pingora's TLS (rustls) connector, for a REST provider and for an MCP
-//! server at `/mcp/{server}`, verifying the upstream's certificate against the CA the
-//! operator trusts (`SSL_CERT_FILE`), and refusing an untrusted one.
+//! server at `/mcp/{server}`, and the upstream MCP client (`fastmcp discover`), verifying the
+//! upstream's certificate against the CA the operator trusts (`SSL_CERT_FILE`), and
+//! refusing an untrusted one.
 
 mod common;
 
@@ -106,4 +107,46 @@ fn https_upstreams_are_verified_against_the_trusted_ca() {
     let r = mcp_post(&untrusting.url("/mcp/secure"), Some(&admin), &tools_call(1, "echo", json!({})), &[]);
     assert_eq!(r.status, 502);
     let _: Value = r.json();
+}
+
+/// Runs `fastmcp discover --config <config>` with only `ca` (if any) as `SSL_CERT_FILE`.
+fn discover(dir: &std::path::Path, config: &std::path::Path, ca: Option<&std::path::Path>) -> (i32, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fastmcp"));
+    cmd.arg("discover").arg("--config").arg(config).current_dir(dir);
+    cmd.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    if let Some(ca) = ca {
+        cmd.env("SSL_CERT_FILE", ca);
+    }
+    let out = cmd.output().expect("run fastmcp discover");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let parsed = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout} / {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), parsed)
+}
+
+#[test]
+fn the_mcp_client_verifies_https_upstreams_against_ssl_cert_file() {
+    let dir = temp_dir("tls-discover");
+    let (ca, cert, key) = certificates(&dir);
+    let (_fake, port) = tls_fake(&dir, &cert, &key);
+    let config = dir.join("config.yaml");
+    let yaml = format!(
+        "mcp:\n  discovery_retries: 0\n  discovery_backoff_ms: 10\n  servers:\n    secure:\n      url: \"https://localhost:{port}/mcp\"\n"
+    );
+    std::fs::write(&config, yaml).expect("config");
+
+    // Trusting the private CA, the client negotiates the stateless era over TLS and lists the
+    // tools (the fake checks the `Mcp-Method` / `Mcp-Name` headers of every request).
+    let (code, out) = discover(&dir, &config, Some(&ca));
+    let secure = &out["servers"]["secure"];
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(secure["status"], "Up", "{out}");
+    assert_eq!(secure["era"], "Stateless20260728", "{out}");
+    assert_eq!(secure["tools"][0]["description"], "TLS echo", "{out}");
+
+    // Without it (ureq's built-in roots would not know the CA either) the handshake fails.
+    let (code, out) = discover(&dir, &config, None);
+    let error = out["servers"]["secure"]["status"]["Down"]["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(code, 1, "{out}");
+    assert!(error.to_ascii_lowercase().contains("certificate") || error.contains("UnknownIssuer"), "{out}");
 }

@@ -185,10 +185,12 @@ impl Authenticator {
     }
 }
 
-/// Fetches and parses a JWKS over HTTP(S) off the async runtime.
+/// Fetches and parses a JWKS over HTTP(S) off the async runtime; HTTPS is verified against
+/// the gateway's one root set ([`crate::upstream::tls`]).
 pub async fn fetch_jwks(url: String, default_alg: Algorithm) -> Result<KeySet, String> {
     tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().new_agent();
+        let agent =
+            crate::upstream::tls::ureq_agent_config().timeout_global(Some(Duration::from_secs(5))).build().new_agent();
         let body = agent
             .get(&url)
             .call()

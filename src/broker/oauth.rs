@@ -68,9 +68,10 @@ pub(crate) struct TokenResponse {
     pub refresh_token: Option<Secret>,
 }
 
-/// A configured HTTP agent for token requests.
+/// A configured HTTP agent for token requests; HTTPS is verified against the gateway's one
+/// root set ([`crate::upstream::tls`]).
 pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    crate::upstream::tls::ureq_agent_config()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .max_redirects(0)

@@ -109,25 +109,13 @@ impl Upstreams {
     }
 }
 
-/// Headers that carry a forwarded request in `client`'s era. The client's own `Mcp-Name`
-/// names the federated tool, so it is always replaced.
+/// Headers that carry a forwarded request in `client`'s era: its negotiated version and
+/// session, dressed by [`crate::upstream::headers::request_headers`] — the function the
+/// client uses for its own requests, so `Mcp-Name` is encoded the same way on both paths.
+/// `name` is the upstream's own (unencoded) tool or prompt name or resource URI; the
+/// caller's `Mcp-Name` named the federated tool, so it is always replaced.
 pub fn forward_headers(client: &McpClient, method: &str, name: Option<&str>) -> Vec<(&'static str, String)> {
-    match client.era() {
-        Era::Stateless20260728 => {
-            let mut h = vec![("mcp-protocol-version", client.protocol_version()), ("mcp-method", method.to_string())];
-            if let Some(n) = name {
-                h.push(("mcp-name", n.to_string()));
-            }
-            h
-        }
-        Era::Session20251125 => {
-            let mut h = vec![("mcp-protocol-version", client.protocol_version())];
-            if let Some(id) = client.session_id() {
-                h.push(("mcp-session-id", id));
-            }
-            h
-        }
-    }
+    client.request_headers(Some(method), name)
 }
 
 /// The body as the upstream expects it: a 2026-07-28 upstream needs the per-request `_meta`

@@ -4,8 +4,11 @@
 //! REST invocations need the provider's complete answer before they reply (output schema,
 //! the `{"toolId","result","token_meta"}` envelope, idempotency records), so they use the
 //! connector directly rather than the streaming proxy path.
+//!
+//! Names resolve through [`upstream::resolve`], the `Host` header follows
+//! [`upstream::endpoint::authority`], and HTTPS is verified by pingora's connector against
+//! the roots [`upstream::tls`] documents (the same loader, the same certificates).
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,10 +16,13 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
+use crate::upstream;
+
 /// Largest provider response read (bytes); more is a provider error.
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
-/// One request, fully formed by a provider.
+/// One request, fully formed by a provider. `tls`, `host` and `port` are the provider's
+/// [`upstream::Endpoint`]'s.
 pub struct Outgoing<'a> {
     pub tls: bool,
     pub host: &'a str,
@@ -66,19 +72,14 @@ impl Sender {
     }
 
     async fn exchange(&self, req: &Outgoing<'_>, connect: Duration, total: Duration) -> Result<Reply, SendError> {
-        let addr = resolve(req.host, req.port).await?;
+        let addr = upstream::resolve(req.host, req.port).await.map_err(|e| SendError::Failed(e.to_string()))?;
         let mut peer = HttpPeer::new(addr, req.tls, req.host.to_string());
         peer.options.connection_timeout = Some(connect);
         peer.options.read_timeout = Some(total);
         peer.options.write_timeout = Some(total);
         let (mut session, _reused) = self.connector.get_http_session(&peer).await.map_err(map_err)?;
         let mut header = RequestHeader::build(req.method, req.path_and_query.as_bytes(), None).map_err(map_err)?;
-        let authority = if req.host.contains(':') {
-            format!("[{}]:{}", req.host, req.port)
-        } else {
-            format!("{}:{}", req.host, req.port)
-        };
-        header.insert_header("host", authority).map_err(map_err)?;
+        header.insert_header("host", upstream::endpoint::authority(req.tls, req.host, req.port)).map_err(map_err)?;
         for (k, v) in req.headers {
             header.insert_header(k.clone(), v.as_str()).map_err(map_err)?;
         }
@@ -116,15 +117,6 @@ fn map_err(e: Box<pingora::Error>) -> SendError {
         // The detail is for the log (it names hosts and TLS problems, never credentials).
         _ => SendError::Failed(e.to_string()),
     }
-}
-
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, SendError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let mut addrs =
-        tokio::net::lookup_host((host, port)).await.map_err(|_| SendError::Failed(format!("cannot resolve {host}")))?;
-    addrs.next().ok_or_else(|| SendError::Failed(format!("{host} did not resolve")))
 }
 
 #[cfg(test)]
@@ -179,6 +171,7 @@ mod tests {
         let (head, body) = server.join().unwrap();
         assert!(head.starts_with("POST /v1/deals?api_token=t HTTP/1.1\r\n"), "{head}");
         assert!(head.contains("x-api-key: k"));
+        assert!(head.to_ascii_lowercase().contains(&format!("host: 127.0.0.1:{port}\r\n")), "{head}");
         assert_eq!(body, br#"{"title":"t"}"#);
     }
 

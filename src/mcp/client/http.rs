@@ -1,4 +1,5 @@
 //! Streamable-HTTP transport: one POST per JSON-RPC message, answered with JSON or SSE.
+//! HTTPS is verified against the gateway's one root set ([`tls::roots`]).
 //!
 //! The brokered credential headers are attached to every request and never appear in an
 //! error or log line: errors are built from status codes, body excerpts and ureq error
@@ -10,6 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 use ureq::http::Response;
 use ureq::Body;
+
+use crate::upstream::{headers, tls};
 
 use super::sse::SseParser;
 use super::wire::{self, Incoming};
@@ -45,7 +48,7 @@ pub(crate) struct HttpConn {
 
 impl HttpConn {
     pub(crate) fn new(url: String, headers: Vec<(String, String)>, timeout: Duration) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let agent: ureq::Agent = tls::ureq_agent_config()
             .timeout_global(Some(timeout))
             // Status codes are protocol signals here (404 = expired session, 405 = no GET stream).
             .http_status_as_error(false)
@@ -78,7 +81,7 @@ impl HttpConn {
         let body = serde_json::to_string(msg).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let resp = req.send(body.as_str()).map_err(map_ureq)?;
         let status = resp.status().as_u16();
-        let session_id = header(&resp, wire::HDR_SESSION_ID);
+        let session_id = header(&resp, headers::SESSION_ID);
         if !(200..300).contains(&status) {
             // 2026-era servers put JSON-RPC errors on 4xx statuses (404 + "method not found",
             // 400 + "unsupported version"): a body answering our id is the response.
@@ -93,7 +96,7 @@ impl HttpConn {
         };
         // Headers of the request minus the per-message routing ones, for replies we POST back.
         let reply_headers: Vec<(&'static str, String)> =
-            extra.iter().filter(|(k, _)| *k != wire::HDR_METHOD && *k != wire::HDR_NAME).cloned().collect();
+            extra.iter().filter(|(k, _)| *k != headers::METHOD && *k != headers::NAME).cloned().collect();
         let response = if is_event_stream(&resp) {
             let mut reader = resp.into_body().into_reader();
             let mut stop = || false;

@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 
 pub use http::ListenOutcome;
 
+use crate::upstream::headers::{self, Dialect};
 use http::HttpConn;
 use stdio::StdioConn;
 
@@ -160,6 +161,12 @@ struct Negotiated {
     capabilities: Value,
 }
 
+impl Negotiated {
+    fn dialect(&self) -> Dialect<'_> {
+        Dialect { era: self.era, version: &self.version, session_id: self.session_id.as_deref() }
+    }
+}
+
 enum Conn {
     Http(HttpConn),
     Stdio(StdioConn),
@@ -253,6 +260,13 @@ impl McpClient {
     /// The current `Mcp-Session-Id` (session-era HTTP only); changes after re-initialisation.
     pub fn session_id(&self) -> Option<String> {
         self.neg.read().session_id.clone()
+    }
+
+    /// The era's headers for a request on this connection ([`headers::request_headers`] over
+    /// one consistent snapshot of the negotiated era, version and session): what the
+    /// gateway sends when it forwards a request to this upstream itself (through pingora).
+    pub fn request_headers(&self, method: Option<&str>, name: Option<&str>) -> Vec<(&'static str, String)> {
+        headers::request_headers(self.neg.read().dialect(), method, name)
     }
 
     /// Whether this client talks HTTP (as opposed to stdio).
@@ -496,12 +510,13 @@ impl McpClient {
         }
     }
 
-    /// Era-specific stamping: `_meta` + routing headers (2026) or session headers (2025).
+    /// Era-specific stamping: `_meta` (2026) and the era's headers
+    /// ([`headers::message_headers`], the same function federated forwarding uses).
     fn headers_for(&self, neg: &Negotiated, msg: &mut Value) -> Vec<(&'static str, String)> {
-        match neg.era {
-            Era::Stateless20260728 => wire::stamp_modern(msg, &neg.version),
-            Era::Session20251125 => session_headers(neg),
+        if neg.era == Era::Stateless20260728 {
+            wire::stamp_meta(msg, &neg.version);
         }
+        headers::message_headers(neg.dialect(), msg)
     }
 }
 
@@ -512,12 +527,9 @@ fn session_lost(status: u16, body: &str) -> bool {
     status == 404 || (status == 400 && body.to_ascii_lowercase().contains("session"))
 }
 
+/// Headers of a request that carries no message (the GET stream, DELETE).
 fn session_headers(neg: &Negotiated) -> Vec<(&'static str, String)> {
-    let mut headers = vec![(wire::HDR_PROTOCOL_VERSION, neg.version.clone())];
-    if let Some(sid) = &neg.session_id {
-        headers.push((wire::HDR_SESSION_ID, sid.clone()));
-    }
-    headers
+    headers::request_headers(neg.dialect(), None, None)
 }
 
 /// Splits a JSON-RPC response into its `result`, turning `error` into [`ClientError::Rpc`].

@@ -5,15 +5,15 @@ use super::*;
 use serde_json::json;
 
 #[test]
-fn endpoint_parses_scheme_host_port_and_base_path() {
-    let e = Endpoint::parse("https://Acme.pipedrive.com/api/v1/").unwrap();
-    assert_eq!(e, Endpoint { tls: true, host: "acme.pipedrive.com".into(), port: 443, base_path: "/api/v1".into() });
+fn endpoint_parses_scheme_host_port_and_base_path_as_the_upstream_endpoint() {
+    let e = super::endpoint::parse("https://Acme.pipedrive.com/api/v1/").unwrap();
+    assert_eq!(e, Endpoint { tls: true, host: "acme.pipedrive.com".into(), port: 443, path: "/api/v1".into() });
     assert_eq!(e.authority(), "acme.pipedrive.com");
-    let e = Endpoint::parse("http://127.0.0.1:9000").unwrap();
-    assert_eq!((e.tls, e.port, e.base_path.as_str(), e.authority()), (false, 9000, "", "127.0.0.1:9000".into()));
-    let e = Endpoint::parse("http://[::1]:8080/x").unwrap();
-    assert_eq!((e.host.as_str(), e.authority(), e.base_path.as_str()), ("::1", "[::1]:8080".into(), "/x"));
-    assert_eq!(Endpoint::parse("http://localhost:80").unwrap().authority(), "localhost");
+    let e = super::endpoint::parse("http://127.0.0.1:9000").unwrap();
+    assert_eq!((e.tls, e.port, e.path.as_str(), e.authority()), (false, 9000, "", "127.0.0.1:9000".into()));
+    let e = super::endpoint::parse("http://[::1]:8080/x").unwrap();
+    assert_eq!((e.host.as_str(), e.authority(), e.path.as_str()), ("::1", "[::1]:8080".into(), "/x"));
+    assert_eq!(super::endpoint::parse("http://localhost:80").unwrap().authority(), "localhost");
 }
 
 #[test]
@@ -34,7 +34,7 @@ fn endpoint_refuses_odd_urls() {
         "http://[zz]:1",
         "http://[::1]x",
     ] {
-        let err = Endpoint::parse(bad).unwrap_err();
+        let err = super::endpoint::parse(bad).unwrap_err();
         assert!(matches!(err, ProviderError::Misconfigured(_)), "{bad}: {err:?}");
     }
 }

@@ -3,7 +3,7 @@
 use super::encode::{self, header_value, query_string};
 use super::spec::{AuthKind, BodyMode, BodySpec, ResponseKind};
 use super::template::{self, lookup, render, sole_var};
-use super::{Credential, Endpoint, HttpToolSpec, ProviderError, UpstreamRequest};
+use super::{endpoint, Credential, HttpToolSpec, ProviderError, UpstreamRequest};
 use serde_json::{Map, Value};
 
 /// Builds the request a spec describes for `input`.
@@ -16,7 +16,7 @@ pub(crate) fn build(
     if !input.is_object() {
         return Err(ProviderError::validation("input must be a JSON object"));
     }
-    let endpoint = Endpoint::parse(&spec.base_url)?;
+    let endpoint = endpoint::parse(&spec.base_url)?;
     let path = render_path(&spec.path, input)?;
     let mut query = render_query(spec, input)?;
     let mut headers = Vec::new();
@@ -34,7 +34,7 @@ pub(crate) fn build(
         headers.push(("content-type".to_owned(), "application/json".to_owned()));
     }
     Ok(UpstreamRequest {
-        path_and_query: format!("{}{path}{}", endpoint.base_path, query_string(&query)),
+        path_and_query: format!("{}{path}{}", endpoint.path, query_string(&query)),
         endpoint,
         method: spec.parsed_method()?,
         headers,

@@ -17,7 +17,7 @@
 
 use super::encode::{self, header_value, path_segment};
 use super::input::{account_digits, object, only_fields, optional_amount, optional_bool, optional_str, required_str};
-use super::{Credential, Endpoint, HttpProvidersConfig, ProviderError, UpstreamRequest};
+use super::{endpoint, Credential, HttpProvidersConfig, ProviderError, UpstreamRequest};
 use ::http::Method;
 use serde_json::{json, Map, Value};
 
@@ -46,14 +46,14 @@ pub(crate) fn build(
     let customer_id = customer_id(obj, cfg)?;
     let body = mutate_body(obj)?;
 
-    let endpoint = Endpoint::parse(&cfg.google_ads_base_url)?;
+    let endpoint = endpoint::parse(&cfg.google_ads_base_url)?;
     let version = &cfg.google_ads_api_version;
     if version.len() < 2 || !version.starts_with('v') || !version[1..].bytes().all(|b| b.is_ascii_digit()) {
         return Err(ProviderError::misconfigured("google ads api version must look like v21"));
     }
     let path_and_query = format!(
         "{}/{version}/customers/{}/campaigns:mutate",
-        endpoint.base_path,
+        endpoint.path,
         path_segment("customer_id", &customer_id)?
     );
 

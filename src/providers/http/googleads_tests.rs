@@ -35,7 +35,7 @@ fn create_campaign_exact_request() {
     )
     .unwrap();
     assert_eq!(r.method, Method::POST);
-    assert_eq!(r.endpoint, Endpoint::parse("https://googleads.googleapis.com").unwrap());
+    assert_eq!(r.endpoint, super::endpoint::parse("https://googleads.googleapis.com").unwrap());
     assert_eq!(r.path_and_query, "/v21/customers/1234567890/campaigns:mutate");
     assert_eq!(
         r.headers,

@@ -8,7 +8,7 @@ use super::input::{
     object, only_fields, optional_amount, optional_choice, optional_positive_int, optional_str, positive_int, present,
     required_str,
 };
-use super::{Credential, Endpoint, HttpProvidersConfig, ProviderError, UpstreamRequest};
+use super::{endpoint, Credential, Endpoint, HttpProvidersConfig, ProviderError, UpstreamRequest};
 use ::http::Method;
 use serde_json::{Map, Value};
 
@@ -26,7 +26,7 @@ const PERSON_FIELDS: &[&str] = &["name", "email", "phone", "org_id"];
 /// `https://{company_domain}.pipedrive.com/api/v1`. The domain must be one DNS label.
 pub fn endpoint(company_domain: &str, base_url_override: Option<&str>) -> Result<Endpoint, ProviderError> {
     if let Some(base) = base_url_override.filter(|b| !b.trim().is_empty()) {
-        return Endpoint::parse(base.trim());
+        return endpoint::parse(base.trim());
     }
     let domain = company_domain.trim().to_ascii_lowercase();
     let label_ok = !domain.is_empty()
@@ -37,7 +37,7 @@ pub fn endpoint(company_domain: &str, base_url_override: Option<&str>) -> Result
     if !label_ok {
         return Err(ProviderError::misconfigured("pipedrive company domain is missing or not a DNS label"));
     }
-    Endpoint::parse(&format!("https://{domain}.pipedrive.com/api/v1"))
+    endpoint::parse(&format!("https://{domain}.pipedrive.com/api/v1"))
 }
 
 /// Builds the request for `op` (the tool id without `pipedrive:`); `None` when the operation
@@ -70,7 +70,7 @@ fn assemble(
         _ => return Err(ProviderError::misconfigured("pipedrive needs an api_token credential")),
     };
     let endpoint = endpoint(&cfg.pipedrive_company_domain, cfg.pipedrive_base_url.as_deref())?;
-    let path_and_query = format!("{}{path}{}", endpoint.base_path, query_string(&[("api_token", token)]));
+    let path_and_query = format!("{}{path}{}", endpoint.path, query_string(&[("api_token", token)]));
     let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
     let body = match body {
         Some(b) => {

@@ -33,7 +33,7 @@ fn create_deal_exact_request() {
     )
     .unwrap();
     assert_eq!(r.method, Method::POST);
-    assert_eq!(r.endpoint, Endpoint::parse("https://acme.pipedrive.com/api/v1").unwrap());
+    assert_eq!(r.endpoint, super::endpoint::parse("https://acme.pipedrive.com/api/v1").unwrap());
     assert_eq!(r.path_and_query, format!("/api/v1/deals?api_token={ENCODED}"));
     assert_eq!(
         r.headers,

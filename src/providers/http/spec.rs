@@ -2,7 +2,7 @@
 
 use super::encode::header_value;
 use super::template::{self, Part};
-use super::{Endpoint, ProviderError};
+use super::{endpoint, ProviderError};
 use ::http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -110,7 +110,7 @@ impl HttpToolSpec {
     /// [`ProviderError::Misconfigured`]: a bad manifest is not the caller's fault.
     pub fn validate(&self) -> Result<(), ProviderError> {
         self.parsed_method()?;
-        Endpoint::parse(&self.base_url)?;
+        endpoint::parse(&self.base_url)?;
         let bad = |why: String| ProviderError::misconfigured(format!("http tool spec: {why}"));
         if !self.path.starts_with('/') || self.path.contains(['?', '#']) {
             return Err(bad("path must start with / and carry no query or fragment".into()));
