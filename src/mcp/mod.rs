@@ -1,5 +1,6 @@
-//! MCP wire handling: JSON-RPC messages, transport header checks, the `tools/list` response
-//! filter (JSON and SSE), the federated endpoint's core, and MCP-native confirmation.
+//! MCP wire handling: JSON-RPC messages, transport header checks, the one SSE parser, the
+//! fail-closed response filter (JSON and SSE) and byte-faithful `tools/list` filtering, the
+//! federated endpoint's core, and MCP-native confirmation.
 
 pub mod client;
 pub mod confirm;
@@ -8,6 +9,7 @@ pub mod elicitation;
 pub mod federation;
 pub mod jsonrpc;
 pub mod request_state;
+pub mod response_filter;
 pub mod session;
 pub mod sse;
 pub mod tools_list;

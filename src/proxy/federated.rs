@@ -15,7 +15,7 @@ use pingora::prelude::*;
 use pingora::Result;
 use serde_json::{json, Value};
 
-use super::filter::ToolsListFilter;
+use super::response::Rewriting;
 use super::{client_ip, header_str, Ctx, GatewayProxy};
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
@@ -334,7 +334,7 @@ impl GatewayProxy {
         }
         ctx.upstream_headers = forward_headers(&client, method, Some(&upstream_name));
         if ctx.mark_complete {
-            ctx.filter = Some(ToolsListFilter::pending());
+            ctx.filter = Some(Rewriting::Wanted(call.id.clone()));
         }
         forward.body = Some(Bytes::from(serde_json::to_vec(&outgoing).unwrap_or_default()));
         self.apply(session, ctx, Verdict::Forward(forward), bytes, &policy).await

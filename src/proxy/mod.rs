@@ -10,9 +10,9 @@
 
 pub mod body;
 pub mod federated;
-pub mod filter;
 pub mod origin;
 pub mod respond;
+pub mod response;
 pub mod rest;
 pub mod route;
 
@@ -34,12 +34,10 @@ use crate::auth::Principal;
 use crate::broker;
 use crate::catalog::McpServer;
 use crate::error::GatewayError;
-use crate::mcp::tools_list;
 use crate::metrics::METRICS;
 use crate::pipeline::{Gateway, McpPost, Verdict};
 use crate::policy::PolicySnapshot;
 use crate::state::RateOutcome;
-use filter::ToolsListFilter;
 use route::Route;
 
 /// The gateway's HTTP proxy.
@@ -68,7 +66,7 @@ pub struct Ctx {
     method: Option<String>,
     decision: &'static str,
     rate: Option<RateOutcome>,
-    filter: Option<ToolsListFilter>,
+    filter: Option<response::Rewriting>,
     completion: Option<Box<AuditEvent>>,
     /// fsync of the decision record, awaited before the response goes out.
     durable: Option<Durable>,
@@ -177,6 +175,8 @@ impl ProxyHttp for GatewayProxy {
         for h in broker::STRIPPED_REQUEST_HEADERS {
             req.remove_header(*h);
         }
+        // Responses the gateway reads must arrive as plain bytes it can check.
+        req.remove_header("accept-encoding");
         if let Some((name, value)) = broker::credential(server) {
             req.insert_header(name, value)?;
         }
@@ -215,18 +215,7 @@ impl ProxyHttp for GatewayProxy {
                 resp.insert_header(k, v)?;
             }
         }
-        if ctx.filter.is_some() {
-            let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-            match ToolsListFilter::for_response(status, content_type) {
-                Some(f) => {
-                    ctx.filter = Some(f);
-                    resp.remove_header("content-length");
-                    resp.insert_header("transfer-encoding", "chunked")?;
-                }
-                None => ctx.filter = None,
-            }
-        }
-        Ok(())
+        response::on_headers(ctx, resp)
     }
 
     fn response_body_filter(
@@ -236,35 +225,7 @@ impl ProxyHttp for GatewayProxy {
         end: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
-        let (Some(f), Some(server), Some(principal)) =
-            (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref())
-        else {
-            return Ok(None);
-        };
-        let gw = &self.gw;
-        let corr = ctx.corr_id.as_str();
-        let policy = ctx.policy.as_ref();
-        let mark = ctx.mark_complete;
-        let mut rewrite = |msg: &Value| {
-            let filtered = match policy {
-                Some(p) => tools_list::filter(msg, &mut |tool| gw.tool_visible(p, server, principal, tool, corr)),
-                None => None,
-            };
-            match (filtered, mark) {
-                (Some(m), true) => Some(tools_list::mark_complete(&m).unwrap_or(m)),
-                (Some(m), false) => Some(m),
-                (None, true) => tools_list::mark_complete(msg),
-                (None, false) => None,
-            }
-        };
-        let out = match f.push(body.as_deref().unwrap_or(&[]), end, &mut rewrite) {
-            Ok(out) => out,
-            Err(e) => {
-                tracing::error!(corr_id = %corr, error = %e, "tools/list not filtered; response cut off");
-                return Error::e_explain(ErrorType::InternalError, e);
-            }
-        };
-        *body = if out.is_empty() { None } else { Some(Bytes::from(out)) };
+        response::on_body(&self.gw, ctx, body, end);
         Ok(None)
     }
 
@@ -470,7 +431,7 @@ impl GatewayProxy {
                 ctx.completion = f.completion;
                 ctx.durable = f.durable;
                 if f.filter_tools_list {
-                    ctx.filter = Some(ToolsListFilter::pending());
+                    ctx.filter = Some(response::Rewriting::for_body(&body));
                     ctx.policy = Some(policy.clone());
                 }
                 let forwarded = match f.body {
