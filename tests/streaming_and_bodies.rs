@@ -1,6 +1,7 @@
 //! Acceptance: request bodies up to the limit reach the upstream byte-identical (past
 //! pingora's 64 KiB replay buffer), larger ones get 413; SSE responses stream unbuffered and
-//! `tools/list` results are filtered inside SSE events split across chunks.
+//! `tools/list` results are filtered inside SSE events split across chunks, and a `tools/list`
+//! answer the gateway cannot check is replaced by a JSON-RPC error (fail closed).
 
 mod common;
 
@@ -148,4 +149,50 @@ fn tools_list_filtered_inside_sse_split_across_chunks() {
     };
     assert_eq!(tool_names(&gw.mint("alice", "acme", "mcp-user")), ["echo"]);
     assert_eq!(tool_names(&gw.mint("root", "acme", "mcp-admin")), ["echo", "read_secret"]);
+}
+
+#[test]
+fn tools_list_answers_that_cannot_be_checked_are_replaced_by_an_error() {
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = heads.clone();
+    let port = fake_upstream(move |head, body, s| {
+        seen.lock().expect("lock").push(head.to_ascii_lowercase());
+        let id = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["id"].as_u64()).unwrap_or(0);
+        let tools = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"echo"}},{{"name":"read_secret"}}]}}}}"#
+        );
+        let (ct, extra, body) = match id {
+            1 => ("application/json", "content-encoding: gzip\r\n", tools),
+            2 => ("text/plain", "", tools),
+            3 => ("application/json", "", tools.trim_end_matches('}').to_string()),
+            _ => ("text/event-stream", "", format!("event: message\ndata: {tools}")),
+        };
+        let _ =
+            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\n{extra}content-length: {}\r\n\r\n{body}", body.len());
+        let _ = s.flush();
+    });
+    let gw = gateway(port, "failclosed");
+    let token = gw.mint("alice", "acme", "mcp-user");
+    for id in 1..=4u64 {
+        let list = json!({"jsonrpc":"2.0","id":id,"method":"tools/list"});
+        let r = mcp_post(&gw.url("/mcp/demo"), Some(&token), &list, &[("accept-encoding", "gzip, br")]);
+        let text = String::from_utf8(r.body.clone()).expect("utf8");
+        assert!(!text.contains("read_secret"), "case {id} leaked: {text}");
+        assert!(r.header("content-encoding").is_none(), "case {id}");
+        let json = match id {
+            4 => text.strip_prefix("event: message\ndata: ").and_then(|t| t.strip_suffix("\n\n")).unwrap_or(&text),
+            _ => &text,
+        };
+        let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("case {id}: {e}: {text}"));
+        assert_eq!(v["id"], id, "{text}");
+        assert_eq!(v["error"]["code"], -32603, "{text}");
+        assert_eq!(v["error"]["data"]["code"], "PROVIDER_ERROR", "{text}");
+        assert_eq!(v["error"]["data"]["corr_id"].as_str(), r.header("x-correlation-id"), "{text}");
+        if id == 2 {
+            assert_eq!(r.header("content-type"), Some("application/json"));
+        }
+    }
+    let heads = heads.lock().expect("lock");
+    assert_eq!(heads.len(), 4);
+    assert!(heads.iter().all(|h| !h.contains("accept-encoding")), "{heads:?}");
 }

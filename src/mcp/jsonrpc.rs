@@ -106,7 +106,9 @@ pub fn check_headers(msg: &Message, mcp_method: Option<&str>, mcp_name: Option<&
         }
     }
     if let Some(h) = mcp_name {
-        if msg.target_name() != Some(h) {
+        // 2026-07-28 clients encode names that are not plain printable ASCII.
+        let name = crate::upstream::headers::decode_value(h);
+        if name.is_none() || msg.target_name() != name.as_deref() {
             return Err(mismatch("Mcp-Name"));
         }
     }

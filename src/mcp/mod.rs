@@ -1,6 +1,7 @@
 //! MCP wire handling and the two MCP doors: JSON-RPC messages, transport header checks, the
 //! `/mcp/{server}` door (`proxied`, `tool_call`), the federated endpoint's core
-//! (`federation`), the `tools/list` response filter, and MCP-native confirmation.
+//! (`federation`), the one SSE parser, the fail-closed response filter and byte-faithful
+//! `tools/list` filtering, and MCP-native confirmation.
 
 pub mod client;
 pub mod confirm;
@@ -12,6 +13,7 @@ pub mod jsonrpc;
 pub mod proxied;
 pub mod proxied_sessions;
 pub mod request_state;
+pub mod response_filter;
 pub mod session;
 pub mod sse;
 mod tool_call;

@@ -9,7 +9,7 @@ use crate::enforce::{Admitted, Outcome};
 use crate::mcp::inbound::ReadResponse;
 use crate::policy::PolicySnapshot;
 
-use super::filter::ToolsListFilter;
+use super::response::Rewriting;
 use super::route::Route;
 
 /// What the hooks know about one request.
@@ -33,7 +33,8 @@ pub struct Ctx {
     pub admitted: Option<Admitted>,
     /// How to treat the upstream's answer.
     pub read: ReadResponse,
-    pub filter: Option<ToolsListFilter>,
+    /// The response the gateway must read (`tools/list`, `resultType` marking).
+    pub filter: Option<Rewriting>,
     /// Length of the body sent upstream (the upstream `Content-Length`).
     pub forward_len: Option<usize>,
     pub upstream_start: Option<Instant>,

@@ -7,7 +7,7 @@ use pingora::Result;
 use serde_json::Value;
 
 use super::admit::Heads;
-use super::filter::ToolsListFilter;
+use super::response::Rewriting;
 use super::{respond, static_code, Ctx, GatewayProxy};
 use crate::enforce::Outcome;
 use crate::error::GatewayError;
@@ -95,9 +95,11 @@ impl GatewayProxy {
                 ctx.outcome = Some(f.admitted.outcome());
                 ctx.method = f.method;
                 ctx.read = f.read;
-                if f.read == ReadResponse::ToolsList || ctx.mark_complete {
-                    ctx.filter = Some(ToolsListFilter::pending());
+                if f.read == ReadResponse::ToolsList {
                     ctx.policy = Some(policy.clone());
+                }
+                if f.read == ReadResponse::ToolsList || ctx.mark_complete {
+                    ctx.filter = Some(Rewriting::for_body(&body));
                 }
                 if ctx.method.as_deref() == Some("initialize") {
                     ctx.opens_session = Some(f.elicitation);

@@ -16,12 +16,12 @@ mod admit;
 pub mod body;
 mod ctx;
 pub mod federated;
-pub mod filter;
 pub mod headers;
 mod mcp_server;
 mod metadata;
 pub mod origin;
 pub mod respond;
+mod response;
 pub mod rest;
 pub mod route;
 
@@ -42,10 +42,8 @@ use crate::enforce::{Completion, Early, MessageKind, Outcome};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::mcp::session::owner_key;
-use crate::mcp::tools_list;
 use crate::metrics::METRICS;
 pub use ctx::Ctx;
-use filter::ToolsListFilter;
 use route::Route;
 
 /// The gateway's HTTP proxy.
@@ -105,7 +103,9 @@ impl ProxyHttp for GatewayProxy {
         let Some(url) = server.url.clone() else {
             return Error::e_explain(ErrorType::InternalError, "stdio servers are not proxied");
         };
-        let addr = resolve(&url.host, url.port).await?;
+        let addr = crate::upstream::resolve(&url.host, url.port)
+            .await
+            .map_err(|e| Error::explain(ErrorType::ConnectNoRoute, e.to_string()))?;
         let mut peer = HttpPeer::new(addr, url.tls, url.host.clone());
         let limits = &self.gw.cfg.limits;
         let timeout = server.timeout(limits);
@@ -185,18 +185,7 @@ impl ProxyHttp for GatewayProxy {
                 resp.insert_header(k, v)?;
             }
         }
-        if ctx.filter.is_some() {
-            let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-            match ToolsListFilter::for_response(status, content_type) {
-                Some(f) => {
-                    ctx.filter = Some(f);
-                    resp.remove_header("content-length");
-                    resp.insert_header("transfer-encoding", "chunked")?;
-                }
-                None => ctx.filter = None,
-            }
-        }
-        Ok(())
+        response::on_headers(ctx, resp)
     }
 
     fn response_body_filter(
@@ -206,38 +195,7 @@ impl ProxyHttp for GatewayProxy {
         end: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
-        let (Some(f), Some(server), Some(principal)) =
-            (ctx.filter.as_mut(), ctx.server.as_ref(), ctx.principal.as_ref())
-        else {
-            return Ok(None);
-        };
-        let gw = &self.gw;
-        let corr = ctx.corr_id.as_str();
-        let policy = ctx.policy.as_ref();
-        let mark = ctx.mark_complete;
-        let filter_list = ctx.read == crate::mcp::inbound::ReadResponse::ToolsList;
-        let mut rewrite = |msg: &Value| {
-            let filtered = match policy {
-                Some(p) if filter_list => {
-                    tools_list::filter(msg, &mut |tool| gw.tool_visible(p, server, principal, tool, corr))
-                }
-                _ => None,
-            };
-            match (filtered, mark) {
-                (Some(m), true) => Some(tools_list::mark_complete(&m).unwrap_or(m)),
-                (Some(m), false) => Some(m),
-                (None, true) => tools_list::mark_complete(msg),
-                (None, false) => None,
-            }
-        };
-        let out = match f.push(body.as_deref().unwrap_or(&[]), end, &mut rewrite) {
-            Ok(out) => out,
-            Err(e) => {
-                tracing::error!(corr_id = %corr, error = %e, "tools/list not filtered; response cut off");
-                return Error::e_explain(ErrorType::InternalError, e);
-            }
-        };
-        *body = if out.is_empty() { None } else { Some(Bytes::from(out)) };
+        response::on_body(&self.gw, ctx, body, end);
         Ok(None)
     }
 
@@ -437,18 +395,5 @@ fn static_code(code: &str) -> &'static str {
         "UNAUTHORIZED" => "UNAUTHORIZED",
         "PAYLOAD_TOO_LARGE" => "PAYLOAD_TOO_LARGE",
         _ => "ERROR",
-    }
-}
-
-async fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr> {
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(std::net::SocketAddr::new(ip, port));
-    }
-    let mut addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| Error::because(ErrorType::ConnectNoRoute, format!("resolving {host}"), e))?;
-    match addrs.next() {
-        Some(a) => Ok(a),
-        None => Error::e_explain(ErrorType::ConnectNoRoute, "upstream host did not resolve"),
     }
 }

@@ -14,9 +14,9 @@ use ureq::Body;
 
 use crate::upstream::{headers, tls};
 
-use super::sse::SseParser;
 use super::wire::{self, Incoming};
 use super::ClientError;
+use crate::mcp::sse::{SseItem, SseParser};
 
 /// Longest error-body excerpt kept in [`ClientError::Http`].
 const BODY_EXCERPT: usize = 512;
@@ -206,7 +206,12 @@ impl HttpConn {
         let mut buf = [0u8; 8192];
         loop {
             let n = reader.read(&mut buf).map_err(map_io)?;
-            let events = if n == 0 { parser.finish().into_iter().collect() } else { parser.feed(&buf[..n]) };
+            // Lenient: a server that closes right after its last `data:` line still counts.
+            let events: Vec<_> = if n == 0 {
+                parser.finish().event.into_iter().collect()
+            } else {
+                parser.feed(&buf[..n]).into_iter().filter_map(SseItem::into_event).collect()
+            };
             for ev in events {
                 if ev.event != "message" {
                     continue; // MCP only uses the default event type for JSON-RPC messages

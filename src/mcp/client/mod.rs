@@ -11,7 +11,6 @@
 //! the upstream waiting.
 
 mod http;
-pub mod sse;
 mod stdio;
 pub mod wire;
 
