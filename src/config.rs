@@ -241,6 +241,21 @@ pub struct RateLimitConfig {
     pub default_rps: f64,
     /// Bucket capacity. Env `RATE_BUCKET_BURST`.
     pub burst: u64,
+    /// Sustained rate of protocol plumbing (`initialize`, `ping`, `tools/list`,
+    /// notifications, the GET stream, …) per tenant + subject + server + method: generous,
+    /// since clients send several per session, but bounded so no caller floods a server.
+    #[serde(default = "default_plumbing_rps")]
+    pub plumbing_rps: f64,
+    /// Bucket capacity for protocol plumbing.
+    #[serde(default = "default_plumbing_burst")]
+    pub plumbing_burst: u64,
+}
+
+fn default_plumbing_rps() -> f64 {
+    50.0
+}
+fn default_plumbing_burst() -> u64 {
+    200
 }
 
 /// Confirmation holds.

@@ -12,9 +12,20 @@ pub fn bucket_key(tenant: &str, sub: &str, tool_id: &str) -> String {
     format!("rl:{}:{tenant}:{}:{sub}:{tool_id}", tenant.len(), sub.len())
 }
 
+/// Which configured default applies to a call (a matching rule's own limit wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateClass {
+    /// Tool calls and content methods: `default_rps` / `burst`.
+    #[default]
+    Call,
+    /// Protocol plumbing: `plumbing_rps` / `plumbing_burst`.
+    Plumbing,
+}
+
 /// Applies the limit; `Ok(Some(outcome))` when allowed (for `RateLimit-*` headers).
 pub async fn check(
     cfg: &RateLimitConfig,
+    class: RateClass,
     state: &dyn StateStore,
     key: &str,
     over: Option<RateOverride>,
@@ -24,6 +35,7 @@ pub async fn check(
     }
     let spec = match over {
         Some(o) if o.rps > 0.0 && o.burst > 0 => RateSpec { rps: o.rps, burst: o.burst },
+        _ if class == RateClass::Plumbing => RateSpec { rps: cfg.plumbing_rps, burst: cfg.plumbing_burst },
         _ => RateSpec { rps: cfg.default_rps, burst: cfg.burst },
     };
     let out = state

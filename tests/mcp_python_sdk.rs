@@ -92,7 +92,7 @@ fn flow(mode: &str) {
         "\"result\":\"deny\"",
         "\"result\":\"hold\"",
         "\"result\":\"confirmed\"",
-        "\"result\":\"confirm_failed\"",
+        "\"result\":\"conflict\"",
     ] {
         assert!(audit.contains(result), "audit lacks {result}");
     }

@@ -78,6 +78,8 @@ pub struct Call<'a> {
     pub origin: Origin<'a>,
     /// Token bucket to take from once allowed; `None`: not rate limited.
     pub rate_key: Option<String>,
+    /// Which configured default limit applies.
+    pub rate_class: crate::ratelimit::RateClass,
     /// A call that changes something upstream (tools): its decision record is fsynced
     /// before it is answered and a completion record follows.
     pub write_class: bool,
@@ -110,6 +112,7 @@ impl<'a> Call<'a> {
             message,
             origin,
             rate_key: None,
+            rate_class: crate::ratelimit::RateClass::Call,
             write_class: false,
             presented: None,
         }

@@ -175,7 +175,7 @@ impl Enforcer {
         let key = call.rate_key.as_ref().filter(|_| call.presented.is_none());
         let rate = match key {
             Some(key) => {
-                match ratelimit::check(&self.cfg.rate_limit, self.state.as_ref(), key, decision.rate_limit).await {
+                match ratelimit::check(&self.cfg.rate_limit, call.rate_class, self.state.as_ref(), key, decision.rate_limit).await {
                     Ok(r) => r,
                     Err(e) => return Err(self.record_refusal(&call, &decision, e).await),
                 }

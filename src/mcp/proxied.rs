@@ -34,6 +34,20 @@ pub const CLIENT_NOTIFICATIONS: &[&str] = &[
     "notifications/roots/list_changed",
 ];
 
+/// Methods that are protocol plumbing rather than content: their own, generous rate limit.
+pub const PLUMBING: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "subscriptions/listen",
+    "logging/setLevel",
+    "completion/complete",
+    "response",
+    "connect",
+    "disconnect",
+];
+
 static NO_PARAMS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
 
 impl Gateway {
@@ -162,6 +176,9 @@ impl Gateway {
         call.args_hash = Some(canonical::hash(params));
         call.rate_key =
             Some(ratelimit::bucket_key(&req.principal.tenant, &req.principal.sub, &format!("{resource_id}:{method}")));
+        if PLUMBING.contains(&method) || kind == MessageKind::Notification {
+            call.rate_class = crate::ratelimit::RateClass::Plumbing;
+        }
         call.tool_id = Some(resource_id);
         call.provider = Some("mcp".into());
         call.server = Some(req.server.name.clone());
@@ -194,3 +211,6 @@ fn kind_of_method(http_method: &str) -> MessageKind {
         _ => MessageKind::Request,
     }
 }
+
+#[cfg(test)]
+mod tests;

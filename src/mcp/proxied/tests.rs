@@ -1,0 +1,155 @@
+//! The `/mcp/{server}` door without sockets: what it forwards, refuses and records.
+
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::enforce::Outcome;
+use crate::gateway::testing::{records, test_gateway};
+use crate::gateway::Gateway;
+use crate::mcp::inbound::{self, Inbound, ReadResponse, Verdict};
+
+fn who(roles: &[&str]) -> Principal {
+    Principal {
+        sub: "a".into(),
+        tenant: "acme".into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ..Principal::anonymous()
+    }
+}
+
+/// Sends one request through the door; returns (status or 0 for a forward, outcome, read).
+async fn send(gw: &Gateway, p: &Principal, method: &str, body: &[u8], session: Option<&str>) -> (u16, Outcome, Option<ReadResponse>) {
+    let server = gw.catalog.server("demo").unwrap();
+    let policy = gw.policy.snapshot();
+    let parsed = (method == "POST").then(|| inbound::parse(body, None, None));
+    let req = Inbound {
+        policy: &policy,
+        server: &server,
+        principal: p,
+        http_method: method,
+        body,
+        message: parsed.as_ref(),
+        target_name: None,
+        has_body: !body.is_empty(),
+        mcp_method_header: None,
+        mcp_name_header: None,
+        session_id: session,
+        action_token_header: None,
+        protocol_version: None,
+        path: "/mcp/demo",
+        client_ip: "127.0.0.1",
+        corr_id: "c",
+        session_elicitation: false,
+    };
+    match gw.mcp_server_request(&req).await {
+        Verdict::Answer(a) => (a.status, a.outcome, None),
+        Verdict::Forward(f) => (0, f.admitted.outcome(), Some(f.read)),
+        Verdict::Elicit(_) => (0, Outcome::Held, None),
+    }
+}
+
+fn msg(v: Value) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn every_message_kind_is_decided_and_only_admitted_ones_forward() {
+    let gw = test_gateway("door-kinds", &[("FASTMCP__MCP__SERVERS__DEMO__TOOL_TAGS", "{echo: []}")]);
+    let (admin, nobody) = (who(&["mcp-admin"]), who(&["nobody"]));
+    let call = msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}}));
+    let init = msg(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}));
+    let list = msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let note = msg(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let smuggled = msg(json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "echo"}}));
+    let answer = msg(json!({"jsonrpc": "2.0", "id": "s1", "result": {}}));
+
+    assert_eq!(send(&gw, &admin, "POST", &call, None).await, (0, Outcome::Allowed, Some(ReadResponse::Pass)));
+    assert_eq!(send(&gw, &admin, "POST", &list, None).await, (0, Outcome::Allowed, Some(ReadResponse::ToolsList)));
+    assert_eq!(send(&gw, &admin, "POST", &init, None).await.1, Outcome::Allowed);
+    assert_eq!(send(&gw, &admin, "POST", &note, None).await.1, Outcome::Allowed);
+    assert_eq!(send(&gw, &admin, "GET", b"", None).await.1, Outcome::Allowed);
+    for body in [&call, &init, &list, &note] {
+        assert_eq!(send(&gw, &nobody, "POST", body, None).await.0, 403, "no roles reach nothing");
+    }
+    assert_eq!(send(&gw, &nobody, "GET", b"", None).await.0, 403);
+    assert_eq!(send(&gw, &admin, "POST", &smuggled, None).await.0, 400, "a tools/call notification is never forwarded");
+    assert_eq!(send(&gw, &admin, "POST", &answer, None).await.0, 400, "a response needs the caller's session");
+    assert_eq!(send(&gw, &admin, "POST", &answer, Some("stolen")).await.0, 404, "someone else's session is not found");
+    assert_eq!(send(&gw, &admin, "GET", &call, None).await.0, 400, "a GET with a body");
+    assert_eq!(send(&gw, &admin, "DELETE", b"", None).await.0, 400, "DELETE needs a session");
+    assert_eq!(send(&gw, &admin, "POST", b"[1]", None).await.0, 400);
+    assert_eq!(send(&gw, &admin, "POST", b"", None).await.0, 400);
+
+    gw.proxied.opened("demo", "mine", "acme\0a", false, chrono::Utc::now().timestamp());
+    assert_eq!(send(&gw, &admin, "POST", &answer, Some("mine")).await.1, Outcome::Allowed, "own session");
+    assert_eq!(send(&gw, &admin, "DELETE", b"", Some("mine")).await.1, Outcome::Allowed);
+
+    let decisions = records(&gw).into_iter().filter(|r| r["phase"] == "decision").count();
+    assert_eq!(decisions, 19, "one decision record per request");
+}
+
+#[tokio::test]
+async fn denied_calls_use_no_quota() {
+    let gw = test_gateway("door-quota", &[("RATE_BUCKET_BURST", "2"), ("RATE_LIMIT_DEFAULT_RPS", "0.001")]);
+    let call = msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"a": 1}}}));
+    for _ in 0..5 {
+        assert_eq!(send(&gw, &who(&["agent"]), "POST", &call, None).await.0, 403);
+    }
+    let admin = who(&["mcp-admin"]);
+    // Unannotated tools are destructive: held, but still rate limited after policy.
+    assert_eq!(send(&gw, &admin, "POST", &call, None).await.1, Outcome::Held);
+    assert_eq!(send(&gw, &admin, "POST", &call, None).await.1, Outcome::Held);
+    assert_eq!(send(&gw, &admin, "POST", &call, None).await.0, 429);
+}
+
+#[tokio::test]
+async fn a_held_call_forwards_once_without_the_gateways_token() {
+    let gw = test_gateway("door-hold", &[]);
+    let admin = who(&["mcp-admin"]);
+    let server = gw.catalog.server("demo").unwrap();
+    let policy = gw.policy.snapshot();
+    let body = |token: Option<&str>| {
+        let mut v = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "rm", "arguments": {"a": 1}}});
+        if let Some(t) = token {
+            v["params"]["_meta"] = json!({"fastmcp/action_token": t});
+        }
+        msg(v)
+    };
+    let run = |b: Vec<u8>| {
+        let parsed = inbound::parse(&b, None, None);
+        let gw = &gw;
+        let (server, policy, admin) = (&server, &policy, &admin);
+        async move {
+            let req = Inbound {
+                policy,
+                server,
+                principal: admin,
+                http_method: "POST",
+                body: &b,
+                message: Some(&parsed),
+                target_name: None,
+                has_body: true,
+                mcp_method_header: None,
+                mcp_name_header: None,
+                session_id: None,
+                action_token_header: None,
+                protocol_version: None,
+                path: "/mcp/demo",
+                client_ip: "127.0.0.1",
+                corr_id: "c",
+                session_elicitation: false,
+            };
+            match gw.mcp_server_request(&req).await {
+                Verdict::Answer(a) => Err((a.status, a.body)),
+                Verdict::Forward(f) => Ok(f.body),
+                Verdict::Elicit(_) => Err((0, Value::Null)),
+            }
+        }
+    };
+    let (_, held) = run(body(None)).await.unwrap_err();
+    let token = held["error"]["data"]["action_token"].as_str().unwrap().to_string();
+    let sent = run(body(Some(&token))).await.unwrap().unwrap();
+    let sent: Value = serde_json::from_slice(&sent).unwrap();
+    assert!(sent["params"]["_meta"].get("fastmcp/action_token").is_none(), "the gateway's token is not forwarded");
+    assert_eq!(run(body(Some(&token))).await.unwrap_err().0, 409, "single use");
+}
