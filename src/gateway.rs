@@ -126,6 +126,16 @@ pub(crate) mod testing {
         })
     }
 
+    /// A principal of tenant `acme` with `roles`.
+    pub(crate) fn principal(sub: &str, roles: &[&str]) -> Principal {
+        Principal {
+            sub: sub.into(),
+            tenant: "acme".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Principal::anonymous()
+        }
+    }
+
     /// The audit records written so far in `gw`'s audit dir, parsed.
     pub(crate) fn records(gw: &Gateway) -> Vec<serde_json::Value> {
         let mut out = Vec::new();

@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 fn message(r: &Resp) -> Value {
     let text = String::from_utf8_lossy(&r.body).to_string();
     if r.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")) {
-        let data = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).filter(|d| d.contains("\"id\""));
-        return data.last().map(|d| serde_json::from_str(d).expect("event JSON")).unwrap_or(Value::Null);
+        let mut data =
+            text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).filter(|d| d.contains("\"id\""));
+        return data.next_back().map(|d| serde_json::from_str(d).expect("event JSON")).unwrap_or(Value::Null);
     }
     r.json()
 }
@@ -107,7 +108,8 @@ fn a_financial_call_needs_someone_else_on_every_door() {
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let body = r.json();
     assert_eq!(body["approval_required"], true);
-    let (hold, token) = (body["hold_id"].as_str().unwrap().to_string(), body["action_token"].as_str().unwrap().to_string());
+    let (hold, token) =
+        (body["hold_id"].as_str().unwrap().to_string(), body["action_token"].as_str().unwrap().to_string());
     let confirm = gw.url("/tools/mcp:demo:delete_item/confirm");
     let payload = json!({"action_token": token}).to_string();
     let r = http("POST", &confirm, &[("authorization", &auth)], payload.as_bytes());

@@ -1,12 +1,9 @@
-//! MCP upstream credentials: the agent's credentials are removed from a proxied request and the
-//! server's own credential is injected. The agent's JWT never leaves the gateway.
+//! MCP upstream credentials: the server's own credential, injected into every forwarded
+//! request (the agent's never goes: `proxy::headers` forwards an allow-list only).
 
 use http::{HeaderName, HeaderValue};
 
 use crate::catalog::McpServer;
-
-/// Request headers that carry the agent's or the gateway's secrets: never forwarded.
-pub const STRIPPED_REQUEST_HEADERS: &[&str] = &["authorization", "proxy-authorization", "x-action-token"];
 
 /// The header to inject for `server`, if it has a credential.
 pub fn credential(server: &McpServer) -> Option<(HeaderName, HeaderValue)> {

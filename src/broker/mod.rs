@@ -35,7 +35,7 @@ pub use config::{
     StaticConfig, StaticSubjectConfig, SubjectTokenConfig, TokenExchangeConfig,
 };
 pub use error::BrokerError;
-pub use mcp_header::{credential, STRIPPED_REQUEST_HEADERS};
+pub use mcp_header::credential;
 pub use mint::Signer;
 pub use secret::Secret;
 

@@ -175,7 +175,15 @@ impl Enforcer {
         let key = call.rate_key.as_ref().filter(|_| call.presented.is_none());
         let rate = match key {
             Some(key) => {
-                match ratelimit::check(&self.cfg.rate_limit, call.rate_class, self.state.as_ref(), key, decision.rate_limit).await {
+                match ratelimit::check(
+                    &self.cfg.rate_limit,
+                    call.rate_class,
+                    self.state.as_ref(),
+                    key,
+                    decision.rate_limit,
+                )
+                .await
+                {
                     Ok(r) => r,
                     Err(e) => return Err(self.record_refusal(&call, &decision, e).await),
                 }
@@ -540,18 +548,15 @@ fn decide(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decisi
     d
 }
 
-/// Actions come from caller-chosen method names: the metric label set stays bounded.
+/// Actions come from caller-chosen method names: the metric label set stays bounded
+/// (`mcp.<method>` is one label; `fastmcp_mcp_requests_total` has the method).
 fn metric_action(action: &str) -> &'static str {
     match action {
         "tools.invoke" => "tools.invoke",
         "tools.confirm" => "tools.confirm",
         "catalog:list" => "catalog:list",
         "manifests.register" => "manifests.register",
-        a if a.starts_with("mcp.tools/") => "mcp.tools",
-        a if a.starts_with("mcp.resources/") => "mcp.resources",
-        a if a.starts_with("mcp.prompts/") => "mcp.prompts",
-        a if a.starts_with("mcp.notifications/") => "mcp.notifications",
-        a if a.starts_with("mcp.") => "mcp.other",
+        a if a.starts_with("mcp.") => "mcp.method",
         _ => "other",
     }
 }

@@ -3,16 +3,11 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::gateway::testing::{records, test_gateway};
+use crate::gateway::testing::{principal, records, test_gateway};
 use crate::gateway::Gateway;
 
 fn who(sub: &str, roles: &[&str]) -> Principal {
-    Principal {
-        sub: sub.into(),
-        tenant: "acme".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        ..Principal::anonymous()
-    }
+    principal(sub, roles)
 }
 
 const ORIGIN: Origin<'static> =

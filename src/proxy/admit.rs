@@ -103,6 +103,19 @@ impl GatewayProxy {
         }
     }
 
+    /// An MCP door's body: the whole POST body (bounded), or nothing for GET and DELETE (a
+    /// body there is refused by the door unread). `None`: refused and answered.
+    pub(super) async fn door_body(&self, session: &mut Session, ctx: &mut Ctx, heads: &Heads) -> Result<Option<Bytes>> {
+        if ctx.is_post {
+            return self.read_body(session, ctx).await;
+        }
+        if heads.has_body {
+            // Never read: the connection cannot be reused after an unread body.
+            session.set_keepalive(None);
+        }
+        Ok(Some(Bytes::new()))
+    }
+
     /// Reads the whole request body (bounded). `None`: refused and answered.
     pub(super) async fn read_body(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Bytes>> {
         match body::read_all(session, self.gw.cfg.limits.max_body_bytes).await {

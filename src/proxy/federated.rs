@@ -10,7 +10,7 @@ use pingora::Result;
 use serde_json::Value;
 
 use super::admit::Heads;
-use super::{respond, static_code, Ctx, GatewayProxy};
+use super::{respond, Ctx, GatewayProxy};
 use crate::mcp::federation::door::{FedRequest, Reply};
 use crate::mcp::federation::stream::EventSink;
 use crate::mcp::inbound::{self, Verdict};
@@ -22,16 +22,8 @@ impl GatewayProxy {
             return Ok(true);
         };
         let heads = Heads::of(session);
-        let body = if ctx.is_post {
-            match self.read_body(session, ctx).await? {
-                Some(b) => b,
-                None => return Ok(true),
-            }
-        } else {
-            if heads.has_body {
-                session.set_keepalive(None);
-            }
-            Bytes::new()
+        let Some(body) = self.door_body(session, ctx, &heads).await? else {
+            return Ok(true);
         };
         let parsed = ctx.is_post.then(|| inbound::parse(&body, heads.mcp_method.as_deref(), heads.mcp_name.as_deref()));
         let policy = self.gw.policy.snapshot();
@@ -54,14 +46,7 @@ impl GatewayProxy {
         let reply = self.gw.federated(&req, &servers).await;
         ctx.recorded = true;
         match reply {
-            Reply::Json(a) => {
-                ctx.outcome = Some(a.outcome);
-                ctx.method = a.method;
-                let code = a.body.pointer("/error/data/code").and_then(Value::as_str).map(static_code);
-                ctx.answered = Some((a.status, code));
-                respond::json(session, a.status, &a.body, &ctx.corr_id, &a.headers).await?;
-                Ok(true)
-            }
+            Reply::Json(a) => self.apply(session, ctx, Verdict::Answer(a), body, &policy).await,
             Reply::Accepted => {
                 ctx.outcome = Some(crate::enforce::Outcome::Allowed);
                 ctx.answered = Some((202, None));

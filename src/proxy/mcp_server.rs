@@ -30,17 +30,8 @@ impl GatewayProxy {
             return self.answer_error(session, ctx, &e, Outcome::NotFound).await;
         }
         let heads = Heads::of(session);
-        let body = if ctx.is_post {
-            match self.read_body(session, ctx).await? {
-                Some(b) => b,
-                None => return Ok(true),
-            }
-        } else {
-            if heads.has_body {
-                // Never read: a GET or DELETE with a body is refused as it is.
-                session.set_keepalive(None);
-            }
-            Bytes::new()
+        let Some(body) = self.door_body(session, ctx, &heads).await? else {
+            return Ok(true);
         };
         let parsed = ctx.is_post.then(|| inbound::parse(&body, heads.mcp_method.as_deref(), heads.mcp_name.as_deref()));
         let policy = self.gw.policy.snapshot();

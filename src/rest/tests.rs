@@ -5,16 +5,11 @@ use serde_json::{json, Value};
 
 use super::{catalog, invoke, register, Reply, RestRequest};
 use crate::auth::Principal;
-use crate::gateway::testing::test_gateway;
+use crate::gateway::testing::{principal, test_gateway};
 use crate::gateway::Gateway;
 
 fn who(sub: &str, roles: &[&str]) -> Principal {
-    Principal {
-        sub: sub.into(),
-        tenant: "acme".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        ..Principal::anonymous()
-    }
+    principal(sub, roles)
 }
 
 async fn call(gw: &Gateway, p: &Principal, tool: &str, body: Value, key: Option<&str>) -> Reply {

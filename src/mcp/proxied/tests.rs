@@ -3,44 +3,60 @@
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
+use crate::catalog::McpServer;
 use crate::enforce::Outcome;
-use crate::gateway::testing::{records, test_gateway};
+use crate::gateway::testing::{principal, records, test_gateway};
 use crate::gateway::Gateway;
 use crate::mcp::inbound::{self, Inbound, ReadResponse, Verdict};
+use crate::policy::PolicySnapshot;
 
 fn who(roles: &[&str]) -> Principal {
-    Principal {
-        sub: "a".into(),
-        tenant: "acme".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        ..Principal::anonymous()
-    }
+    principal("a", roles)
 }
 
-/// Sends one request through the door; returns (status or 0 for a forward, outcome, read).
-async fn send(gw: &Gateway, p: &Principal, method: &str, body: &[u8], session: Option<&str>) -> (u16, Outcome, Option<ReadResponse>) {
-    let server = gw.catalog.server("demo").unwrap();
-    let policy = gw.policy.snapshot();
-    let parsed = (method == "POST").then(|| inbound::parse(body, None, None));
-    let req = Inbound {
-        policy: &policy,
-        server: &server,
+/// A request to `/mcp/demo` with no optional headers.
+fn inbound<'a>(
+    policy: &'a PolicySnapshot,
+    server: &'a McpServer,
+    p: &'a Principal,
+    method: &'a str,
+    body: &'a [u8],
+    parsed: Option<&'a inbound::Parsed>,
+) -> Inbound<'a> {
+    Inbound {
+        policy,
+        server,
         principal: p,
         http_method: method,
         body,
-        message: parsed.as_ref(),
+        message: parsed,
         target_name: None,
         has_body: !body.is_empty(),
         mcp_method_header: None,
         mcp_name_header: None,
-        session_id: session,
+        session_id: None,
         action_token_header: None,
         protocol_version: None,
         path: "/mcp/demo",
         client_ip: "127.0.0.1",
         corr_id: "c",
         session_elicitation: false,
-    };
+    }
+}
+
+/// Sends one request through the door; returns (status or 0 for a forward, outcome, read).
+async fn send(
+    gw: &Gateway,
+    p: &Principal,
+    method: &str,
+    body: &[u8],
+    session: Option<&str>,
+) -> (u16, Outcome, Option<ReadResponse>) {
+    let server = gw.catalog.server("demo").unwrap();
+    let policy = gw.policy.snapshot();
+    let parsed = (method == "POST").then(|| inbound::parse(body, None, None));
+    let mut req = inbound(&policy, &server, p, method, body, parsed.as_ref());
+    req.session_id = session;
     match gw.mcp_server_request(&req).await {
         Verdict::Answer(a) => (a.status, a.outcome, None),
         Verdict::Forward(f) => (0, f.admitted.outcome(), Some(f.read)),
@@ -91,7 +107,8 @@ async fn every_message_kind_is_decided_and_only_admitted_ones_forward() {
 #[tokio::test]
 async fn denied_calls_use_no_quota() {
     let gw = test_gateway("door-quota", &[("RATE_BUCKET_BURST", "2"), ("RATE_LIMIT_DEFAULT_RPS", "0.001")]);
-    let call = msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"a": 1}}}));
+    let call =
+        msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"a": 1}}}));
     for _ in 0..5 {
         assert_eq!(send(&gw, &who(&["agent"]), "POST", &call, None).await.0, 403);
     }
@@ -109,7 +126,8 @@ async fn a_held_call_forwards_once_without_the_gateways_token() {
     let server = gw.catalog.server("demo").unwrap();
     let policy = gw.policy.snapshot();
     let body = |token: Option<&str>| {
-        let mut v = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "rm", "arguments": {"a": 1}}});
+        let mut v =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "rm", "arguments": {"a": 1}}});
         if let Some(t) = token {
             v["params"]["_meta"] = json!({"fastmcp/action_token": t});
         }
@@ -120,25 +138,7 @@ async fn a_held_call_forwards_once_without_the_gateways_token() {
         let gw = &gw;
         let (server, policy, admin) = (&server, &policy, &admin);
         async move {
-            let req = Inbound {
-                policy,
-                server,
-                principal: admin,
-                http_method: "POST",
-                body: &b,
-                message: Some(&parsed),
-                target_name: None,
-                has_body: true,
-                mcp_method_header: None,
-                mcp_name_header: None,
-                session_id: None,
-                action_token_header: None,
-                protocol_version: None,
-                path: "/mcp/demo",
-                client_ip: "127.0.0.1",
-                corr_id: "c",
-                session_elicitation: false,
-            };
+            let req = inbound(policy, server, admin, "POST", &b, Some(&parsed));
             match gw.mcp_server_request(&req).await {
                 Verdict::Answer(a) => Err((a.status, a.body)),
                 Verdict::Forward(f) => Ok(f.body),
