@@ -186,6 +186,16 @@ fn default_query_timeout_ms() -> u64 {
     5000
 }
 
+fn default_jwks_refresh_seconds() -> u64 {
+    300
+}
+fn default_jwks_max_age_min_seconds() -> u64 {
+    30
+}
+fn default_jwks_max_age_max_seconds() -> u64 {
+    300
+}
+
 /// JWT verification settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,17 +208,34 @@ pub struct AuthConfig {
     pub audience: String,
     /// Algorithm of the dev key and of JWKS keys without `alg`: RS256 or ES256. Env `JWT_ALG`.
     pub algorithm: String,
-    /// JWKS file. Env `JWKS_FILE`.
+    /// JWKS file, re-read every `jwks_refresh_seconds`. Env `JWKS_FILE`.
     pub jwks_file: String,
-    /// JWKS URL, refetched on an unknown kid. Env `JWKS_URL`.
+    /// JWKS URL, refetched every `jwks_refresh_seconds` and on an unknown kid. Env `JWKS_URL`.
     pub jwks_url: String,
     /// Minimum seconds between refetches caused by unknown kids.
     pub jwks_refresh_min_interval_seconds: u64,
-    /// Allowed clock skew for `exp` and `nbf`, seconds.
+    /// Seconds between background reloads of the JWKS (URL or file): a key removed from the
+    /// JWKS stops verifying — cached tokens included — within this long. A failed reload keeps
+    /// the current keys and is retried sooner (1 s, doubling, up to this). 1..=86400.
+    #[serde(default = "default_jwks_refresh_seconds")]
+    pub jwks_refresh_seconds: u64,
+    /// Lower bound on a JWKS server's `Cache-Control: max-age` (and `no-cache`/`no-store`,
+    /// which count as 0), so the server cannot make the gateway fetch in a loop. At least 1.
+    #[serde(default = "default_jwks_max_age_min_seconds")]
+    pub jwks_max_age_min_seconds: u64,
+    /// Upper bound on a JWKS server's `Cache-Control: max-age`, so the server cannot stall
+    /// refreshes (and with it key revocation). At least `jwks_max_age_min_seconds`, at most
+    /// 86400. The default equals the default refresh interval: `max-age` can then only make
+    /// refreshes more frequent.
+    #[serde(default = "default_jwks_max_age_max_seconds")]
+    pub jwks_max_age_max_seconds: u64,
+    /// Allowed clock skew for `exp`, `nbf` and `iat` (a token issued further in the future is
+    /// refused), seconds.
     pub leeway_seconds: u64,
     /// Tokens longer than this many bytes are refused unparsed.
     pub max_token_bytes: usize,
-    /// Verified tokens remembered until their `exp`.
+    /// Verified tokens remembered until their `exp`, and only while the key that verified
+    /// them is in the current key set.
     pub cache_entries: usize,
     /// Authorization servers advertised in RFC 9728 metadata; empty means the issuer.
     pub authorization_servers: Vec<String>,
@@ -552,6 +579,20 @@ impl Config {
         if self.auth.leeway_seconds > 600 {
             return Err(ConfigError::new("auth.leeway_seconds", "must be at most 600"));
         }
+        if !(1..=86_400).contains(&self.auth.jwks_refresh_seconds) {
+            return Err(ConfigError::new("auth.jwks_refresh_seconds", "must be between 1 and 86400"));
+        }
+        if self.auth.jwks_max_age_min_seconds == 0 {
+            return Err(ConfigError::new("auth.jwks_max_age_min_seconds", "must be at least 1"));
+        }
+        if self.auth.jwks_max_age_max_seconds < self.auth.jwks_max_age_min_seconds
+            || self.auth.jwks_max_age_max_seconds > 86_400
+        {
+            return Err(ConfigError::new(
+                "auth.jwks_max_age_max_seconds",
+                "must be at least auth.jwks_max_age_min_seconds and at most 86400",
+            ));
+        }
         if self.holds.token_bytes < 24 {
             return Err(ConfigError::new("holds.token_bytes", "must be at least 24"));
         }
@@ -749,6 +790,23 @@ mod tests {
         assert_eq!(e.key, "mcp.servers.x.url");
         let e = Config::load(None, env(&[("FASTMCP__AUDIT__NOPE", "1")])).unwrap_err();
         assert!(e.key.starts_with("audit"), "{e}");
+    }
+
+    #[test]
+    fn jwks_refresh_bounds_are_validated() {
+        let c = Config::load(None, env(&[])).unwrap();
+        let a = &c.auth;
+        assert_eq!((a.jwks_refresh_seconds, a.jwks_max_age_min_seconds, a.jwks_max_age_max_seconds), (300, 30, 300));
+        for (key, value, named) in [
+            ("FASTMCP__AUTH__JWKS_REFRESH_SECONDS", "0", "auth.jwks_refresh_seconds"),
+            ("FASTMCP__AUTH__JWKS_REFRESH_SECONDS", "86401", "auth.jwks_refresh_seconds"),
+            ("FASTMCP__AUTH__JWKS_MAX_AGE_MIN_SECONDS", "0", "auth.jwks_max_age_min_seconds"),
+            ("FASTMCP__AUTH__JWKS_MAX_AGE_MIN_SECONDS", "301", "auth.jwks_max_age_max_seconds"),
+            ("FASTMCP__AUTH__JWKS_MAX_AGE_MAX_SECONDS", "86401", "auth.jwks_max_age_max_seconds"),
+        ] {
+            let e = Config::load(None, env(&[(key, value)])).unwrap_err();
+            assert_eq!(e.key, named, "{key}={value}: {e}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub mcp_requests: IntCounterVec,
     pub policy_eval: HistogramVec,
     pub jwt_failures: IntCounterVec,
+    pub jwks_refreshes: IntCounterVec,
     pub upstream_duration: HistogramVec,
     pub audit_records: IntCounterVec,
     pub holds_pending: IntGauge,
@@ -70,6 +71,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["action"],
         ),
         jwt_failures: counter(&registry, "fastmcp_jwt_failures_total", "Refused bearer tokens by reason", &["reason"]),
+        jwks_refreshes: counter(
+            &registry,
+            "fastmcp_jwks_refreshes_total",
+            "Background JWKS reloads by result (changed, unchanged, error)",
+            &["result"],
+        ),
         upstream_duration: histogram(
             &registry,
             "fastmcp_upstream_duration_seconds",

@@ -11,7 +11,8 @@ use crate::admin::AdminApp;
 use crate::audit::AuditLog;
 use crate::auth::devkeys::DevKey;
 use crate::auth::keys::{KeySet, VerifyKey};
-use crate::auth::{fetch_jwks, parse_alg, Authenticator, KeySource};
+use crate::auth::refresh::Schedule;
+use crate::auth::{parse_alg, Authenticator, KeySource};
 use crate::broker::Signer;
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -27,9 +28,9 @@ use crate::rest::RestState;
 use crate::state::memory::MemoryState;
 
 /// Builds every component. Errors are startup failures (exit 2).
-pub fn build_gateway(cfg: Config, runtime: &tokio::runtime::Runtime) -> Result<Gateway, String> {
+pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
     let auth = if cfg.auth.enabled {
-        Some(build_auth(&cfg, runtime)?)
+        Some(build_auth(&cfg)?)
     } else {
         tracing::warn!("authentication is DISABLED (auth.enabled=false): every caller is anonymous");
         None
@@ -85,30 +86,37 @@ fn gateway_signer(cfg: &Config) -> Result<Option<Signer>, String> {
     Signer::new(dev.encoding_key()?, parse_alg(&cfg.auth.algorithm), dev.kid.clone()).map(Some)
 }
 
-fn build_auth(cfg: &Config, runtime: &tokio::runtime::Runtime) -> Result<Authenticator, String> {
+/// The authenticator and, for a JWKS file or URL, its background reload (which starts now:
+/// the keys must stay current from the first request on).
+fn build_auth(cfg: &Config) -> Result<Authenticator, String> {
     let a = &cfg.auth;
     let alg = parse_alg(&a.algorithm);
+    let mut schedule = Schedule::new(a);
     if !a.jwks_file.is_empty() {
-        let text = std::fs::read_to_string(&a.jwks_file).map_err(|e| format!("auth.jwks_file: {e}"))?;
-        let (set, skipped) = KeySet::from_jwks_json(&text, alg).map_err(|e| format!("auth.jwks_file: {e}"))?;
-        for s in skipped {
-            tracing::warn!(reason = %s, "JWKS key skipped");
-        }
-        return Ok(Authenticator::new(a.clone(), set, KeySource::Static));
+        let source = KeySource::File(a.jwks_file.clone().into());
+        let loaded = source.load(alg).map_err(|e| format!("auth.jwks_file: {e}"))?;
+        let set = loaded.map(|l| l.set).unwrap_or_default();
+        let auth = Authenticator::new(a.clone(), set, source);
+        auth.start_refresh(schedule.clone(), schedule.after_success(None))?;
+        return Ok(auth);
     }
     if !a.jwks_url.is_empty() {
-        let set = match runtime.block_on(fetch_jwks(a.jwks_url.clone(), alg)) {
-            Ok(set) => set,
+        let source = KeySource::Url(a.jwks_url.clone());
+        let (set, first) = match source.load(alg) {
+            Ok(Some(l)) => (l.set, schedule.after_success(l.max_age)),
+            Ok(None) => (KeySet::default(), schedule.after_failure()),
             Err(e) => {
                 tracing::error!(error = %e, "initial JWKS fetch failed; every token is refused until a refetch succeeds");
-                KeySet::default()
+                (KeySet::default(), schedule.after_failure())
             }
         };
-        return Ok(Authenticator::new(a.clone(), set, KeySource::Url(a.jwks_url.clone())));
+        let auth = Authenticator::new(a.clone(), set, source);
+        auth.start_refresh(schedule, first)?;
+        return Ok(auth);
     }
     let dev = DevKey::load_or_create(&cfg.data_dir, alg)?;
     tracing::warn!(kid = %dev.kid, dir = %cfg.data_dir.display(), "no JWKS configured: using DEV KEYS (not for production)");
-    let key = VerifyKey { key: dev.decoding_key()?, alg };
+    let key = VerifyKey::from_jwk_value(&dev.public_jwk, alg).map_err(|e| format!("dev key: {e}"))?;
     Ok(Authenticator::new(a.clone(), KeySet::single(dev.kid.clone(), key), KeySource::Static))
 }
 
@@ -142,9 +150,7 @@ pub fn start_discovery(gw: &Arc<Gateway>) {
 
 /// Runs the gateway until a signal stops it. Never returns normally.
 pub fn serve(cfg: Config) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let gw = Arc::new(build_gateway(cfg.clone(), &runtime)?);
-    drop(runtime);
+    let gw = Arc::new(build_gateway(cfg.clone())?);
     start_discovery(&gw);
 
     let threads =

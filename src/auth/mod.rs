@@ -1,25 +1,33 @@
 //! Authentication: bearer JWT → [`Principal`].
 //!
-//! `iss`, `aud` and `exp` are required, `nbf` honoured, leeway configurable; the algorithm is
-//! pinned by the key. Verified tokens are cached by their SHA-256 until `exp`, so a repeated
-//! token costs a hash and a map lookup instead of a signature check. Unknown kids trigger a
-//! JWKS refetch at most once per configured interval (single-flight).
+//! `iss`, `aud` and `exp` are required, `nbf` honoured, an `iat` beyond the leeway in the
+//! future refused, leeway configurable; the algorithm is pinned by the key. Verified tokens
+//! are cached by their SHA-256 until `exp`, together with the fingerprint of the key that
+//! verified them (`cache.rs`, `store.rs`): a repeated token costs a hash and a map lookup
+//! instead of a signature check, and stops being accepted once its key leaves the key set.
+//! A JWKS URL or file is reloaded periodically in the background (`refresh.rs`); an unknown
+//! kid also triggers a JWKS refetch, at most once per configured interval (single-flight).
 
+pub mod cache;
 pub mod devkeys;
 pub mod keys;
+pub mod refresh;
+pub mod store;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{decode, decode_header, errors::ErrorKind, Algorithm, Validation};
-use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::AuthConfig;
 use crate::error::GatewayError;
+use cache::TokenCache;
 use keys::{KeySet, VerifyKey};
+pub use refresh::KeySource;
+use refresh::Schedule;
+use store::KeyStore;
 
 /// The authenticated caller, as the policy sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,35 +78,33 @@ impl Principal {
     }
 }
 
-/// Where verification keys come from.
-pub enum KeySource {
-    /// Fixed keys (dev key or JWKS file).
-    Static,
-    /// A JWKS URL, refetched on unknown kids.
-    Url(String),
-}
-
 /// Verifies bearer tokens.
 pub struct Authenticator {
     cfg: AuthConfig,
     default_alg: Algorithm,
-    keys: RwLock<Arc<KeySet>>,
+    /// Shared with the refresh thread (which holds it weakly).
+    store: Arc<KeyStore>,
     source: KeySource,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
-    cache: Mutex<HashMap<[u8; 32], Arc<Principal>>>,
 }
 
 impl Authenticator {
     pub fn new(cfg: AuthConfig, keys: KeySet, source: KeySource) -> Authenticator {
         let default_alg = parse_alg(&cfg.algorithm);
+        let cache = TokenCache::new(cfg.cache_entries, cfg.leeway_seconds as i64);
         Authenticator {
-            cfg,
             default_alg,
-            keys: RwLock::new(Arc::new(keys)),
+            store: Arc::new(KeyStore::new(keys, cache)),
             source,
             last_refresh: tokio::sync::Mutex::new(None),
-            cache: Mutex::new(HashMap::new()),
+            cfg,
         }
+    }
+
+    /// Starts reloading the key source in the background (nothing for static keys): the
+    /// first reload after `first`, then as `schedule` says.
+    pub fn start_refresh(&self, schedule: Schedule, first: Duration) -> Result<(), String> {
+        refresh::spawn(Arc::downgrade(&self.store), self.source.clone(), self.default_alg, schedule, first)
     }
 
     /// Verifies the `Authorization` header value.
@@ -110,34 +116,27 @@ impl Authenticator {
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = chrono::Utc::now().timestamp();
-        if let Some(p) = self.cache.lock().get(&digest) {
-            if now <= p.exp.saturating_add(self.cfg.leeway_seconds as i64) {
-                return Ok(p.clone());
-            }
+        if let Some(p) = self.store.cached(&digest, now) {
+            return Ok(p);
         }
-        let principal = Arc::new(self.verify(token).await?);
-        let mut cache = self.cache.lock();
-        if cache.len() >= self.cfg.cache_entries {
-            let leeway = self.cfg.leeway_seconds as i64;
-            cache.retain(|_, p| now <= p.exp.saturating_add(leeway));
-            if cache.len() >= self.cfg.cache_entries {
-                cache.clear();
-            }
-        }
-        if self.cfg.cache_entries > 0 {
-            cache.insert(digest, principal.clone());
-        }
+        let (principal, key, generation) = self.verify(token, now).await?;
+        let principal = Arc::new(principal);
+        self.store.remember(digest, principal.clone(), &key, generation, now);
         Ok(principal)
     }
 
-    async fn verify(&self, token: &str) -> Result<Principal, GatewayError> {
+    /// Verifies `token`; returns its principal, the key that verified it and the generation
+    /// of the key set that key came from.
+    async fn verify(&self, token: &str, now: i64) -> Result<(Principal, Arc<VerifyKey>, u64), GatewayError> {
         let header = decode_header(token).map_err(|e| map_jwt_error(e.kind()))?;
         let kid = header.kid.as_deref();
-        let key = match self.key_for(kid) {
+        let (key, generation) = match self.store.key_for(kid) {
             Some(k) => k,
             None => {
                 self.refresh_on_unknown_kid().await;
-                self.key_for(kid).ok_or_else(|| GatewayError::unauthorized("unknown_kid", "unknown signing key"))?
+                self.store
+                    .key_for(kid)
+                    .ok_or_else(|| GatewayError::unauthorized("unknown_kid", "unknown signing key"))?
             }
         };
         if header.alg != key.alg {
@@ -151,33 +150,36 @@ impl Authenticator {
         v.set_audience(&[&self.cfg.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = decode::<Value>(token, &key.key, &v).map_err(|e| map_jwt_error(e.kind()))?;
-        Principal::from_claims(data.claims)
-    }
-
-    fn key_for(&self, kid: Option<&str>) -> Option<Arc<VerifyKey>> {
-        self.keys.read().get(kid)
+        check_iat(&data.claims, now, self.cfg.leeway_seconds)?;
+        Ok((Principal::from_claims(data.claims)?, key, generation))
     }
 
     /// Refetches the JWKS if it comes from a URL and the last refetch is old enough.
     async fn refresh_on_unknown_kid(&self) {
-        let KeySource::Url(url) = &self.source else {
+        if !matches!(self.source, KeySource::Url(_)) {
             return;
-        };
+        }
         let mut last = self.last_refresh.lock().await;
         let min = Duration::from_secs(self.cfg.jwks_refresh_min_interval_seconds);
         if last.is_some_and(|t| t.elapsed() < min) {
             return;
         }
         *last = Some(Instant::now());
-        match fetch_jwks(url.clone(), self.default_alg).await {
-            Ok(set) => *self.keys.write() = Arc::new(set),
-            Err(e) => tracing::warn!(error = %e, "JWKS refetch failed; keeping the old keys"),
+        let seq = self.store.begin_fetch();
+        let (source, alg) = (self.source.clone(), self.default_alg);
+        match tokio::task::spawn_blocking(move || source.load(alg)).await {
+            Ok(Ok(Some(loaded))) => {
+                self.store.install(seq, loaded.set);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "JWKS refetch failed; keeping the old keys"),
+            Err(e) => tracing::warn!(error = %e, "JWKS refetch task failed; keeping the old keys"),
         }
     }
 
     /// Number of keys currently loaded (readiness).
     pub fn key_count(&self) -> usize {
-        self.keys.read().len()
+        self.store.key_count()
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -185,29 +187,17 @@ impl Authenticator {
     }
 }
 
-/// Fetches and parses a JWKS over HTTP(S) off the async runtime; HTTPS is verified against
-/// the gateway's one root set ([`crate::upstream::tls`]).
-pub async fn fetch_jwks(url: String, default_alg: Algorithm) -> Result<KeySet, String> {
-    tokio::task::spawn_blocking(move || {
-        let agent =
-            crate::upstream::tls::ureq_agent_config().timeout_global(Some(Duration::from_secs(5))).build().new_agent();
-        let body = agent
-            .get(&url)
-            .call()
-            .map_err(|e| format!("GET {url}: {e}"))?
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_string()
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let (set, skipped) = KeySet::from_jwks_json(&body, default_alg)?;
-        for s in skipped {
-            tracing::warn!(reason = %s, "JWKS key skipped");
-        }
-        Ok(set)
-    })
-    .await
-    .map_err(|e| format!("JWKS fetch task: {e}"))?
+/// Refuses a token issued more than `leeway` seconds in the future (a clock-skewed or
+/// pre-minted token). `iat` is optional; when present it must be a NumericDate.
+fn check_iat(claims: &Value, now: i64, leeway: u64) -> Result<(), GatewayError> {
+    let Some(iat) = claims.get("iat") else {
+        return Ok(());
+    };
+    let iat = iat.as_f64().ok_or_else(|| GatewayError::unauthorized("malformed", "token iat is not a number"))?;
+    if iat > now.saturating_add(leeway as i64) as f64 {
+        return Err(GatewayError::unauthorized("iat_future", "token issued in the future"));
+    }
+    Ok(())
 }
 
 pub fn parse_alg(name: &str) -> Algorithm {

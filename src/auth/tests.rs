@@ -8,7 +8,7 @@ use serde_json::json;
 fn setup() -> (Authenticator, DevKey) {
     let dir = std::env::temp_dir().join(format!("fastmcp-auth-{}", std::process::id()));
     let dk = DevKey::load_or_create(&dir, Algorithm::RS256).unwrap();
-    let keys = KeySet::single(dk.kid.clone(), VerifyKey { key: dk.decoding_key().unwrap(), alg: dk.alg });
+    let keys = KeySet::single(dk.kid.clone(), VerifyKey::from_jwk_value(&dk.public_jwk, dk.alg).unwrap());
     let cfg = crate::config::Config::load(None, Vec::new()).unwrap().auth;
     (Authenticator::new(cfg, keys, KeySource::Static), dk)
 }
@@ -91,4 +91,19 @@ async fn refusal_matrix() {
 async fn leeway_accepts_recently_expired() {
     let (a, dk) = setup();
     assert!(check(&a, &sign(&dk, "dev-key", &claims(-30))).await.is_ok());
+}
+
+#[tokio::test]
+async fn iat_in_the_future_is_refused_beyond_the_leeway() {
+    let (a, dk) = setup();
+    let now = chrono::Utc::now().timestamp();
+    let mut c = claims(3600);
+    c["iat"] = json!(now + 365 * 24 * 3600);
+    assert_eq!(check(&a, &sign(&dk, "dev-key", &c)).await.unwrap_err(), "iat_future");
+    c["iat"] = json!(now + 30);
+    assert!(check(&a, &sign(&dk, "dev-key", &c)).await.is_ok(), "within the 60 s leeway");
+    c["iat"] = json!("yesterday");
+    assert_eq!(check(&a, &sign(&dk, "dev-key", &c)).await.unwrap_err(), "malformed");
+    c.as_object_mut().unwrap().remove("iat");
+    assert!(check(&a, &sign(&dk, "dev-key", &c)).await.is_ok(), "iat is optional");
 }
