@@ -137,11 +137,13 @@ pub struct ProvidersConfig {
     /// The in-process SQLite database provider.
     #[serde(default)]
     pub database: DatabaseProviderConfig,
-    /// Pipedrive and Google Ads endpoints (base URLs are overridable for tests).
+    /// Pipedrive and Google Ads endpoints (base URLs are overridable for tests), and the
+    /// egress policy of manifest-described HTTP tools (`egress`).
     #[serde(default)]
     pub http: crate::providers::http::HttpProvidersConfig,
     /// Brokered credentials by provider id (`pipedrive`, `ads`, a generic tool's provider).
-    /// Env `PIPEDRIVE_API_TOKEN` sets `pipedrive` to a static secret.
+    /// Env `PIPEDRIVE_API_TOKEN` sets `pipedrive` to a static secret. Each is bound to its
+    /// `allowed_urls` (default: the built-in provider's base URL; nowhere for other ids).
     #[serde(default)]
     pub credentials: BTreeMap<String, crate::broker::CredentialConfig>,
     /// Refresh a cached provider token this many seconds before it expires.
@@ -611,6 +613,16 @@ impl Config {
         if self.limits.upstream_timeout_seconds == 0 || self.limits.connect_timeout_seconds == 0 {
             return Err(ConfigError::new("limits", "timeouts must be positive"));
         }
+        for (id, c) in &self.providers.credentials {
+            for url in c.allowed_urls().unwrap_or_default() {
+                crate::upstream::Endpoint::provider_base(url.trim()).map_err(|e| {
+                    ConfigError::new(format!("providers.credentials.{id}.allowed_urls"), format!("{url:?}: {e}"))
+                })?;
+            }
+        }
+        let egress = &self.providers.http.egress;
+        crate::upstream::EgressPolicy::new(&egress.allow, egress.allow_public, &[])
+            .map_err(|e| ConfigError::new("providers.http.egress.allow", e.to_string()))?;
         if self.mcp.separator.is_empty() {
             return Err(ConfigError::new("mcp.separator", "must not be empty"));
         }
@@ -807,6 +819,35 @@ mod tests {
             let e = Config::load(None, env(&[(key, value)])).unwrap_err();
             assert_eq!(e.key, named, "{key}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn outbound_rules_are_validated_and_default_safe() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(c.providers.http.egress.allow.is_empty() && c.providers.http.egress.allow_public);
+        let c = Config::load(
+            None,
+            env(&[
+                ("FASTMCP__PROVIDERS__HTTP__EGRESS__ALLOW", r#"["10.0.0.0/8", "127.0.0.1:9000", "crm.internal"]"#),
+                ("PIPEDRIVE_API_TOKEN", "t"),
+                ("FASTMCP__PROVIDERS__CREDENTIALS__PIPEDRIVE__ALLOWED_URLS", r#"["https://acme.pipedrive.com/api"]"#),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.providers.http.egress.allow.len(), 3);
+        let urls = c.providers.credentials["pipedrive"].allowed_urls().unwrap();
+        assert_eq!(urls, ["https://acme.pipedrive.com/api".to_string()]);
+        let e = Config::load(None, env(&[("FASTMCP__PROVIDERS__HTTP__EGRESS__ALLOW", r#"["0x7f.1"]"#)])).unwrap_err();
+        assert_eq!(e.key, "providers.http.egress.allow");
+        let e = Config::load(
+            None,
+            env(&[
+                ("PIPEDRIVE_API_TOKEN", "t"),
+                ("FASTMCP__PROVIDERS__CREDENTIALS__PIPEDRIVE__ALLOWED_URLS", r#"["https://u:p@h.example"]"#),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "providers.credentials.pipedrive.allowed_urls");
     }
 
     #[test]

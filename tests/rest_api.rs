@@ -373,7 +373,7 @@ fn manifests_cannot_be_taken_over_across_tenants_or_lose_their_tags() {
     let manifest = |tenant: &str, tags: Value| {
         json!({"toolId": "crm:lookup", "name": "Lookup", "provider_id": "crm", "tenant": tenant,
                "inputs": {"type": "object"}, "safety_tags": tags, "required_scopes": ["crm.read"],
-               "http": {"method": "GET", "path": "/lookup", "base_url": "http://127.0.0.1:9"}})
+               "http": {"method": "GET", "path": "/lookup", "base_url": "https://crm.example.com"}})
     };
     let r = post(&gw, "/manifests/register", &acme, &manifest("acme", json!(["destructive"])), &[]);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -489,9 +489,12 @@ fn a_manifest_described_http_tool_runs_with_its_brokered_credential() {
     let policy_file = dir.join("policies.yml");
     std::fs::write(&policy_file, policy).unwrap();
     let (crm_port, crm) = fake(|_, _| ("200 OK".into(), json!({"id": 5, "name": "ACME Corp"})));
-    let extra = "    crm: {kind: static, secret: \"crm-key-1\"}\n";
+    // The operator binds the crm credential to the crm service (default: nowhere).
+    let extra = format!(
+        "    crm: {{kind: static, secret: \"crm-key-1\", allowed_urls: [\"http://127.0.0.1:{crm_port}/v2\"]}}\n"
+    );
     let policy_env = policy_file.display().to_string();
-    let Env { gw, .. } = start_with("rest-generic", "", extra, &[("FASTMCP_POLICIES", &policy_env)]);
+    let Env { gw, .. } = start_with("rest-generic", "", &extra, &[("FASTMCP_POLICIES", &policy_env)]);
     let admin = gw.mint("admin-a", "acme", "tenant-admin");
     let manifest = json!({
         "toolId": "crm:updateCompany", "name": "Update company", "provider_id": "crm", "tenant": "acme",

@@ -20,7 +20,11 @@
 //!   client_secret_env: BILLING_CLIENT_SECRET
 //!   scopes: [invoices.read]
 //!   audience: https://billing.example.com
+//!   allowed_urls: [https://billing.example.com/api]   # where this credential may be sent
 //! ```
+//!
+//! Every kind takes `allowed_urls`: a credential is bound to its destinations, and the
+//! request builder attaches it to nothing else (`providers::http::Destinations`).
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +60,17 @@ impl CredentialConfig {
             CredentialConfig::GatewayJwt(_) => "gateway_jwt",
         }
     }
+
+    /// The configured `allowed_urls`, if any (see [`StaticConfig::allowed_urls`]).
+    pub fn allowed_urls(&self) -> Option<&[String]> {
+        match self {
+            CredentialConfig::Static(c) => c.allowed_urls.as_deref(),
+            CredentialConfig::ClientCredentials(c) => c.allowed_urls.as_deref(),
+            CredentialConfig::RefreshToken(c) => c.allowed_urls.as_deref(),
+            CredentialConfig::TokenExchange(c) => c.allowed_urls.as_deref(),
+            CredentialConfig::GatewayJwt(c) => c.allowed_urls.as_deref(),
+        }
+    }
 }
 
 /// `kind: static` — a fixed secret.
@@ -74,6 +89,13 @@ pub struct StaticConfig {
     /// The token type reported with the credential (`Bearer` by default).
     #[serde(default = "default_token_type")]
     pub token_type: String,
+    /// URL prefixes this credential may be sent to (`https://api.example.com/v2`: scheme,
+    /// host, port and a path prefix matched at segment boundaries). Unset: the built-in
+    /// provider's configured base URL (`pipedrive`, `ads`), and nowhere for any other
+    /// provider. The request builder refuses to attach the credential to any other URL,
+    /// whatever a manifest says.
+    #[serde(default)]
+    pub allowed_urls: Option<Vec<String>>,
 }
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
@@ -112,6 +134,13 @@ pub struct ClientCredentialsConfig {
     /// Sent as the `audience` form parameter (Auth0-style APIs), when set.
     #[serde(default)]
     pub audience: Option<String>,
+    /// URL prefixes this credential may be sent to (`https://api.example.com/v2`: scheme,
+    /// host, port and a path prefix matched at segment boundaries). Unset: the built-in
+    /// provider's configured base URL (`pipedrive`, `ads`), and nowhere for any other
+    /// provider. The request builder refuses to attach the credential to any other URL,
+    /// whatever a manifest says.
+    #[serde(default)]
+    pub allowed_urls: Option<Vec<String>>,
 }
 
 /// `kind: refresh_token` — RFC 6749 §6. A rotated refresh token (one returned by the token
@@ -148,6 +177,13 @@ pub struct RefreshTokenConfig {
     /// i.e. the scopes of the original grant).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// URL prefixes this credential may be sent to (`https://api.example.com/v2`: scheme,
+    /// host, port and a path prefix matched at segment boundaries). Unset: the built-in
+    /// provider's configured base URL (`pipedrive`, `ads`), and nowhere for any other
+    /// provider. The request builder refuses to attach the credential to any other URL,
+    /// whatever a manifest says.
+    #[serde(default)]
+    pub allowed_urls: Option<Vec<String>>,
 }
 
 /// `kind: token_exchange` — RFC 8693. The subject token is never the agent's own JWT.
@@ -177,6 +213,13 @@ pub struct TokenExchangeConfig {
     pub scopes: Vec<String>,
     /// What to present as the `subject_token`.
     pub subject_token: SubjectTokenConfig,
+    /// URL prefixes this credential may be sent to (`https://api.example.com/v2`: scheme,
+    /// host, port and a path prefix matched at segment boundaries). Unset: the built-in
+    /// provider's configured base URL (`pipedrive`, `ads`), and nowhere for any other
+    /// provider. The request builder refuses to attach the credential to any other URL,
+    /// whatever a manifest says.
+    #[serde(default)]
+    pub allowed_urls: Option<Vec<String>>,
 }
 
 /// The `subject_token` of a token exchange. `kind` selects the variant.
@@ -234,6 +277,13 @@ pub struct GatewayJwtConfig {
     /// Lifetime in seconds (default 300).
     #[serde(default = "default_gateway_ttl")]
     pub ttl_seconds: u64,
+    /// URL prefixes this credential may be sent to (`https://api.example.com/v2`: scheme,
+    /// host, port and a path prefix matched at segment boundaries). Unset: the built-in
+    /// provider's configured base URL (`pipedrive`, `ads`), and nowhere for any other
+    /// provider. The request builder refuses to attach the credential to any other URL,
+    /// whatever a manifest says.
+    #[serde(default)]
+    pub allowed_urls: Option<Vec<String>>,
 }
 
 fn default_token_type() -> String {

@@ -7,8 +7,13 @@
 //! `pipedrive:createContact` ([`pipedrive`]) and `ads:createCampaign` ([`googleads`]). Any
 //! other tool id needs a manifest [`HttpToolSpec`]. Built-in ids always win over a spec, so a
 //! manifest cannot point a built-in tool (and its credential) somewhere else.
+//!
+//! A brokered credential is bound to [`Destinations`]: [`build`] refuses
+//! ([`ProviderError::CredentialNotBound`]) to put it into a request for any other URL, so a
+//! manifest that borrows a provider id cannot carry that provider's credential elsewhere.
 
 mod config;
+mod destinations;
 mod encode;
 mod endpoint;
 mod error;
@@ -20,10 +25,11 @@ mod request;
 mod spec;
 mod template;
 
-pub use config::{HttpProvidersConfig, Secret};
+pub use config::{EgressConfig, HttpProvidersConfig, Secret};
+pub use destinations::Destinations;
 pub use endpoint::Endpoint;
 pub use error::ProviderError;
-pub use request::{Credential, UpstreamRequest};
+pub use request::{Credential, Destination, UpstreamRequest};
 pub use spec::{AuthKind, AuthSpec, BodyMode, BodySpec, HttpToolSpec, ResponseKind};
 
 use serde_json::Value;
@@ -52,8 +58,36 @@ fn route<'a>(tool_id: &'a str, spec: Option<&'a HttpToolSpec>) -> Result<Route<'
 }
 
 /// Builds the upstream request for one tool call. `spec` is the manifest's `http` section
-/// for non-built-in tools (ignored for built-in ids).
+/// for non-built-in tools (ignored for built-in ids). A `credential` that carries a secret
+/// is only placed into a request whose URL is under `bound_to`; the request then counts as
+/// an operator-chosen [`Destination`].
 pub fn build(
+    tool_id: &str,
+    input: &Value,
+    cfg: &HttpProvidersConfig,
+    credential: Credential<'_>,
+    bound_to: &Destinations,
+    spec: Option<&HttpToolSpec>,
+) -> Result<UpstreamRequest, ProviderError> {
+    let mut req = assemble(tool_id, input, cfg, credential, spec)?;
+    if credential.secret().is_some() {
+        if !bound_to.allows(&req.endpoint, &req.path_and_query) {
+            return Err(ProviderError::CredentialNotBound(format!(
+                "the provider's credential may not be sent to {}://{}{}",
+                req.endpoint.scheme(),
+                req.endpoint.authority(),
+                req.endpoint.path
+            )));
+        }
+        // The operator named this URL as the credential's destination.
+        req.destination = Destination::Operator;
+    }
+    Ok(req)
+}
+
+/// The request as the route describes it, before the credential's binding is checked
+/// (module-private: everything outside goes through [`build`]).
+fn assemble(
     tool_id: &str,
     input: &Value,
     cfg: &HttpProvidersConfig,
@@ -84,6 +118,8 @@ pub fn parse_response(
     }
 }
 
+#[cfg(test)]
+mod bound_tests;
 #[cfg(test)]
 mod common_tests;
 #[cfg(test)]

@@ -5,9 +5,13 @@
 //! the `{"toolId","result","token_meta"}` envelope, idempotency records), so they use the
 //! connector directly rather than the streaming proxy path.
 //!
-//! Names resolve through [`upstream::resolve`], the `Host` header follows
-//! [`upstream::endpoint::authority`], and HTTPS is verified by pingora's connector against
-//! the roots [`upstream::tls`] documents (the same loader, the same certificates).
+//! Names resolve once through [`upstream::resolve_all`]; for a destination only a manifest
+//! named ([`Egress::Checked`]) every address must pass the egress policy
+//! ([`upstream::egress`]) and the connection goes to the checked address itself (pingora is
+//! handed a socket address, never the name), so no second DNS answer can slip in. The `Host`
+//! header follows [`upstream::endpoint::authority`], and HTTPS is verified by pingora's
+//! connector against the roots [`upstream::tls`] documents (the same loader, the same
+//! certificates). Redirects are never followed: a 3xx is handed back like any other answer.
 
 use std::time::Duration;
 
@@ -16,7 +20,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::upstream;
+use crate::upstream::{self, EgressError, EgressPolicy};
 
 /// Largest provider response read (bytes); more is a provider error.
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -31,6 +35,19 @@ pub struct Outgoing<'a> {
     pub path_and_query: &'a str,
     pub headers: &'a [(String, String)],
     pub body: Option<&'a [u8]>,
+    /// Whether the destination's addresses are checked before connecting.
+    pub egress: Egress<'a>,
+}
+
+/// How the sender treats the addresses a destination resolves to.
+#[derive(Debug, Clone, Copy)]
+pub enum Egress<'a> {
+    /// The destination is operator configuration (a built-in provider's base URL, a URL a
+    /// credential is bound to): connect to what it resolves to.
+    Operator,
+    /// A manifest named the destination: every resolved address must pass the policy, and the
+    /// checked address is the one connected to.
+    Checked(&'a EgressPolicy),
 }
 
 /// The provider's answer.
@@ -48,6 +65,9 @@ pub enum SendError {
     Timeout,
     #[error("provider unreachable or failed: {0}")]
     Failed(String),
+    /// The egress policy refused the destination; nothing was connected to.
+    #[error("{0}")]
+    Refused(EgressError),
 }
 
 /// The shared connector.
@@ -72,7 +92,15 @@ impl Sender {
     }
 
     async fn exchange(&self, req: &Outgoing<'_>, connect: Duration, total: Duration) -> Result<Reply, SendError> {
-        let addr = upstream::resolve(req.host, req.port).await.map_err(|e| SendError::Failed(e.to_string()))?;
+        if let Egress::Checked(policy) = req.egress {
+            // Literal and numeric-form hosts are judged before any lookup.
+            policy.check_host(req.host, req.port).map_err(SendError::Refused)?;
+        }
+        let addrs = upstream::resolve_all(req.host, req.port).await.map_err(|e| SendError::Failed(e.to_string()))?;
+        let addr = match req.egress {
+            Egress::Checked(policy) => policy.check_resolved(req.host, &addrs).map_err(SendError::Refused)?,
+            Egress::Operator => *addrs.first().ok_or_else(|| SendError::Failed("no address".into()))?,
+        };
         let mut peer = HttpPeer::new(addr, req.tls, req.host.to_string());
         peer.options.connection_timeout = Some(connect);
         peer.options.read_timeout = Some(total);
@@ -164,6 +192,7 @@ mod tests {
             path_and_query: "/v1/deals?api_token=t",
             headers: &headers,
             body: Some(br#"{"title":"t"}"#),
+            egress: Egress::Operator,
         };
         let reply = Sender::default().send(&req, Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
         assert_eq!(reply.status, 201);
@@ -188,6 +217,7 @@ mod tests {
             path_and_query: "/",
             headers: &[],
             body: None,
+            egress: Egress::Operator,
         };
         let err = Sender::default().send(&req, Duration::from_secs(1), Duration::from_millis(300)).await.unwrap_err();
         assert_eq!(err, SendError::Timeout);
@@ -196,5 +226,59 @@ mod tests {
         let req = Outgoing { port: closed, ..req };
         let err = Sender::default().send(&req, Duration::from_secs(1), Duration::from_secs(2)).await.unwrap_err();
         assert!(matches!(err, SendError::Failed(_)), "{err:?}");
+    }
+
+    /// A listener that answers `204` to whatever connects, counting connections.
+    fn counting_listener() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn a_checked_destination_is_refused_before_connecting_whatever_the_host_spelling() {
+        let (port, seen) = counting_listener();
+        let policy = EgressPolicy::new(&[], true, &[]).unwrap();
+        let secret = vec![("authorization".to_string(), "Bearer SECRET".to_string())];
+        for host in ["127.0.0.1", "localhost", "::ffff:127.0.0.1", "2130706433", "0x7f.1"] {
+            let req = Outgoing {
+                tls: false,
+                host,
+                port,
+                method: "GET",
+                path_and_query: "/",
+                headers: &secret,
+                body: None,
+                egress: Egress::Checked(&policy),
+            };
+            let err = Sender::default().send(&req, Duration::from_secs(1), Duration::from_secs(2)).await.unwrap_err();
+            assert!(matches!(err, SendError::Refused(_)), "{host}: {err:?}");
+            assert!(!err.to_string().contains("SECRET"));
+        }
+        // The same listener, listed: reached, through the checked address.
+        let listed = EgressPolicy::new(&[format!("127.0.0.1:{port}")], true, &[]).unwrap();
+        let req = Outgoing {
+            tls: false,
+            host: "127.0.0.1",
+            port,
+            method: "GET",
+            path_and_query: "/",
+            headers: &[],
+            body: None,
+            egress: Egress::Checked(&listed),
+        };
+        let reply = Sender::default().send(&req, Duration::from_secs(1), Duration::from_secs(2)).await.unwrap();
+        assert_eq!(reply.status, 204);
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "only the allowed request connected");
     }
 }

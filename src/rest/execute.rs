@@ -2,6 +2,13 @@
 //! failure to the error table. Providers: the in-process database, the built-in HTTP
 //! providers and manifest-described HTTP tools (through pingora's connector), and MCP servers
 //! (as a client in their era).
+//!
+//! Outbound rules ([`outbound`]): a brokered credential is only built into a request for a
+//! URL it is bound to; a destination only a manifest named is checked against the egress
+//! policy before the call is admitted ([`preflight`], no DNS) and on its resolved addresses
+//! at connect time (the sender). Both refusals are 403 `FORBIDDEN` (reasons
+//! `credential_not_bound`, `egress_refused`): the operator's rules said no and nothing was
+//! sent, which is not an upstream failure. A 3xx is a 502 and is never followed.
 
 use std::time::Duration;
 
@@ -15,8 +22,9 @@ use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::policy::PolicySnapshot;
 use crate::providers::database::{Access, DbError};
-use crate::providers::http::{self, Credential, HttpToolSpec, ProviderError};
-use crate::providers::sender::{Outgoing, SendError};
+use crate::providers::http::{self, Credential, Destination, HttpToolSpec, ProviderError, UpstreamRequest};
+use crate::providers::sender::{Egress, Outgoing, SendError};
+use crate::rest::outbound;
 
 /// A tool's result and what the agent may know about the credential used.
 pub struct Executed {
@@ -144,19 +152,63 @@ fn credential_id(manifest: &Manifest) -> &str {
     &manifest.provider_id
 }
 
+/// Stands in for the brokered secret when a request is built only to be checked.
+const STAND_IN_SECRET: &str = "stand-in";
+
+fn http_spec(manifest: &Manifest) -> Result<Option<HttpToolSpec>, GatewayError> {
+    match &manifest.http {
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| GatewayError::Provider { message: format!("manifest http spec: {e}") }),
+        None => Ok(None),
+    }
+}
+
+/// The request an HTTP tool call becomes, with `secret` placed as the provider's credential
+/// kind says. The builder refuses a secret outside the provider's binding (403).
+fn http_request(
+    gw: &Gateway,
+    manifest: &Manifest,
+    input: &Value,
+    spec: Option<&HttpToolSpec>,
+    secret: Option<&str>,
+) -> Result<UpstreamRequest, GatewayError> {
+    let provider = credential_id(manifest);
+    let credential = match (secret, provider) {
+        (None, _) => Credential::None,
+        (Some(s), "pipedrive") => Credential::ApiTokenQuery(s),
+        (Some(s), _) => Credential::Bearer(s),
+    };
+    let bound_to = gw.rest.outbound.binding(provider);
+    http::build(&manifest.tool_id, input, &gw.cfg.providers.http, credential, bound_to, spec).map_err(provider_error)
+}
+
+/// Before an HTTP tool call is admitted (so before it can be held): refuses it (403) when
+/// the operator's outbound rules would refuse its request anyway — a brokered credential
+/// outside its destinations, or a manifest-named destination the egress policy refuses
+/// without DNS. Other problems with the request surface when the call runs, as before; the
+/// sender still checks the resolved addresses at connect time.
+pub fn preflight(gw: &Gateway, manifest: &Manifest, input: &Value) -> Result<(), GatewayError> {
+    let provider = manifest.provider_id.as_str();
+    if matches!(provider, "database" | "mcp") {
+        return Ok(());
+    }
+    let Ok(spec) = http_spec(manifest) else { return Ok(()) };
+    let has_credential = gw.rest.broker.providers().any(|p| p == provider);
+    match http_request(gw, manifest, input, spec.as_ref(), has_credential.then_some(STAND_IN_SECRET)) {
+        Ok(req) => gw.rest.outbound.check_request(&req),
+        Err(e @ GatewayError::Forbidden { .. }) => Err(e),
+        Err(_) => Ok(()),
+    }
+}
+
 async fn http_tool(
     gw: &Gateway,
     who: &Principal,
     manifest: &Manifest,
     input: &Value,
 ) -> Result<Executed, GatewayError> {
-    let spec: Option<HttpToolSpec> = match &manifest.http {
-        Some(v) => Some(
-            serde_json::from_value(v.clone())
-                .map_err(|e| GatewayError::Provider { message: format!("manifest http spec: {e}") })?,
-        ),
-        None => None,
-    };
+    let spec = http_spec(manifest)?;
     let provider = credential_id(manifest);
     let brokered: Option<Brokered> = if gw.rest.broker.providers().any(|p| p == provider) {
         let caller = Caller::new(who.sub.clone(), who.tenant.clone());
@@ -164,13 +216,8 @@ async fn http_tool(
     } else {
         None
     };
-    let credential = match (&brokered, provider) {
-        (None, _) => Credential::None,
-        (Some(c), "pipedrive") => Credential::ApiTokenQuery(c.secret()),
-        (Some(c), _) => Credential::Bearer(c.secret()),
-    };
-    let req = http::build(&manifest.tool_id, input, &gw.cfg.providers.http, credential, spec.as_ref())
-        .map_err(provider_error)?;
+    let req = http_request(gw, manifest, input, spec.as_ref(), brokered.as_ref().map(Brokered::secret))?;
+    gw.rest.outbound.check_request(&req)?;
     let headers: Vec<(String, String)> = req.headers.clone();
     let method = req.method.as_str().to_string();
     let out = Outgoing {
@@ -181,6 +228,10 @@ async fn http_tool(
         path_and_query: &req.path_and_query,
         headers: &headers,
         body: req.body.as_deref(),
+        egress: match req.destination {
+            Destination::Operator => Egress::Operator,
+            Destination::Manifest => Egress::Checked(&gw.rest.outbound.policy),
+        },
     };
     let limits = &gw.cfg.limits;
     let reply = gw
@@ -194,11 +245,18 @@ async fn http_tool(
         .await
         .map_err(|e| match e {
             SendError::Timeout => GatewayError::ProviderTimeout { message: format!("{provider} timed out") },
+            SendError::Refused(e) => outbound::egress_refused(e),
             SendError::Failed(detail) => {
                 tracing::warn!(provider, error = %detail, "provider request failed");
                 GatewayError::Provider { message: format!("{provider} unreachable or failed") }
             }
         })?;
+    if (300..400).contains(&reply.status) {
+        // Never followed: a redirect could lead anywhere, and its Location is not the caller's.
+        return Err(GatewayError::Provider {
+            message: format!("{provider} answered a redirect (HTTP {}); redirects are not followed", reply.status),
+        });
+    }
     let result = http::parse_response(
         &manifest.tool_id,
         spec.as_ref(),
@@ -213,6 +271,10 @@ async fn http_tool(
 
 fn provider_error(e: ProviderError) -> GatewayError {
     let message = e.to_string();
+    if let ProviderError::CredentialNotBound(_) = e {
+        tracing::warn!(error = %message, "brokered credential refused for an unbound destination");
+        return GatewayError::Forbidden { message, reasons: vec![outbound::CREDENTIAL_NOT_BOUND.into()] };
+    }
     match e.status() {
         404 => GatewayError::NotFound { message },
         422 => GatewayError::Validation { message },

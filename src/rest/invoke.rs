@@ -1,6 +1,6 @@
 //! `POST /tools/{toolId}/invoke`: parse → manifest → (core: policy → rate limit) → input
-//! schema → idempotency → (core: hold → durable decision record) → execute → output schema →
-//! (core: completion record).
+//! schema → idempotency → outbound preflight → (core: hold → durable decision record) →
+//! execute → output schema → (core: completion record).
 
 use serde_json::{json, Value};
 
@@ -88,6 +88,10 @@ pub(crate) async fn admit_and_run(
     input: &Value,
 ) -> Reply {
     let rate: Vec<(&'static str, String)> = permit.rate().map(|r| ratelimit::headers(r).to_vec()).unwrap_or_default();
+    // A call the outbound rules refuse is refused now, recorded as such, and never held.
+    if let Err(e) = execute::preflight(gw, manifest, input) {
+        return refused(gw.enforce.refuse_permit(permit, e).await, req);
+    }
     let mut reply = match gw.enforce.admit(permit, Some(input.to_string())).await {
         Err(Stop::Refused(r)) => return refused(r, req),
         Err(Stop::Held(h)) => Reply::ok(

@@ -9,7 +9,9 @@ pub mod catalog;
 pub mod confirm;
 pub mod execute;
 pub mod invoke;
+pub mod outbound;
 pub mod register;
+pub mod reserved;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +44,8 @@ pub struct RestState {
     pub broker: Broker,
     pub database: Arc<Database>,
     pub sender: Sender,
+    /// Where credentials may go and what manifest-named destinations may reach.
+    pub outbound: outbound::Outbound,
 }
 
 impl RestState {
@@ -77,6 +81,7 @@ impl RestState {
             broker,
             database: Arc::new(database),
             sender: Sender::default(),
+            outbound: outbound::Outbound::from_config(cfg)?,
         })
     }
 }

@@ -5,6 +5,11 @@
 //! tags and scopes it would drop (`resource.removed_tags`, `removed_scopes`). The check and
 //! the write run in one store transaction, so a concurrent registration cannot slip between
 //! them. Every attempt is audited.
+//!
+//! Before the policy, two fixed rules of the gateway: reserved provider ids stay the
+//! operator's ([`super::reserved`]), and the manifest's `http.base_url` must respect the
+//! outbound rules ([`super::outbound::Outbound::check_manifest`]: a brokered credential only
+//! where it is bound, no IP literal the egress policy refuses).
 
 use serde_json::{json, Value};
 
@@ -39,11 +44,19 @@ pub async fn register(gw: &Gateway, req: &RestRequest<'_>) -> Reply {
             return refused(gw.enforce.refuse(&call, e).await, req);
         }
     };
+    call.provider = Some(manifest.provider_id.clone());
+    let servers = gw.cfg.mcp.servers.keys().map(String::as_str);
+    if let Err(e) = super::reserved::check(&manifest, req.principal, servers, &gw.rest.outbound) {
+        return refused(gw.enforce.refuse(&call, e).await, req);
+    }
     if manifest.provider_id == "mcp" {
         let e = GatewayError::Validation { message: "mcp tools are discovered, not registered".into() };
         return refused(gw.enforce.refuse(&call, e).await, req);
     }
-    call.provider = Some(manifest.provider_id.clone());
+    let has_credential = gw.rest.broker.providers().any(|p| p == manifest.provider_id);
+    if let Err(e) = gw.rest.outbound.check_manifest(&manifest, has_credential) {
+        return refused(gw.enforce.refuse(&call, e).await, req);
+    }
     let store = gw.rest.manifests.clone();
     let policy = req.policy.clone();
     let principal = req.principal.clone();

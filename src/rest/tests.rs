@@ -135,5 +135,24 @@ async fn registration_fills_the_tenant_and_refuses_public_for_tenant_admins() {
     public["tenant"] = json!("public");
     assert_eq!(reg(public).await.status, 403);
     let mcp = json!({"toolId": "mcp:x", "name": "x", "provider_id": "mcp", "inputs": {"type": "object"}});
-    assert_eq!(reg(mcp).await.status, 422, "mcp tools are discovered, not registered");
+    let r = reg(mcp.clone()).await;
+    assert_eq!(r.status, 403, "mcp is a reserved provider id: {}", r.body);
+    assert_eq!(r.body["error"]["details"]["reasons"], json!(["reserved_provider"]));
+    // Nor may a configured server's name be borrowed.
+    let demo = json!({"toolId": "demo:x", "name": "x", "provider_id": "demo", "inputs": {"type": "object"}});
+    assert_eq!(reg(demo).await.status, 403);
+    let root = who("root", &["platform-admin"]);
+    let bytes = mcp.to_string();
+    let req = RestRequest {
+        policy: &policy,
+        principal: &root,
+        body: bytes.as_bytes(),
+        path: "/manifests/register",
+        client_ip: "",
+        corr_id: "c",
+        idempotency_key: None,
+        action_token_header: None,
+        http_method: "POST",
+    };
+    assert_eq!(register::register(&gw, &req).await.status, 422, "mcp tools are discovered, not registered");
 }

@@ -1,6 +1,6 @@
 //! Name resolution for upstreams reached through pingora (the proxy path, REST providers).
 //!
-//! [`resolve_all`] returns every address so a caller (a later egress check) can inspect the
+//! [`resolve_all`] returns every address so a caller (the egress check) can inspect the
 //! IPs before anything connects; [`resolve`] is "the first of those" for callers that just
 //! connect. IP literals are never looked up.
 

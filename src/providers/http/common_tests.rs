@@ -47,6 +47,7 @@ fn error_status_and_code() {
         (ProviderError::Upstream { status: 400, message: "m".into() }, 502, "PROVIDER_ERROR"),
         (ProviderError::Garbage("g".into()), 502, "PROVIDER_ERROR"),
         (ProviderError::Misconfigured("c".into()), 502, "PROVIDER_ERROR"),
+        (ProviderError::CredentialNotBound("b".into()), 403, "FORBIDDEN"),
     ];
     for (err, status, code) in cases {
         assert_eq!((err.status(), err.code()), (status, code));
@@ -56,9 +57,9 @@ fn error_status_and_code() {
 #[test]
 fn unknown_tool_is_not_found() {
     let cfg = HttpProvidersConfig::default();
-    let err = build("pipedrive:deleteDeal", &json!({}), &cfg, Credential::None, None).unwrap_err();
+    let err = assemble("pipedrive:deleteDeal", &json!({}), &cfg, Credential::None, None).unwrap_err();
     assert_eq!(err.status(), 404);
-    let err = build("x:y", &json!({}), &cfg, Credential::None, None).unwrap_err();
+    let err = assemble("x:y", &json!({}), &cfg, Credential::None, None).unwrap_err();
     assert_eq!(err.code(), "NOT_FOUND");
     assert_eq!(parse_response("x:y", None, 200, None, b"{}").unwrap_err().status(), 404);
 }
@@ -105,11 +106,13 @@ fn debug_never_shows_secrets() {
     for c in creds {
         assert!(!format!("{c:?}").contains("TOK"), "{c:?}");
     }
-    let req = build("pipedrive:getDeal", &json!({"id": 7}), &cfg, Credential::ApiTokenQuery("PDTOKEN"), None).unwrap();
+    let req =
+        assemble("pipedrive:getDeal", &json!({"id": 7}), &cfg, Credential::ApiTokenQuery("PDTOKEN"), None).unwrap();
     assert!(req.path_and_query.contains("PDTOKEN"));
     let dbg = format!("{req:?}");
     assert!(!dbg.contains("PDTOKEN") && dbg.contains("api_token=***"), "{dbg}");
-    let req = build("ads:createCampaign", &json!({"name": "n"}), &cfg, Credential::Bearer("BEARERTOK"), None).unwrap();
+    let req =
+        assemble("ads:createCampaign", &json!({"name": "n"}), &cfg, Credential::Bearer("BEARERTOK"), None).unwrap();
     let dbg = format!("{req:?}");
     assert!(!dbg.contains("BEARERTOK") && !dbg.contains("DEVTOKEN"), "{dbg}");
 }

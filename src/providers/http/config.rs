@@ -43,6 +43,41 @@ pub struct HttpProvidersConfig {
     /// Customer id used when the tool input has no `customer_id` (dashes allowed, stripped).
     #[serde(default)]
     pub google_ads_customer_id: Option<String>,
+    /// Where manifest-described HTTP tools may connect (the built-in providers' base URLs
+    /// and the URLs a credential is bound to are operator choices and not checked here).
+    #[serde(default)]
+    pub egress: EgressConfig,
+}
+
+/// The egress address policy of manifest-described HTTP tools (`providers.http.egress`),
+/// judged on the addresses a host resolves to, at connect time, on the address connected to.
+/// Loopback, link-local (169.254/16, fe80::/10), private (RFC 1918, fc00::/7), CGNAT
+/// (100.64/10), unspecified, broadcast, multicast and other non-public ranges are refused
+/// unless `allow` covers them; the gateway's own listeners and cloud metadata addresses
+/// (169.254.169.254, fd00:ec2::254, …) only when `allow` names them exactly (`ip:port` for a
+/// listener, the bare IP for metadata). Redirects are never followed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Destinations reachable besides public addresses: host names as a manifest writes them
+    /// (`crm.internal`, `crm.internal:8443`: whatever they resolve to), IP addresses
+    /// (`10.1.2.3`, `10.1.2.3:8080`, `[fd00::1]:443`) and CIDR blocks (`10.0.0.0/8`,
+    /// `fd00::/8`, any port). Empty by default: nothing private.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Whether public addresses not on `allow` are reachable. `false`: only `allow` is.
+    #[serde(default = "default_allow_public")]
+    pub allow_public: bool,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        EgressConfig { allow: Vec::new(), allow_public: default_allow_public() }
+    }
+}
+
+fn default_allow_public() -> bool {
+    true
 }
 
 impl Default for HttpProvidersConfig {
@@ -55,6 +90,7 @@ impl Default for HttpProvidersConfig {
             google_ads_developer_token: Secret::default(),
             google_ads_login_customer_id: None,
             google_ads_customer_id: None,
+            egress: EgressConfig::default(),
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum ProviderError {
     /// missing developer token, credential of the wrong kind). Not the caller's fault.
     #[error("{0}")]
     Misconfigured(String),
+    /// 403: the request would carry a brokered credential to a URL the credential is not
+    /// bound to (`providers.credentials.<id>.allowed_urls`). Refused by operator policy, not
+    /// an upstream failure: nothing was sent.
+    #[error("{0}")]
+    CredentialNotBound(String),
 }
 
 impl ProviderError {
@@ -35,15 +40,18 @@ impl ProviderError {
             Self::Validation(_) => 422,
             Self::NotFound(_) => 404,
             Self::Upstream { .. } | Self::Garbage(_) | Self::Misconfigured(_) => 502,
+            Self::CredentialNotBound(_) => 403,
         }
     }
 
-    /// The gateway error code string (`VALIDATION_ERROR`, `NOT_FOUND`, `PROVIDER_ERROR`).
+    /// The gateway error code string (`VALIDATION_ERROR`, `NOT_FOUND`, `PROVIDER_ERROR`,
+    /// `FORBIDDEN`).
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation(_) => "VALIDATION_ERROR",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Upstream { .. } | Self::Garbage(_) | Self::Misconfigured(_) => "PROVIDER_ERROR",
+            Self::CredentialNotBound(_) => "FORBIDDEN",
         }
     }
 

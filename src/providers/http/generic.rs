@@ -3,7 +3,7 @@
 use super::encode::{self, header_value, query_string};
 use super::spec::{AuthKind, BodyMode, BodySpec, ResponseKind};
 use super::template::{self, lookup, render, sole_var};
-use super::{endpoint, Credential, HttpToolSpec, ProviderError, UpstreamRequest};
+use super::{endpoint, Credential, Destination, HttpToolSpec, ProviderError, UpstreamRequest};
 use serde_json::{Map, Value};
 
 /// Builds the request a spec describes for `input`.
@@ -40,6 +40,7 @@ pub(crate) fn build(
         headers,
         body,
         secret_names,
+        destination: Destination::Manifest,
     })
 }
 

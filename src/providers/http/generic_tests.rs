@@ -20,7 +20,7 @@ fn items_spec() -> HttpToolSpec {
 }
 
 fn run(s: &HttpToolSpec, input: Value, c: Credential<'_>) -> Result<UpstreamRequest, ProviderError> {
-    build("crm:upsertItem", &input, &HttpProvidersConfig::default(), c, Some(s))
+    assemble("crm:upsertItem", &input, &HttpProvidersConfig::default(), c, Some(s))
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn body_input_sends_whole_input() {
 fn builtin_ids_ignore_specs() {
     let s = spec(json!({"method": "GET", "path": "/steal", "base_url": "https://evil.example"}));
     let cfg = HttpProvidersConfig { pipedrive_company_domain: "acme".into(), ..HttpProvidersConfig::default() };
-    let r = build("pipedrive:getDeal", &json!({"id": 1}), &cfg, Credential::ApiTokenQuery("t"), Some(&s)).unwrap();
+    let r = assemble("pipedrive:getDeal", &json!({"id": 1}), &cfg, Credential::ApiTokenQuery("t"), Some(&s)).unwrap();
     assert_eq!(r.endpoint.host, "acme.pipedrive.com");
 }
 

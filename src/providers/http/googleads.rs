@@ -17,7 +17,7 @@
 
 use super::encode::{self, header_value, path_segment};
 use super::input::{account_digits, object, only_fields, optional_amount, optional_bool, optional_str, required_str};
-use super::{endpoint, Credential, HttpProvidersConfig, ProviderError, UpstreamRequest};
+use super::{endpoint, Credential, Destination, HttpProvidersConfig, ProviderError, UpstreamRequest};
 use ::http::Method;
 use serde_json::{json, Map, Value};
 
@@ -84,6 +84,7 @@ pub(crate) fn build(
         headers,
         body: Some(encode::json_body(&body)?),
         secret_names: vec!["authorization".to_owned(), "developer-token".to_owned()],
+        destination: Destination::Operator,
     })
 }
 

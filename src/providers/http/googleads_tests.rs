@@ -14,7 +14,7 @@ fn cfg() -> HttpProvidersConfig {
 }
 
 fn req_with(cfg: &HttpProvidersConfig, input: Value) -> Result<UpstreamRequest, ProviderError> {
-    build("ads:createCampaign", &input, cfg, Credential::Bearer("ya29.ACCESS"), None)
+    assemble("ads:createCampaign", &input, cfg, Credential::Bearer("ya29.ACCESS"), None)
 }
 
 fn body(r: &UpstreamRequest) -> Value {
@@ -129,7 +129,7 @@ fn misconfiguration() {
     for c in cases {
         assert!(matches!(req_with(&c, json!({"name": "n"})), Err(ProviderError::Misconfigured(_))), "{c:?}");
     }
-    let err = build("ads:createCampaign", &json!({"name": "n"}), &cfg(), Credential::ApiTokenQuery("t"), None);
+    let err = assemble("ads:createCampaign", &json!({"name": "n"}), &cfg(), Credential::ApiTokenQuery("t"), None);
     assert!(matches!(err, Err(ProviderError::Misconfigured(_))));
 }
 

@@ -8,7 +8,7 @@ use super::input::{
     object, only_fields, optional_amount, optional_choice, optional_positive_int, optional_str, positive_int, present,
     required_str,
 };
-use super::{endpoint, Credential, Endpoint, HttpProvidersConfig, ProviderError, UpstreamRequest};
+use super::{endpoint, Credential, Destination, Endpoint, HttpProvidersConfig, ProviderError, UpstreamRequest};
 use ::http::Method;
 use serde_json::{Map, Value};
 
@@ -79,7 +79,15 @@ fn assemble(
         }
         None => None,
     };
-    Ok(UpstreamRequest { endpoint, method, path_and_query, headers, body, secret_names: vec!["api_token".to_owned()] })
+    Ok(UpstreamRequest {
+        endpoint,
+        method,
+        path_and_query,
+        headers,
+        body,
+        secret_names: vec!["api_token".to_owned()],
+        destination: Destination::Operator,
+    })
 }
 
 /// `createDeal`: `title` required, the other deal fields optional.

@@ -12,7 +12,7 @@ fn cfg() -> HttpProvidersConfig {
 }
 
 fn req(tool: &str, input: Value) -> Result<UpstreamRequest, ProviderError> {
-    build(tool, &input, &cfg(), Credential::ApiTokenQuery(TOKEN), None)
+    assemble(tool, &input, &cfg(), Credential::ApiTokenQuery(TOKEN), None)
 }
 
 fn body(r: &UpstreamRequest) -> Value {
@@ -127,7 +127,7 @@ fn base_url_override_and_domain_checks() {
         pipedrive_base_url: Some("http://127.0.0.1:9000/fake/v1".into()),
         ..HttpProvidersConfig::default()
     };
-    let r = build("pipedrive:getDeal", &json!({"id": 1}), &cfg, Credential::ApiTokenQuery("t"), None).unwrap();
+    let r = assemble("pipedrive:getDeal", &json!({"id": 1}), &cfg, Credential::ApiTokenQuery("t"), None).unwrap();
     assert_eq!(r.endpoint.authority(), "127.0.0.1:9000");
     assert_eq!(r.path_and_query, "/fake/v1/deals/1?api_token=t");
     for domain in ["", "a.b", "evil.com/x", "-a"] {
@@ -138,7 +138,7 @@ fn base_url_override_and_domain_checks() {
 #[test]
 fn needs_api_token_credential() {
     for c in [Credential::Bearer("t"), Credential::None, Credential::ApiTokenQuery("")] {
-        let err = build("pipedrive:getDeal", &json!({"id": 1}), &cfg(), c, None).unwrap_err();
+        let err = assemble("pipedrive:getDeal", &json!({"id": 1}), &cfg(), c, None).unwrap_err();
         assert!(matches!(err, ProviderError::Misconfigured(_)), "{err:?}");
     }
 }

@@ -21,6 +21,19 @@ pub struct UpstreamRequest {
     /// Lowercase names of headers and query parameters that carry secrets; `Debug` redacts
     /// them on top of the built-in list (`authorization`, `developer-token`, `api_token`, …).
     pub secret_names: Vec<String>,
+    /// Who chose `endpoint`: decides whether the sender applies the egress address policy.
+    pub destination: Destination,
+}
+
+/// Who chose where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Operator configuration: a built-in provider's base URL, or a URL the attached brokered
+    /// credential is bound to (`allowed_urls`). Connected to as configured.
+    Operator,
+    /// A manifest's `http.base_url` and nothing else: the sender checks the resolved
+    /// addresses against `providers.http.egress` and connects to the checked one.
+    Manifest,
 }
 
 /// Header and query parameter names redacted by `Debug` whatever `secret_names` says.
@@ -78,6 +91,7 @@ impl std::fmt::Debug for UpstreamRequest {
             .field("path_and_query", &self.redacted_path_and_query())
             .field("headers", &headers)
             .field("body_len", &self.body.as_ref().map(Vec::len))
+            .field("destination", &self.destination)
             .finish()
     }
 }
