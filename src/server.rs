@@ -145,6 +145,8 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let gw = Arc::new(build_gateway(cfg.clone(), &runtime)?);
     drop(runtime);
+    // Before anything starts: a bad admin token file is a startup error.
+    let admin_app = AdminApp::new(gw.clone())?;
     start_discovery(&gw);
 
     let threads =
@@ -160,7 +162,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
 
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy::new(gw.clone()));
     proxy.add_tcp(&cfg.listen);
-    let mut admin = Service::new("fastmcp-admin".to_string(), AdminApp { gw });
+    let mut admin = Service::new("fastmcp-admin".to_string(), admin_app);
     admin.add_tcp(&cfg.admin_listen);
     admin.threads = Some(1);
     server.add_service(proxy);
