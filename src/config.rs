@@ -66,6 +66,9 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// JWT authentication of agents.
     pub auth: AuthConfig,
+    /// Who may use the admin listener (`admin_listen`) and from which hosts.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Rego policy.
     pub policy: PolicyConfig,
     /// Per tenant + subject + tool rate limits.
@@ -87,6 +90,59 @@ pub struct Config {
     /// Tool providers behind the REST API and their brokered credentials.
     #[serde(default)]
     pub providers: ProvidersConfig,
+}
+
+/// Access to the admin listener. Every route but `open_paths` needs a credential: the admin
+/// bearer token, or a gateway JWT (verified exactly like an agent's) carrying one of `roles`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// File holding the admin bearer token (surrounding whitespace trimmed; at least 16
+    /// bytes), read once at startup. Empty: no file.
+    #[serde(default)]
+    pub token_file: String,
+    /// The admin bearer token itself (at least 16 bytes). Env `FASTMCP_ADMIN_TOKEN`; prefer
+    /// `token_file`. Setting both is refused. Empty: no token (then only JWTs with `roles`
+    /// get in; with `auth.enabled=false` too, no one does).
+    #[serde(default)]
+    pub token: Secret,
+    /// JWT roles that may use the admin API (platform-wide: every tenant's holds).
+    #[serde(default = "default_admin_roles")]
+    pub roles: Vec<String>,
+    /// Paths served without a credential (exact match). Only the read-only status routes
+    /// may be listed: `/health`, `/ready`, `/metrics`, `/admin/mcp/servers`.
+    #[serde(default = "default_admin_open_paths")]
+    pub open_paths: Vec<String>,
+    /// Host names the admin listener answers besides loopback names (DNS-rebinding
+    /// protection, as `allowed_hosts` for the gateway listener): on a loopback listener any
+    /// other `Host` gets 403; on other listeners, when set, only these.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token_file: String::new(),
+            token: Secret::default(),
+            roles: default_admin_roles(),
+            open_paths: default_admin_open_paths(),
+            allowed_hosts: vec![],
+        }
+    }
+}
+
+/// The routes `admin.open_paths` may list: read-only status, nothing that shows holds or acts.
+pub const ADMIN_OPENABLE_PATHS: &[&str] = &["/health", "/ready", "/metrics", "/admin/mcp/servers"];
+
+/// The shortest admin bearer token accepted (bytes).
+pub const ADMIN_TOKEN_MIN_BYTES: usize = 16;
+
+fn default_admin_roles() -> Vec<String> {
+    vec!["platform-admin".into()]
+}
+fn default_admin_open_paths() -> Vec<String> {
+    vec!["/health".into(), "/ready".into(), "/metrics".into()]
 }
 
 /// The REST tool API (DESIGN §4).
@@ -450,6 +506,7 @@ fn default_transport() -> String {
 const NAMED_ENV: &[(&str, &str)] = &[
     ("FASTMCP_LISTEN", "listen"),
     ("FASTMCP_ADMIN_LISTEN", "admin_listen"),
+    ("FASTMCP_ADMIN_TOKEN", "admin.token"),
     ("FASTMCP_DATA_DIR", "data_dir"),
     ("FASTMCP_POLICIES", "policy.policies_file"),
     ("FASTMCP_REGO_DIR", "policy.rego_dir"),
@@ -494,6 +551,7 @@ const STRING_KEYS: &[&str] = &[
     "url",
     "header",
     "token",
+    "token_file",
     "command",
     "transport",
     "tenant",
@@ -572,6 +630,7 @@ impl Config {
                 "mTLS is not supported by this build; refusing to start without it",
             ));
         }
+        self.validate_admin()?;
         if !matches!(self.auth.algorithm.as_str(), "RS256" | "ES256") {
             return Err(ConfigError::new("auth.algorithm", "must be RS256 or ES256"));
         }
@@ -670,6 +729,42 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let a = &self.admin;
+        if !a.token.0.is_empty() && !a.token_file.is_empty() {
+            return Err(ConfigError::new(
+                "admin.token",
+                "set admin.token (FASTMCP_ADMIN_TOKEN) or admin.token_file, not both",
+            ));
+        }
+        if !a.token.0.is_empty() {
+            admin_token_problem(&a.token.0).map_or(Ok(()), |p| Err(ConfigError::new("admin.token", p)))?;
+        }
+        if let Some(p) = a.open_paths.iter().find(|p| !ADMIN_OPENABLE_PATHS.contains(&p.as_str())) {
+            return Err(ConfigError::new(
+                "admin.open_paths",
+                format!("{p:?} cannot be opened; only {}", ADMIN_OPENABLE_PATHS.join(", ")),
+            ));
+        }
+        if a.roles.iter().any(|r| r.trim().is_empty()) {
+            return Err(ConfigError::new("admin.roles", "roles must not be empty strings"));
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with an admin bearer token, if anything (never echoes the token).
+pub fn admin_token_problem(token: &str) -> Option<String> {
+    if token.len() < ADMIN_TOKEN_MIN_BYTES {
+        return Some(format!("the admin token must be at least {ADMIN_TOKEN_MIN_BYTES} bytes"));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Some("the admin token must be visible ASCII without spaces".into());
+    }
+    None
 }
 
 /// A parsed upstream MCP endpoint: the one upstream [`Endpoint`](crate::upstream::Endpoint)
@@ -855,5 +950,23 @@ mod tests {
         let c =
             Config::load(None, env(&[("MCP_A_URL", "http://h:1/mcp"), ("MCP_A_TOKEN", "Bearer topsecret")])).unwrap();
         assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn admin_defaults_and_checks() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.admin.roles, ["platform-admin"]);
+        assert_eq!(c.admin.open_paths, ["/health", "/ready", "/metrics"]);
+        assert!(c.admin.token.0.is_empty() && c.admin.token_file.is_empty());
+        let c = Config::load(None, env(&[("FASTMCP_ADMIN_TOKEN", "0123456789abcdef0123")])).unwrap();
+        assert_eq!(c.admin.token.0, "0123456789abcdef0123");
+        assert!(!format!("{c:?}").contains("0123456789abcdef"), "the token is a Secret");
+        let e = Config::load(None, env(&[("FASTMCP_ADMIN_TOKEN", "short")])).unwrap_err();
+        assert_eq!(e.key, "admin.token");
+        assert!(!e.problem.contains("short"), "never echoes the token: {e}");
+        let both = [("FASTMCP_ADMIN_TOKEN", "0123456789abcdef0123"), ("FASTMCP__ADMIN__TOKEN_FILE", "/t")];
+        assert_eq!(Config::load(None, env(&both)).unwrap_err().key, "admin.token");
+        let e = Config::load(None, env(&[("FASTMCP__ADMIN__OPEN_PATHS", "[/admin/holds]")])).unwrap_err();
+        assert_eq!(e.key, "admin.open_paths");
     }
 }

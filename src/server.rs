@@ -151,6 +151,8 @@ pub fn start_discovery(gw: &Arc<Gateway>) {
 /// Runs the gateway until a signal stops it. Never returns normally.
 pub fn serve(cfg: Config) -> Result<(), String> {
     let gw = Arc::new(build_gateway(cfg.clone())?);
+    // Before anything starts: a bad admin token file is a startup error.
+    let admin_app = AdminApp::new(gw.clone())?;
     start_discovery(&gw);
 
     let threads =
@@ -166,7 +168,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
 
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy::new(gw.clone()));
     proxy.add_tcp(&cfg.listen);
-    let mut admin = Service::new("fastmcp-admin".to_string(), AdminApp { gw });
+    let mut admin = Service::new("fastmcp-admin".to_string(), admin_app);
     admin.add_tcp(&cfg.admin_listen);
     admin.threads = Some(1);
     server.add_service(proxy);

@@ -23,7 +23,7 @@ fn message(r: &Resp) -> Value {
 }
 
 fn approve(gw: &Gateway, hold_id: &str) {
-    let r = http("POST", &gw.admin_url(&format!("/admin/holds/{hold_id}/approve")), &[], b"");
+    let r = gw.admin("POST", &format!("/admin/holds/{hold_id}/approve"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 

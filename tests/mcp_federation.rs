@@ -207,7 +207,7 @@ fn discovery_copes_with_a_server_that_starts_late() {
         .env("MCP_DISCOVERY_RETRIES", "3")
         .env("MCP_DISCOVERY_BACKOFF_MS", "200")
         .start();
-    let status = http("GET", &gw.admin_url("/admin/mcp/servers"), &[], b"").json();
+    let status = gw.admin("GET", "/admin/mcp/servers").json();
     assert_eq!(status["servers"]["late"]["tools"], 0, "{status}");
     // A 2025-11-25 session listens on its GET stream for tools/list_changed.
     let admin = gw.mint("root", "acme", "mcp-admin");

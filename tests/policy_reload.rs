@@ -20,7 +20,7 @@ fn metric(gw: &Gateway, needle: &str) -> f64 {
 }
 
 fn reload(gw: &Gateway) -> Resp {
-    http("POST", &gw.admin_url("/admin/policy/reload"), &[], b"")
+    gw.admin("POST", "/admin/policy/reload")
 }
 
 #[test]

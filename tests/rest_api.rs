@@ -438,12 +438,12 @@ fn approver_mode_needs_an_approver_or_the_admin_api() {
     // Or the admin API approves, then the agent's confirm runs it.
     let second = invoke("B");
     let token = second["action_token"].as_str().unwrap().to_string();
-    let pending = http("GET", &gw.admin_url("/admin/holds"), &[], b"").json();
+    let pending = gw.admin("GET", "/admin/holds").json();
     let hold = pending["holds"].as_array().unwrap().iter().find(|h| h["id"] == second["hold_id"]).unwrap().clone();
     assert_eq!(hold["needs_approval"], true);
     assert!(!pending.to_string().contains(&token), "the admin API never shows action tokens");
     let id = hold["id"].as_str().unwrap();
-    assert_eq!(http("POST", &gw.admin_url(&format!("/admin/holds/{id}/approve")), &[], b"").status, 200);
+    assert_eq!(gw.admin("POST", &format!("/admin/holds/{id}/approve")).status, 200);
     let r = post(&gw, "/tools/ads:createCampaign/confirm", &fin, &json!({"action_token": token}), &[]);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(ads.count.load(Ordering::SeqCst), 2);

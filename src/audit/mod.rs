@@ -32,6 +32,11 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditEvent {
     pub action: String,
+    /// Who acted, on records of operator actions (the admin API): the approver of a hold,
+    /// the operator who reloaded the policy. `sub` stays the subject whose call it is.
+    /// Absent (not `null`) on every other record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<AuditActor>,
     pub corr_id: String,
     pub decision: AuditDecision,
     pub instance: String,
@@ -54,6 +59,17 @@ pub struct AuditEvent {
     #[serde(rename = "toolId")]
     pub tool_id: Option<String>,
     pub ts: String,
+}
+
+/// The acting identity of an operator action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditActor {
+    /// `admin_token` (the configured admin bearer token) or `jwt` (a gateway JWT).
+    pub kind: &'static str,
+    /// The JWT's `sub` (empty for the admin token).
+    pub sub: String,
+    /// The JWT's tenant (empty for the admin token).
+    pub tenant: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

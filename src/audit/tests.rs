@@ -70,4 +70,11 @@ fn serialization_is_canonical() {
     let direct = serde_json::to_string(&ev).unwrap();
     let canonical = crate::canonical::to_string(&serde_json::to_value(&ev).unwrap());
     assert_eq!(direct, canonical, "AuditEvent fields must be declared in JSON-name byte order");
+    assert!(!direct.contains("actor"), "no actor: the field is absent, not null");
+    let acted =
+        AuditEvent { actor: Some(AuditActor { kind: "jwt", sub: "ops".into(), tenant: "platform".into() }), ..ev };
+    let direct = serde_json::to_string(&acted).unwrap();
+    let canonical = crate::canonical::to_string(&serde_json::to_value(&acted).unwrap());
+    assert_eq!(direct, canonical, "AuditActor fields too");
+    assert!(direct.contains(r#""actor":{"kind":"jwt","sub":"ops","tenant":"platform"}"#), "{direct}");
 }

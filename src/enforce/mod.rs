@@ -161,7 +161,8 @@ impl Enforcer {
 
     /// Decide, then rate limit. A refusal is recorded before it is returned.
     pub async fn authorize<'a>(&self, call: Call<'a>) -> Result<Permit<'a>, Refusal> {
-        let approver = self.is_approver(call.principal);
+        // Four eyes: an approver presenting a token of its own hold is only its caller.
+        let approver = self.is_approver(call.principal) && !self.presents_own_hold(&call).await;
         let decision = match self.decide_call(&call, approver) {
             Ok(d) => d,
             Err(e) => return Err(self.refuse(&call, e).await),
@@ -365,6 +366,17 @@ impl Enforcer {
         p.roles.iter().any(|r| self.cfg.approver_roles.contains(r))
     }
 
+    /// Is the presented token one of a hold of the caller's own? (Then the confirmation is
+    /// re-checked as the call, as for any caller.) A store that cannot answer says yes: the
+    /// stricter check, and redeeming fails on the same store anyway.
+    async fn presents_own_hold(&self, call: &Call<'_>) -> bool {
+        let Some(p) = &call.presented else { return false };
+        match self.state.peek_hold(&crate::canonical::sha256_hex(p.token.as_bytes())).await {
+            Ok(hold) => hold.is_some_and(|h| h.sub == call.principal.sub),
+            Err(_) => true,
+        }
+    }
+
     /// The policy's answer for `call`. A presented token is a confirmation: `tools.confirm`
     /// must allow it, and (unless an approver releases someone else's hold) the call itself
     /// must still be allowed for the confirming principal.
@@ -405,14 +417,15 @@ impl Enforcer {
     }
 
     /// Consumes the action token for `call`: as the caller it was issued to, or (approver
-    /// role) for the same tenant, tool and arguments.
+    /// role) for the same tenant, tool and arguments — never the approver's own hold, which
+    /// it can only confirm as its caller (four eyes, checked in the same atomic step).
     async fn redeem(&self, call: &Call<'_>, token: &str, approver: bool) -> Result<(), GatewayError> {
         let p = call.principal;
         let tool_id = call.tool_id.as_deref().unwrap_or_default();
         let args_hash = call.args_hash.as_deref().unwrap_or_default();
         let binding = holds::binding(p, tool_id, args_hash);
         let who = if approver {
-            Redeemer::Approver { tenant: &p.tenant, tool_id, args_hash }
+            Redeemer::Approver { sub: &p.sub, binding: &binding, tenant: &p.tenant, tool_id, args_hash }
         } else {
             Redeemer::Caller { binding: &binding }
         };

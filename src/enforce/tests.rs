@@ -125,6 +125,36 @@ async fn approver_mode_holds_until_someone_else_approves() {
 }
 
 #[tokio::test]
+async fn an_approver_cannot_release_its_own_hold() {
+    let gw = test_gateway(
+        "enforce-own-hold",
+        &[("FASTMCP__REST__APPROVER_ROLES", "[approver]"), ("FASTMCP__REST__APPROVAL_TAGS", "[financial]")],
+    );
+    let policy = gw.policy.snapshot();
+    let (alice, bob) = (who("alice", &["mcp-admin", "approver"]), who("bob", &["approver"]));
+    let args = json!({"amount": 5000});
+    let attempt = |p, token: &str| {
+        let mut c = call(&gw, &policy, p, "pay", &args, &["financial"]);
+        c.presented = Some(Presented { token: token.to_string() });
+        c
+    };
+    let permit = gw.enforce.authorize(call(&gw, &policy, &alice, "pay", &args, &["financial"])).await.unwrap();
+    let Err(Stop::Held(held)) = gw.enforce.admit(permit, None).await else { panic!("held") };
+    let token = held.issued.action_token.clone();
+    let Err(Stop::Refused(r)) =
+        gw.enforce.admit(gw.enforce.authorize(attempt(&alice, &token)).await.unwrap(), None).await
+    else {
+        panic!("an approver released its own hold")
+    };
+    assert_eq!(r.error.status(), 403);
+    assert!(r.reasons.iter().any(|x| x == "awaiting_approval"), "{:?}", r.reasons);
+    assert_eq!(gw.state.pending_holds().await.unwrap(), 1, "not consumed");
+    // Another approver releases it (without the right to call the tool itself).
+    let admitted = gw.enforce.admit(gw.enforce.authorize(attempt(&bob, &token)).await.unwrap(), None).await.unwrap();
+    assert_eq!(admitted.outcome(), Outcome::Confirmed);
+}
+
+#[tokio::test]
 async fn gateway_answered_and_early_refusals_leave_one_record_each() {
     let gw = test_gateway("enforce-answered", &[]);
     let policy = gw.policy.snapshot();

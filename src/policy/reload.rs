@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::{testrunner, CompiledPolicy, PolicyEngine, PolicySources};
-use crate::audit::{AuditDecision, AuditEvent, AuditLog};
+use crate::audit::{AuditActor, AuditDecision, AuditEvent, AuditLog};
 use crate::metrics::METRICS;
 
 /// The outcome of one reload attempt.
@@ -45,10 +45,11 @@ impl Reloader {
     }
 
     /// Records the reload in the audit trail (DESIGN §9: policy reloads are audited).
-    fn audit(&self, result: &str, revision: &str, detail: Option<&str>) {
+    fn audit(&self, actor: Option<&AuditActor>, result: &str, revision: &str, detail: Option<&str>) {
         let Some(audit) = &self.audit else { return };
         let event = AuditEvent {
             action: "policy.reload".into(),
+            actor: actor.cloned(),
             phase: "decision",
             decision: AuditDecision {
                 allow: result == "applied",
@@ -66,6 +67,11 @@ impl Reloader {
 
     /// Compiles and tests the current sources; swaps them in if both succeed.
     pub fn reload(&self) -> Reload {
+        self.reload_by(None)
+    }
+
+    /// [`Reloader::reload`] asked for by `actor` (the admin API), who its record names.
+    pub fn reload_by(&self, actor: Option<&AuditActor>) -> Reload {
         let _guard = self.lock.lock();
         let serving = self.engine.revision();
         let result =
@@ -91,13 +97,13 @@ impl Reloader {
                 tracing::info!(from = %serving, to = %revision, evaluator = compiled.evaluator(), "policy reloaded");
                 self.engine.swap(compiled);
                 METRICS.policy_reloads.with_label_values(&["ok"]).inc();
-                self.audit("applied", &revision, None);
+                self.audit(actor, "applied", &revision, None);
                 Reload::Applied { revision }
             }
             Err(error) => {
                 tracing::error!(revision = %serving, error = %error, "policy reload refused; the previous policy keeps serving");
                 METRICS.policy_reloads.with_label_values(&["error"]).inc();
-                self.audit("refused", &serving, Some(&error));
+                self.audit(actor, "refused", &serving, Some(&error));
                 Reload::Refused { revision: serving, error }
             }
         }

@@ -355,7 +355,7 @@ fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
 }
 
 /// The caller's correlation id if it is a sane token, else a fresh one.
-fn correlation_id(given: Option<&http::HeaderValue>) -> String {
+pub(crate) fn correlation_id(given: Option<&http::HeaderValue>) -> String {
     if let Some(v) = given.and_then(|v| v.to_str().ok()) {
         if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
             return v.to_string();

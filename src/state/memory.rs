@@ -87,12 +87,16 @@ impl StateStore for MemoryState {
             holds.remove(token_hash);
             return Ok(HoldConsume::Expired);
         }
+        let who = match who {
+            Redeemer::Approver { sub, binding, .. } if h.sub == sub => Redeemer::Caller { binding },
+            other => other,
+        };
         match who {
             Redeemer::Caller { binding } if h.binding != binding => return Ok(HoldConsume::Mismatch),
             Redeemer::Caller { .. } if h.needs_approval && h.approved_by.is_none() => {
                 return Ok(HoldConsume::AwaitingApproval)
             }
-            Redeemer::Approver { tenant, tool_id, args_hash }
+            Redeemer::Approver { tenant, tool_id, args_hash, .. }
                 if h.tenant != tenant || h.tool_id != tool_id || h.args_hash != args_hash =>
             {
                 return Ok(HoldConsume::Mismatch)
@@ -189,15 +193,34 @@ mod tests {
         );
 
         s.put_hold("t2", hold.clone()).await.unwrap();
-        let wrong = Redeemer::Approver { tenant: "other", tool_id: "x", args_hash: "0" };
-        assert_eq!(s.consume_hold("t2", wrong).await.unwrap(), HoldConsume::Mismatch);
-        let right = Redeemer::Approver { tenant: "t", tool_id: "x", args_hash: "0" };
-        assert!(matches!(s.consume_hold("t2", right).await.unwrap(), HoldConsume::Consumed(_)));
+        let approver = |tenant| Redeemer::Approver { sub: "boss", binding: "nb", tenant, tool_id: "x", args_hash: "0" };
+        assert_eq!(s.consume_hold("t2", approver("other")).await.unwrap(), HoldConsume::Mismatch);
+        assert!(matches!(s.consume_hold("t2", approver("t")).await.unwrap(), HoldConsume::Consumed(_)));
 
         s.put_hold("t3", hold).await.unwrap();
         assert!(s.decide_hold("h", false, "boss").await.unwrap(), "denied");
         assert_eq!(s.consume_hold("t3", caller("b")).await.unwrap(), HoldConsume::NotFound);
         assert!(!s.decide_hold("h", true, "boss").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_approver_cannot_release_its_own_hold() {
+        let s = MemoryState::default();
+        let exp = chrono::Utc::now().timestamp() + 60;
+        // Hold of subject "a" (binding "b"), awaiting approval.
+        let hold = Hold { binding: "b".into(), expires_at: exp, needs_approval: true, ..s_hold() };
+        s.put_hold("th", hold.clone()).await.unwrap();
+        let own = Redeemer::Approver { sub: "a", binding: "b", tenant: "t", tool_id: "x", args_hash: "0" };
+        assert_eq!(s.consume_hold("th", own).await.unwrap(), HoldConsume::AwaitingApproval, "four eyes");
+        let own_elsewhere = Redeemer::Approver { sub: "a", binding: "b2", tenant: "t", tool_id: "x", args_hash: "0" };
+        assert_eq!(s.consume_hold("th", own_elsewhere).await.unwrap(), HoldConsume::Mismatch);
+        assert_eq!(s.list_holds().await.unwrap().len(), 1, "still pending");
+        // Approved by someone else, its owner (an approver or not) confirms it as its caller.
+        assert!(s.decide_hold("h", true, "boss").await.unwrap());
+        assert!(matches!(s.consume_hold("th", own).await.unwrap(), HoldConsume::Consumed(_)));
+        // A hold that needs no approval: an approver confirms its own like any caller.
+        s.put_hold("t2", Hold { needs_approval: false, ..hold }).await.unwrap();
+        assert!(matches!(s.consume_hold("t2", own).await.unwrap(), HoldConsume::Consumed(_)));
     }
 
     fn s_hold() -> Hold {

@@ -55,8 +55,10 @@ pub enum Redeemer<'a> {
     /// The caller the hold was issued to: the binding must match, and in approver mode the
     /// hold must have been approved.
     Caller { binding: &'a str },
-    /// A principal with an approver role, for the same tenant, tool and arguments.
-    Approver { tenant: &'a str, tool_id: &'a str, args_hash: &'a str },
+    /// A principal with an approver role, for the same tenant, tool and arguments. Four
+    /// eyes: for a hold of its own (`sub`) an approver is only its caller — the `Caller`
+    /// rules apply with `binding`, so it cannot release its own call awaiting approval.
+    Approver { sub: &'a str, binding: &'a str, tenant: &'a str, tool_id: &'a str, args_hash: &'a str },
 }
 
 /// What consuming an action token found.

@@ -59,6 +59,8 @@ pub struct Gateway {
     pub admin_port: u16,
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
+    /// A platform-admin JWT for the admin API, minted on first use.
+    admin_jwt: std::sync::OnceLock<String>,
 }
 
 pub struct GatewayBuilder {
@@ -107,7 +109,7 @@ impl GatewayBuilder {
             .expect("spawn fastmcp");
         wait_for_port(admin_port, "fastmcp admin", Some(&mut child));
         wait_for_port(port, "fastmcp gateway", Some(&mut child));
-        Gateway { child, port, admin_port, dir: self.dir, env }
+        Gateway { child, port, admin_port, dir: self.dir, env, admin_jwt: Default::default() }
     }
 }
 
@@ -122,6 +124,27 @@ impl Gateway {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// A dev-key JWT of operator `ops` with the default admin role (`platform-admin`).
+    pub fn admin_jwt(&self) -> String {
+        self.admin_jwt.get_or_init(|| self.mint("ops", "platform", "platform-admin")).clone()
+    }
+
+    /// An authenticated admin request (`Authorization: Bearer` the platform-admin JWT; a POST
+    /// is sent as `application/json`, as the admin API requires).
+    pub fn admin(&self, method: &str, path: &str) -> Resp {
+        self.admin_as(&self.admin_jwt(), method, path)
+    }
+
+    /// An admin request with `bearer` as the credential.
+    pub fn admin_as(&self, bearer: &str, method: &str, path: &str) -> Resp {
+        let auth = format!("Bearer {bearer}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if method == "POST" {
+            headers.push(("content-type", "application/json"));
+        }
+        http(method, &self.admin_url(path), &headers, b"")
     }
 
     pub fn audit_dir(&self) -> PathBuf {
@@ -372,7 +395,7 @@ impl Drop for EverythingServer {
 pub fn wait_discovered(gw: &Gateway, names: &[&str], within: Duration) -> serde_json::Value {
     let deadline = Instant::now() + within;
     loop {
-        let status = http("GET", &gw.admin_url("/admin/mcp/servers"), &[], b"").json();
+        let status = gw.admin("GET", "/admin/mcp/servers").json();
         let up = names.iter().all(|n| status["servers"][n]["tools"].as_u64().unwrap_or(0) > 0);
         if up {
             return status;

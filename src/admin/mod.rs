@@ -1,0 +1,168 @@
+//! The admin listener (`admin_listen`, loopback by default; it never serves gateway
+//! traffic): `/metrics`, `/health`, `/ready`, `GET /admin/mcp/servers`, `GET /admin/holds`,
+//! `POST /admin/holds/{id}/approve|deny`, `POST /admin/policy/reload`.
+//!
+//! Every request passes, in order: singleton headers, `Host` and `Origin` (`guard`), the
+//! route and its method, a POST's JSON content type, then — except on `admin.open_paths` —
+//! the credential (`auth`: the admin token or a JWT with an admin role). Every request but a
+//! served open path leaves one audit record (`record`) naming the acting identity.
+//!
+//! Files: `routes.rs` (the route table), `guard.rs` (header checks), `auth.rs` (credentials
+//! and the [`Actor`]), `holds.rs` (listing, approving, denying; four eyes), `policy.rs`
+//! (reload), `status.rs` (metrics, health, readiness, discovery status), `record.rs`,
+//! `error.rs`, `reply.rs`.
+
+mod auth;
+mod error;
+mod guard;
+mod holds;
+mod policy;
+mod record;
+mod reply;
+mod routes;
+mod status;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+pub use auth::{Actor, AdminAuth};
+pub use error::AdminError;
+
+use crate::audit::AuditEvent;
+use crate::enforce::Outcome;
+use crate::gateway::Gateway;
+use crate::proxy::origin::HostPolicy;
+use guard::Head;
+use record::End;
+use reply::Reply;
+use routes::Route;
+
+/// The admin listener's pingora app.
+pub struct AdminApp {
+    gw: Arc<Gateway>,
+    auth: AdminAuth,
+    hosts: HostPolicy,
+}
+
+/// How a request ended: the reply and the record still to write (`None`: written already,
+/// or a served open path).
+struct Done {
+    reply: Reply,
+    record: Option<AuditEvent>,
+    /// fsync the record before answering (operator actions).
+    durable: bool,
+}
+
+impl AdminApp {
+    /// Builds the app from the gateway's config (reads `admin.token_file`).
+    pub fn new(gw: Arc<Gateway>) -> Result<AdminApp, String> {
+        let auth = AdminAuth::from_config(&gw.cfg)?;
+        let hosts = HostPolicy::new(&gw.cfg.admin_listen, &gw.cfg.admin.allowed_hosts);
+        let how = auth.describe(gw.auth.is_some());
+        if gw.auth.is_none() {
+            tracing::warn!(admin = %gw.cfg.admin_listen, "admin API: authentication is disabled; accepted: {how}");
+        } else {
+            tracing::info!(admin = %gw.cfg.admin_listen, "admin API accepts: {how}");
+        }
+        Ok(AdminApp { gw, auth, hosts })
+    }
+
+    async fn handle(&self, head: &Head, corr_id: &str) -> Done {
+        let route = Route::of(&head.path);
+        if let Err(e) = guard::check_origin(&self.hosts, head) {
+            return self.refused(&route, corr_id, None, e);
+        }
+        if route == Route::Unknown {
+            let e = AdminError::NotFound { message: "no such admin route".into() };
+            return self.refused(&route, corr_id, None, e);
+        }
+        if let Err(e) = guard::check_shape(&route, head) {
+            return self.refused(&route, corr_id, None, e);
+        }
+        let open = self.auth.is_open(&head.path);
+        let actor = if open {
+            None
+        } else {
+            match self.auth.check(self.gw.auth.as_ref(), head.authorization()).await {
+                Ok(a) => Some(a),
+                Err(e) => return self.refused(&route, corr_id, None, e),
+            }
+        };
+        let done = match &route {
+            Route::Metrics => Ok(self.metrics()),
+            Route::Health => Ok(self.health()),
+            Route::Ready => Ok(self.ready()),
+            Route::Servers => Ok(self.servers()),
+            Route::Holds => self.holds().await,
+            // Acting routes are never open (config validation): an actor is always there.
+            Route::Decide { id, approve } => match &actor {
+                Some(actor) => return self.decide(id, *approve, actor, corr_id).await,
+                None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
+            },
+            Route::Reload => match &actor {
+                Some(actor) => return self.reload(actor, corr_id).await,
+                None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
+            },
+            Route::Unknown => Err(AdminError::NotFound { message: "no such admin route".into() }),
+        };
+        match (done, open) {
+            (Ok(reply), true) => Done { reply, record: None, durable: false },
+            (Ok(reply), false) => {
+                let end = End::Done { outcome: Outcome::Allowed, status: reply.status, reasons: vec![] };
+                let record = self.record(route.action(), corr_id, actor.as_ref(), end, None);
+                Done { reply, record: Some(record), durable: false }
+            }
+            (Err(e), _) => self.refused(&route, corr_id, actor.as_ref(), e),
+        }
+    }
+
+    /// A refusal: its error reply and its record.
+    fn refused(&self, route: &Route, corr_id: &str, actor: Option<&Actor>, e: AdminError) -> Done {
+        tracing::info!(
+            corr_id,
+            action = route.action(),
+            decision = e.outcome().label(),
+            code = e.code(),
+            "admin request refused"
+        );
+        let record = self.record(route.action(), corr_id, actor, End::Refused(&e), None);
+        Done { reply: Reply::error(&e, corr_id), record: Some(record), durable: false }
+    }
+
+    /// The record of one admin request (on the policy revision now serving).
+    fn record(
+        &self,
+        action: &'static str,
+        corr_id: &str,
+        actor: Option<&Actor>,
+        end: End<'_>,
+        hold: Option<&crate::state::Hold>,
+    ) -> AuditEvent {
+        let policy_revision = self.gw.policy.revision();
+        record::event(record::Facts { action, corr_id, actor, end, policy_revision, hold })
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let head = Head { method: req.method.clone(), path: req.uri.path().to_string(), headers: req.headers.clone() };
+        let corr_id = crate::proxy::correlation_id(head.headers.get("x-correlation-id"));
+        if crate::proxy::headers::announces_body(&head.headers) {
+            // No admin route reads a body; never drain one sent to us.
+            session.set_keepalive(None);
+        }
+        let Done { reply, record, durable } = self.handle(&head, &corr_id).await;
+        if let Some(rec) = record {
+            if let Err(e) = self.gw.audit.append(&rec, durable).await {
+                tracing::error!(corr_id = %corr_id, error = %e, "audit write failed for an admin request");
+            }
+        }
+        reply.into_response(&corr_id)
+    }
+}

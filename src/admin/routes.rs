@@ -1,0 +1,89 @@
+//! The admin routes: path → [`Route`], each with its one method and its audit action.
+
+use http::Method;
+
+/// One admin route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
+    /// `GET /health`: liveness.
+    Health,
+    /// `GET /ready`: keys and policy loaded.
+    Ready,
+    /// `GET /admin/mcp/servers`: discovery status per server.
+    Servers,
+    /// `GET /admin/holds`: pending holds of every tenant (never their tokens).
+    Holds,
+    /// `POST /admin/holds/{id}/approve|deny`.
+    Decide { id: String, approve: bool },
+    /// `POST /admin/policy/reload`.
+    Reload,
+    /// Anything else (404).
+    Unknown,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Route {
+        match path {
+            "/metrics" => return Route::Metrics,
+            "/health" => return Route::Health,
+            "/ready" => return Route::Ready,
+            "/admin/mcp/servers" => return Route::Servers,
+            "/admin/holds" => return Route::Holds,
+            "/admin/policy/reload" => return Route::Reload,
+            _ => {}
+        }
+        let Some((id, verb)) = path.strip_prefix("/admin/holds/").and_then(|r| r.split_once('/')) else {
+            return Route::Unknown;
+        };
+        // Hold ids are hex; anything else names no hold.
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Route::Unknown;
+        }
+        match verb {
+            "approve" => Route::Decide { id: id.to_string(), approve: true },
+            "deny" => Route::Decide { id: id.to_string(), approve: false },
+            _ => Route::Unknown,
+        }
+    }
+
+    /// The method this route takes.
+    pub fn method(&self) -> Method {
+        match self {
+            Route::Decide { .. } | Route::Reload => Method::POST,
+            _ => Method::GET,
+        }
+    }
+
+    /// The `action` of its audit records.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Route::Metrics => "admin.metrics",
+            Route::Health => "admin.health",
+            Route::Ready => "admin.ready",
+            Route::Servers => "admin.mcp.servers",
+            Route::Holds => "admin.holds.list",
+            Route::Decide { .. } => "holds.decide",
+            Route::Reload => "policy.reload",
+            Route::Unknown => "admin.request",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_routes() {
+        assert_eq!(Route::of("/metrics"), Route::Metrics);
+        assert_eq!(Route::of("/admin/holds/ab12/approve"), Route::Decide { id: "ab12".into(), approve: true });
+        assert_eq!(Route::of("/admin/holds/ab12/deny"), Route::Decide { id: "ab12".into(), approve: false });
+        for unknown in ["/admin/holds//approve", "/admin/holds/a%2f/approve", "/admin/holds/ab/x", "/", "/admin"] {
+            assert_eq!(Route::of(unknown), Route::Unknown, "{unknown}");
+        }
+        assert_eq!(Route::Reload.method(), Method::POST);
+        assert_eq!(Route::Holds.method(), Method::GET);
+    }
+}
