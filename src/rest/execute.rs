@@ -144,6 +144,45 @@ fn credential_id(manifest: &Manifest) -> &str {
     &manifest.provider_id
 }
 
+/// How a brokered `secret` of `provider` is placed on the request.
+fn placed<'a>(provider: &str, secret: &'a str) -> Credential<'a> {
+    match provider {
+        "pipedrive" => Credential::ApiTokenQuery(secret),
+        _ => Credential::Bearer(secret),
+    }
+}
+
+/// Whether `manifest`'s tool could run with `input` as the gateway is configured now, checked
+/// without contacting anyone (no token is fetched, nothing is sent): asked before a call is
+/// held, so nobody is asked to confirm or approve a call that can never run. For HTTP tools
+/// the request is built with a stand-in credential when one is configured (missing
+/// configuration, a missing credential or input the provider cannot use fail here); the
+/// database and MCP servers need no configuration beyond what found the tool.
+///
+/// # Errors
+/// 422 naming what is missing.
+pub fn preflight(gw: &Gateway, manifest: &Manifest, input: &Value) -> Result<(), GatewayError> {
+    let provider = credential_id(manifest);
+    if matches!(provider, "database" | "mcp") {
+        return Ok(());
+    }
+    let cannot = |why: String| GatewayError::Validation {
+        message: format!("this call cannot run as the gateway is configured ({why}); nothing was held"),
+    };
+    let spec: Option<HttpToolSpec> = match &manifest.http {
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| cannot(format!("manifest http spec: {e}")))?),
+        None => None,
+    };
+    let credential = if gw.rest.broker.providers().any(|p| p == provider) {
+        placed(provider, "fastmcp-preflight")
+    } else {
+        Credential::None
+    };
+    http::build(&manifest.tool_id, input, &gw.cfg.providers.http, credential, spec.as_ref())
+        .map(|_| ())
+        .map_err(|e| cannot(e.to_string()))
+}
+
 async fn http_tool(
     gw: &Gateway,
     who: &Principal,
@@ -164,10 +203,9 @@ async fn http_tool(
     } else {
         None
     };
-    let credential = match (&brokered, provider) {
-        (None, _) => Credential::None,
-        (Some(c), "pipedrive") => Credential::ApiTokenQuery(c.secret()),
-        (Some(c), _) => Credential::Bearer(c.secret()),
+    let credential = match &brokered {
+        None => Credential::None,
+        Some(c) => placed(provider, c.secret()),
     };
     let req = http::build(&manifest.tool_id, input, &gw.cfg.providers.http, credential, spec.as_ref())
         .map_err(provider_error)?;
