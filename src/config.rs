@@ -156,6 +156,19 @@ pub struct RestConfig {
     /// Seconds an `Idempotency-Key` record is kept (replays within it get the stored answer).
     #[serde(default = "default_idempotency_ttl")]
     pub idempotency_ttl_seconds: u64,
+    /// Bytes all `Idempotency-Key` records may take together (answers plus per-record
+    /// overhead). Past it the oldest stored answers are dropped first; the record stays, so a
+    /// replay is told the answer is gone (409) and the call never runs twice.
+    #[serde(default = "default_idempotency_max_bytes")]
+    pub idempotency_max_bytes: usize,
+    /// Bytes one caller (tenant + subject) may take in the idempotency store: its own oldest
+    /// answers are dropped first, so no caller can push out another's.
+    #[serde(default = "default_idempotency_max_bytes_per_subject")]
+    pub idempotency_max_bytes_per_subject: usize,
+    /// An answer larger than this is not stored; a replay of its key gets 409 (the call ran
+    /// once and is not run again; a new key runs it again).
+    #[serde(default = "default_idempotency_max_answer_bytes")]
+    pub idempotency_max_answer_bytes: usize,
     /// Approver mode: roles that may confirm someone else's held call. Empty turns it off.
     #[serde(default)]
     pub approver_roles: Vec<String>,
@@ -170,6 +183,9 @@ impl Default for RestConfig {
         RestConfig {
             sqlite_url: default_sqlite_url(),
             idempotency_ttl_seconds: default_idempotency_ttl(),
+            idempotency_max_bytes: default_idempotency_max_bytes(),
+            idempotency_max_bytes_per_subject: default_idempotency_max_bytes_per_subject(),
+            idempotency_max_answer_bytes: default_idempotency_max_answer_bytes(),
             approver_roles: vec![],
             approval_tags: default_approval_tags(),
         }
@@ -181,6 +197,15 @@ fn default_sqlite_url() -> String {
 }
 fn default_idempotency_ttl() -> u64 {
     86_400
+}
+fn default_idempotency_max_bytes() -> usize {
+    64 << 20
+}
+fn default_idempotency_max_bytes_per_subject() -> usize {
+    8 << 20
+}
+fn default_idempotency_max_answer_bytes() -> usize {
+    1 << 20
 }
 fn default_approval_tags() -> Vec<String> {
     vec!["financial".into()]
@@ -222,6 +247,10 @@ pub struct DatabaseProviderConfig {
     /// Rows returned at most (`truncated: true` beyond). Env `DATABASE_MAX_ROWS`.
     #[serde(default = "default_max_rows")]
     pub max_rows: usize,
+    /// Bytes of result rows (as JSON) returned at most: rows past it are left out and
+    /// `truncated: true` is set, as for `max_rows`, so a few huge rows cannot make a huge answer.
+    #[serde(default = "default_max_result_bytes")]
+    pub max_result_bytes: usize,
     /// A statement running longer is stopped (504).
     #[serde(default = "default_query_timeout_ms")]
     pub query_timeout_ms: u64,
@@ -232,6 +261,7 @@ impl Default for DatabaseProviderConfig {
         DatabaseProviderConfig {
             path: String::new(),
             max_rows: default_max_rows(),
+            max_result_bytes: default_max_result_bytes(),
             query_timeout_ms: default_query_timeout_ms(),
         }
     }
@@ -239,6 +269,9 @@ impl Default for DatabaseProviderConfig {
 
 fn default_max_rows() -> usize {
     1000
+}
+fn default_max_result_bytes() -> usize {
+    4 << 20
 }
 fn default_query_timeout_ms() -> u64 {
     5000
@@ -351,6 +384,27 @@ pub struct HoldsConfig {
     pub ttl_seconds: u64,
     /// Random bytes per action token, at least 24. Env `ACTION_TOKEN_BYTES`.
     pub token_bytes: usize,
+    /// Largest input (canonical JSON bytes) a hold keeps for its confirmation; a call whose
+    /// input is larger is refused with 413 when it would be held (nothing is held).
+    #[serde(default = "default_hold_max_input_bytes")]
+    pub max_input_bytes: usize,
+    /// Bytes the pending holds of one caller (tenant + subject) may take, inputs included;
+    /// a hold past it is refused with 413 (the caller's other holds stay pending).
+    #[serde(default = "default_hold_max_bytes_per_subject")]
+    pub max_bytes_per_subject: usize,
+    /// Bytes all pending holds may take together; a hold past it is refused with 413.
+    #[serde(default = "default_hold_max_bytes_total")]
+    pub max_bytes_total: usize,
+}
+
+fn default_hold_max_input_bytes() -> usize {
+    256 << 10
+}
+fn default_hold_max_bytes_per_subject() -> usize {
+    4 << 20
+}
+fn default_hold_max_bytes_total() -> usize {
+    256 << 20
 }
 
 /// Audit trail.
@@ -412,6 +466,15 @@ pub struct McpConfig {
     /// Idle lifetime of a gateway session on the federated endpoint (2025-11-25 clients).
     #[serde(default = "default_session_ttl")]
     pub session_ttl_seconds: u64,
+    /// Federated sessions one principal (tenant + subject) keeps at most: its
+    /// `initialize` past it ends that principal's least recently used session, never
+    /// another principal's.
+    #[serde(default = "default_max_sessions_per_principal")]
+    pub max_sessions_per_principal: usize,
+    /// Federated sessions kept at most; past it (after idle ones are swept) `initialize` is
+    /// refused with 503.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
     /// How long a held call waits for the client's answer to an `elicitation/create` request.
     #[serde(default = "default_elicitation_timeout")]
     pub elicitation_timeout_seconds: u64,
@@ -452,6 +515,13 @@ pub struct McpServerConfig {
     /// Command for the stdio transport. Env `MCP_<NAME>_COMMAND`.
     #[serde(default)]
     pub command: String,
+    /// The whole environment of a stdio server: it starts with a cleared environment plus
+    /// `PATH` (the gateway's, so the command resolves as written; listing `PATH` here
+    /// replaces it) and exactly these variables — never the gateway's secrets. Env
+    /// `MCP_<NAME>_ENV` as `KEY=VALUE,KEY2=VALUE2` (values cannot contain commas there; use
+    /// this map for those).
+    #[serde(default)]
+    pub env: BTreeMap<String, Secret>,
     /// Seconds a call to this server may take before 504 (default: `limits.upstream_timeout_seconds`).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
@@ -488,6 +558,12 @@ fn default_refresh_interval() -> u64 {
 }
 fn default_session_ttl() -> u64 {
     3600
+}
+fn default_max_sessions_per_principal() -> usize {
+    64
+}
+fn default_max_sessions() -> usize {
+    100_000
 }
 fn default_elicitation_timeout() -> u64 {
     120
@@ -599,6 +675,14 @@ impl Config {
         for (name, value) in &env {
             if let Some(key) = env_key(name) {
                 set_path(&mut tree, &key, value).map_err(|problem| ConfigError::new(name.clone(), problem))?;
+            } else if let Some(server) = stdio_env_server(name) {
+                // `MCP_<NAME>_ENV=K=V,K2=V2`: each pair becomes `mcp.servers.<name>.env.<K>`,
+                // always a string.
+                for (k, v) in parse_env_list(value).map_err(|problem| ConfigError::new(name.clone(), problem))? {
+                    let key = format!("mcp.servers.{server}.env.{k}");
+                    set_value(&mut tree, &key, Yaml::String(v))
+                        .map_err(|problem| ConfigError::new(name.clone(), problem))?;
+                }
             }
             if name == "PIPEDRIVE_API_TOKEN" {
                 // The seed's static Pipedrive token: a `static` broker credential.
@@ -682,6 +766,21 @@ impl Config {
         let egress = &self.providers.http.egress;
         crate::upstream::EgressPolicy::new(&egress.allow, egress.allow_public, &[])
             .map_err(|e| ConfigError::new("providers.http.egress.allow", e.to_string()))?;
+        for (key, value) in [
+            ("providers.database.max_result_bytes", self.providers.database.max_result_bytes),
+            ("rest.idempotency_max_bytes", self.rest.idempotency_max_bytes),
+            ("rest.idempotency_max_bytes_per_subject", self.rest.idempotency_max_bytes_per_subject),
+            ("rest.idempotency_max_answer_bytes", self.rest.idempotency_max_answer_bytes),
+            ("holds.max_input_bytes", self.holds.max_input_bytes),
+            ("holds.max_bytes_per_subject", self.holds.max_bytes_per_subject),
+            ("holds.max_bytes_total", self.holds.max_bytes_total),
+            ("mcp.max_sessions", self.mcp.max_sessions),
+            ("mcp.max_sessions_per_principal", self.mcp.max_sessions_per_principal),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
         if self.mcp.separator.is_empty() {
             return Err(ConfigError::new("mcp.separator", "must not be empty"));
         }
@@ -719,6 +818,17 @@ impl Config {
                         format!("{key}.forward_headers"),
                         format!("{h:?} may never be forwarded"),
                     ));
+                }
+            }
+            if !server.env.is_empty() && server.transport != "stdio" {
+                return Err(ConfigError::new(format!("{key}.env"), "only the stdio transport takes an environment"));
+            }
+            for (name, value) in &server.env {
+                if !is_env_name(name) {
+                    return Err(ConfigError::new(format!("{key}.env"), format!("{name:?} is not a variable name")));
+                }
+                if value.0.contains('\0') {
+                    return Err(ConfigError::new(format!("{key}.env.{name}"), "contains a NUL byte"));
                 }
             }
             http::HeaderName::from_bytes(server.header.as_bytes())
@@ -798,15 +908,48 @@ fn env_key(name: &str) -> Option<String> {
     None
 }
 
-/// Sets dotted `key` in the YAML tree, creating maps on the way.
+/// The server named by `MCP_<NAME>_ENV` (lowercased), if `name` is that.
+fn stdio_env_server(name: &str) -> Option<String> {
+    let server = name.strip_prefix("MCP_")?.strip_suffix("_ENV")?;
+    (!server.is_empty() && !server.starts_with("DISCOVERY_")).then(|| server.to_ascii_lowercase())
+}
+
+/// Parses `KEY=VALUE,KEY2=VALUE2` (entries trimmed, empty entries skipped).
+fn parse_env_list(raw: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((k, v)) = entry.split_once('=') else {
+            return Err(format!("{entry:?} is not KEY=VALUE"));
+        };
+        if !is_env_name(k) {
+            return Err(format!("{k:?} is not a variable name"));
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Sets dotted `key` in the YAML tree from an env value, creating maps on the way.
 fn set_path(tree: &mut Yaml, key: &str, raw: &str) -> Result<(), String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let last = parts.last().copied().unwrap_or_default();
+    let last = key.rsplit('.').next().unwrap_or_default();
     let value = if STRING_KEYS.contains(&last) {
         Yaml::String(raw.to_string())
     } else {
         serde_yaml_ng::from_str::<Yaml>(raw).map_err(|e| format!("unparsable value: {e}"))?
     };
+    set_value(tree, key, value)
+}
+
+/// Sets dotted `key` in the YAML tree to `value`, creating maps on the way.
+fn set_value(tree: &mut Yaml, key: &str, value: Yaml) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
     let mut node = tree;
     for (i, part) in parts.iter().enumerate() {
         let map = match node {
@@ -943,6 +1086,46 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "providers.credentials.pipedrive.allowed_urls");
+    }
+
+    #[test]
+    fn stdio_env_lists_become_string_maps() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("MCP_TOOLS_TRANSPORT", "stdio"),
+                ("MCP_TOOLS_COMMAND", "python3 server.py"),
+                ("MCP_TOOLS_ENV", "HOME=/srv/tools, PORT=8080,,EMPTY="),
+            ]),
+        )
+        .unwrap();
+        let vars: Vec<(&str, &str)> =
+            c.mcp.servers["tools"].env.iter().map(|(k, v)| (k.as_str(), v.0.as_str())).collect();
+        assert_eq!(vars, [("EMPTY", ""), ("HOME", "/srv/tools"), ("PORT", "8080")]);
+        assert!(!format!("{c:?}").contains("/srv/tools"), "values are masked like secrets");
+        for bad in ["NOEQUALS", "1X=a", "A-B=c"] {
+            let e =
+                Config::load(None, env(&[("MCP_T_TRANSPORT", "stdio"), ("MCP_T_COMMAND", "x"), ("MCP_T_ENV", bad)]))
+                    .unwrap_err();
+            assert_eq!(e.key, "MCP_T_ENV", "{bad}: {e}");
+        }
+        let e = Config::load(None, env(&[("MCP_H_URL", "http://h:1/mcp"), ("MCP_H_ENV", "A=b")])).unwrap_err();
+        assert_eq!(e.key, "mcp.servers.h.env", "http servers take no environment");
+    }
+
+    #[test]
+    fn byte_bounds_must_be_positive() {
+        for (var, key) in [
+            ("FASTMCP__HOLDS__MAX_INPUT_BYTES", "holds.max_input_bytes"),
+            ("FASTMCP__MCP__MAX_SESSIONS_PER_PRINCIPAL", "mcp.max_sessions_per_principal"),
+            ("FASTMCP__PROVIDERS__DATABASE__MAX_RESULT_BYTES", "providers.database.max_result_bytes"),
+            ("FASTMCP__REST__IDEMPOTENCY_MAX_BYTES", "rest.idempotency_max_bytes"),
+        ] {
+            assert_eq!(Config::load(None, env(&[(var, "0")])).unwrap_err().key, key);
+        }
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.providers.database.max_result_bytes, 4 << 20);
+        assert_eq!((c.holds.max_input_bytes, c.mcp.max_sessions_per_principal), (256 << 10, 64));
     }
 
     #[test]

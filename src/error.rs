@@ -24,6 +24,9 @@ pub enum GatewayError {
     Conflict { message: String },
     /// 413: body over the configured limit.
     PayloadTooLarge { limit: usize },
+    /// 413: a bounded store would grow past `limit` bytes for this (a held input, a caller's
+    /// share of pending holds); nothing was stored.
+    QuotaExceeded { message: String, limit: usize },
     /// 422: body not JSON or not an object.
     Validation { message: String },
     /// 422: the input fails the tool's JSON Schema; `violations` are `{path, message}`.
@@ -55,7 +58,7 @@ impl GatewayError {
             Self::NotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Conflict { .. } => 409,
-            Self::PayloadTooLarge { .. } => 413,
+            Self::PayloadTooLarge { .. } | Self::QuotaExceeded { .. } => 413,
             Self::Validation { .. } | Self::SchemaInvalid { .. } => 422,
             Self::RateLimited { .. } => 429,
             Self::Provider { .. } => 502,
@@ -73,7 +76,7 @@ impl GatewayError {
             Self::NotFound { .. } => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::Conflict { .. } => "CONFLICT",
-            Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::PayloadTooLarge { .. } | Self::QuotaExceeded { .. } => "PAYLOAD_TOO_LARGE",
             Self::Validation { .. } | Self::SchemaInvalid { .. } => "VALIDATION_ERROR",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Provider { .. } => "PROVIDER_ERROR",
@@ -90,6 +93,7 @@ impl GatewayError {
             | Self::NotFound { message }
             | Self::MethodNotAllowed { message }
             | Self::Conflict { message }
+            | Self::QuotaExceeded { message, .. }
             | Self::Validation { message }
             | Self::SchemaInvalid { message, .. }
             | Self::Provider { message }
@@ -106,7 +110,9 @@ impl GatewayError {
         match self {
             Self::Forbidden { reasons, .. } => Some(json!({ "reasons": reasons })),
             Self::RateLimited { retry_after, .. } => Some(json!({ "retry_after": retry_after })),
-            Self::PayloadTooLarge { limit } => Some(json!({ "limit_bytes": limit })),
+            Self::PayloadTooLarge { limit } | Self::QuotaExceeded { limit, .. } => {
+                Some(json!({ "limit_bytes": limit }))
+            }
             Self::SchemaInvalid { violations, .. } => Some(json!({ "violations": violations })),
             _ => None,
         }
@@ -138,7 +144,7 @@ impl GatewayError {
             Self::Forbidden { .. } => -32003,
             Self::NotFound { .. } => -32601,
             Self::Conflict { .. } => -32009,
-            Self::PayloadTooLarge { .. } => -32600,
+            Self::PayloadTooLarge { .. } | Self::QuotaExceeded { .. } => -32600,
             Self::Validation { .. } | Self::SchemaInvalid { .. } => -32602,
             Self::RateLimited { .. } => -32029,
             _ => -32603,

@@ -1,6 +1,11 @@
 //! Confirmation holds: a call that needs confirmation is parked behind a single-use action
 //! token. The token is random (≥ 24 bytes, URL-safe), stored only as its SHA-256, and bound to
 //! subject, tenant, tool and the canonical hash of the arguments.
+//!
+//! Held inputs are bounded: per hold (`holds.max_input_bytes`), per caller and in total
+//! (`holds.max_bytes_per_subject`, `holds.max_bytes_total`, checked by the state store in the
+//! same step that stores the hold). Past a bound the call is refused with 413 and nothing is
+//! held.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -11,7 +16,7 @@ use crate::auth::Principal;
 use crate::canonical;
 use crate::config::HoldsConfig;
 use crate::error::GatewayError;
-use crate::state::{Hold, HoldConsume, Redeemer, StateStore};
+use crate::state::{Hold, HoldConsume, HoldPut, HoldQuota, Redeemer, StateStore};
 
 /// A freshly created hold, as the caller is told about it.
 pub struct IssuedHold {
@@ -63,6 +68,16 @@ pub async fn issue_with(
     input: Option<String>,
     needs_approval: bool,
 ) -> Result<IssuedHold, GatewayError> {
+    // Refused before anything is stored: a hold whose input cannot be kept cannot be confirmed.
+    if let Some(len) = input.as_ref().map(String::len).filter(|len| *len > cfg.max_input_bytes) {
+        return Err(GatewayError::QuotaExceeded {
+            message: format!(
+                "this call needs confirmation, but its input ({len} bytes) is larger than a hold keeps \
+                 (holds.max_input_bytes); nothing was held"
+            ),
+            limit: cfg.max_input_bytes,
+        });
+    }
     let mut raw = vec![0u8; cfg.token_bytes.max(24)];
     rand::thread_rng().fill_bytes(&mut raw);
     let token = URL_SAFE_NO_PAD.encode(&raw);
@@ -81,10 +96,31 @@ pub async fn issue_with(
         approved_by: None,
     };
     let hold_id = hold.id.clone();
-    state
-        .put_hold(&token_hash, hold)
+    let quota = HoldQuota { per_subject_bytes: cfg.max_bytes_per_subject, total_bytes: cfg.max_bytes_total };
+    let put = state
+        .put_hold(&token_hash, hold, quota)
         .await
         .map_err(|e| GatewayError::Unavailable { message: format!("hold store unavailable: {}", e.0) })?;
+    let (message, limit) = match put {
+        HoldPut::Stored => (None, 0),
+        HoldPut::SubjectFull => (
+            Some(
+                "this call needs confirmation, but the caller's pending holds fill its share \
+                  (holds.max_bytes_per_subject); confirm or let some expire; nothing was held",
+            ),
+            cfg.max_bytes_per_subject,
+        ),
+        HoldPut::TotalFull => (
+            Some(
+                "this call needs confirmation, but pending holds fill the gateway's hold store \
+                  (holds.max_bytes_total); nothing was held",
+            ),
+            cfg.max_bytes_total,
+        ),
+    };
+    if let Some(message) = message {
+        return Err(GatewayError::QuotaExceeded { message: message.into(), limit });
+    }
     Ok(IssuedHold {
         action_token: token,
         expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -139,7 +175,13 @@ mod tests {
     #[tokio::test]
     async fn issue_then_redeem_once_for_the_same_call_only() {
         let s = MemoryState::default();
-        let cfg = HoldsConfig { ttl_seconds: 60, token_bytes: 24 };
+        let cfg = HoldsConfig {
+            ttl_seconds: 60,
+            token_bytes: 24,
+            max_input_bytes: 1 << 20,
+            max_bytes_per_subject: 1 << 20,
+            max_bytes_total: 1 << 20,
+        };
         let h = issue(&cfg, &s, &who("a"), "mcp:demo:rm", "h1").await.unwrap();
         assert!(h.action_token.len() >= 32);
         let err = redeem(&s, &who("b"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
@@ -149,5 +191,34 @@ mod tests {
         redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap();
         let err = redeem(&s, &who("a"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
         assert_eq!(err.status(), 409);
+    }
+
+    #[tokio::test]
+    async fn inputs_over_a_bound_are_refused_with_413_and_nothing_is_held() {
+        let s = MemoryState::default();
+        let cfg = HoldsConfig {
+            ttl_seconds: 60,
+            token_bytes: 24,
+            max_input_bytes: 100,
+            max_bytes_per_subject: 2000,
+            max_bytes_total: 1 << 20,
+        };
+        let input = |n: usize| Some("x".repeat(n));
+        let err = issue_with(&cfg, &s, &who("a"), "t", "h", input(101), false).await.err().unwrap();
+        assert_eq!((err.status(), err.code()), (413, "PAYLOAD_TOO_LARGE"));
+        assert_eq!(err.shape("c")["details"]["limit_bytes"], 100);
+        assert_eq!(s.pending_holds().await.unwrap(), 0);
+        let mut held = 0;
+        let refused = loop {
+            match issue_with(&cfg, &s, &who("a"), "t", "h", input(100), false).await {
+                Ok(_) => held += 1,
+                Err(e) => break e,
+            }
+            assert!(held < 100, "the per-subject bound never applied");
+        };
+        assert_eq!(refused.status(), 413);
+        assert!(refused.message().contains("max_bytes_per_subject"), "{}", refused.message());
+        assert_eq!(s.pending_holds().await.unwrap(), held);
+        issue_with(&cfg, &s, &who("b"), "t", "h", input(100), false).await.unwrap();
     }
 }

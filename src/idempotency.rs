@@ -10,13 +10,20 @@
 //! effect may have happened, errors included), or [`IdempotencyStore::abandon`] when the call
 //! provably did nothing (refused before reaching the provider) so a retry may run.
 //!
+//! Memory is bounded in bytes per caller (tenant + subject) and in total: stored answers are
+//! dropped oldest first (the caller's own first), an answer over the per-answer bound is never
+//! stored, and in both cases the key keeps a tombstone, so a replay is told the answer is gone
+//! ([`Begin::AnswerDropped`]) — a write never silently runs twice.
+//!
 //! Each method is one atomic step, so a Redis backend can implement each as one Lua script
 //! over the key from [`IdemKey::storage_key`] (`SET NX PX` for begin, a compare-and-set on the
 //! in-flight state for complete and abandon), with the TTL on the Redis key.
 
+mod budget;
 mod key;
 mod memory;
 
+pub use budget::{IdempotencyLimits, RECORD_OVERHEAD};
 pub use key::{parse_key, IdemKey, MAX_KEY_LEN};
 pub use memory::{Clock, ManualClock, MemoryIdempotencyStore, SystemClock, DEFAULT_MAX_RECORDS};
 
@@ -40,6 +47,23 @@ pub enum Begin {
     InFlight,
     /// The key was used with a different payload (422 VALIDATION_ERROR).
     PayloadMismatch,
+    /// Already answered (with `status`) but the answer is not kept: the call is not run
+    /// again (409 CONFLICT saying so; a new key runs it again).
+    AnswerDropped {
+        /// HTTP status of the first answer.
+        status: u16,
+        /// Why the answer is gone.
+        why: Dropped,
+    },
+}
+
+/// Why an answered key has no stored answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Larger than the per-answer bound: never stored.
+    TooLarge,
+    /// Dropped (oldest first) to keep the store within its byte bounds.
+    Evicted,
 }
 
 /// A failure of the idempotency backend.
@@ -48,9 +72,12 @@ pub enum StoreError {
     /// The backend cannot be reached (Redis down): the gateway applies its fail mode.
     #[error("idempotency store unavailable: {0}")]
     Unavailable(String),
-    /// The in-memory store holds its maximum of live records.
+    /// The in-memory store holds its maximum of records or bytes.
     #[error("idempotency store is full")]
     Full,
+    /// The caller's records (claims in flight and answered keys) fill its share of the store.
+    #[error("this caller's idempotency records are at their limit until some expire")]
+    SubjectFull,
 }
 
 /// Where idempotency records live: memory ([`MemoryIdempotencyStore`]) or Redis.

@@ -42,10 +42,12 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
     };
     let window = std::time::Duration::from_micros(cfg.audit.group_commit_us);
     let audit = AuditLog::open_with_window(&cfg.audit.dir, instance, window).map_err(|e| format!("audit.dir: {e}"))?;
+    let mut provenance = Default::default();
     let policy = if cfg.policy.enabled {
         let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;
         let compiled = CompiledPolicy::compile(&sources)?;
         tracing::info!(revision = %compiled.revision, policies = %sources.policies_name, modules = sources.rego.len(), "policy loaded");
+        provenance = sources.provenance;
         PolicyEngine::enabled(compiled)
     } else {
         tracing::warn!("policy is DISABLED (policy.enabled=false): every call is allowed");
@@ -60,12 +62,15 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
     }
     let policy = Arc::new(policy);
     let reloader = policy.is_enabled().then(|| {
-        Arc::new(Reloader::new(
-            policy.clone(),
-            cfg.policy.policies_file.clone(),
-            cfg.policy.rego_dir.clone(),
-            Some(audit.clone()),
-        ))
+        Arc::new(
+            Reloader::new(
+                policy.clone(),
+                cfg.policy.policies_file.clone(),
+                cfg.policy.rego_dir.clone(),
+                Some(audit.clone()),
+            )
+            .serving_from(provenance),
+        )
     });
     if let (Some(r), true) = (&reloader, cfg.policy.watch_interval_ms > 0) {
         r.clone().watch(std::time::Duration::from_millis(cfg.policy.watch_interval_ms))?;

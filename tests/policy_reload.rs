@@ -102,3 +102,53 @@ fn the_watcher_applies_changes_by_itself() {
     }
     assert_eq!(metric(&gw, "fastmcp_policy_reloads_total{result=\"ok\"}"), 1.0);
 }
+
+#[test]
+fn a_deleted_policy_file_changes_no_decision_and_counts_a_failed_reload() {
+    // The operator's file: the shipped policy plus a rule that denies the database tools,
+    // which the embedded copy allows.
+    let dir = temp_dir("vanish-src");
+    let file = dir.join("policies.yml");
+    let shipped = std::fs::read_to_string(repo().join("policies/policies.yml")).expect("policies");
+    let deny = "\n  - id: operator-denies-database\n    effect: deny\n    when:\n      action: tools.invoke\n      resource.provider_id: \"database\"\n";
+    std::fs::write(&file, format!("{shipped}{deny}")).expect("write");
+    let gw = Gateway::builder("vanish")
+        .env("FASTMCP_POLICIES", &file.display().to_string())
+        .config("policy: {watch_interval_ms: 50}\n")
+        .start();
+    let analyst = gw.mint("ana", "acme", "data-analyst");
+    let list = || {
+        http(
+            "POST",
+            &gw.url("/tools/database:listTables/invoke"),
+            &[("authorization", &format!("Bearer {analyst}")), ("content-type", "application/json")],
+            b"{}",
+        )
+    };
+    let denied = list();
+    assert_eq!(denied.status, 403);
+    assert!(denied.json()["error"]["details"]["reasons"].to_string().contains("operator-denies-database"));
+
+    std::fs::remove_file(&file).expect("delete the policy file");
+    // The watcher notices, refuses the change and counts it (bounded poll, not a sleep).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&gw, "fastmcp_policy_reloads_total{result=\"error\"}") < 1.0 {
+        assert!(Instant::now() < deadline, "the vanished file was never counted\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let still = list();
+    assert_eq!(still.status, 403, "the operator's policy keeps serving, not the embedded one");
+    assert!(still.json()["error"]["details"]["reasons"].to_string().contains("operator-denies-database"));
+    assert!(gw.log().contains("policy reload refused"), "logged");
+    assert_eq!(metric(&gw, "fastmcp_policy_reloads_total{result=\"ok\"}"), 0.0, "nothing was swapped in");
+
+    // Valid sources change the policy again: the file comes back without the deny rule.
+    std::fs::write(&file, &shipped).expect("restore");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&gw, "fastmcp_policy_reloads_total{result=\"ok\"}") < 1.0 {
+        assert!(Instant::now() < deadline, "the restored file was never applied\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(list().status, 200);
+    assert_eq!(metric(&gw, "fastmcp_policy_reloads_total{result=\"error\"}"), 1.0, "the failure was counted once");
+}

@@ -88,7 +88,7 @@ impl Outcome {
             GatewayError::NotFound { .. } => Outcome::NotFound,
             GatewayError::MethodNotAllowed { .. } => Outcome::MethodNotAllowed,
             GatewayError::Conflict { .. } => Outcome::Conflict,
-            GatewayError::PayloadTooLarge { .. } => Outcome::TooLarge,
+            GatewayError::PayloadTooLarge { .. } | GatewayError::QuotaExceeded { .. } => Outcome::TooLarge,
             GatewayError::RateLimited { .. } => Outcome::RateLimited,
             GatewayError::Unavailable { .. } => Outcome::Unavailable,
             GatewayError::Provider { .. } | GatewayError::ProviderTimeout { .. } => Outcome::Failed,

@@ -1,6 +1,6 @@
-//! The in-memory idempotency backend (one gateway instance), with an injectable clock.
+//! The in-memory idempotency backend (one gateway instance), with an injectable clock and
+//! byte bounds.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use super::budget::{IdempotencyLimits, NoRoom, Records, State};
 use super::{Begin, IdemKey, IdempotencyStore, StoreError};
 
 /// Default cap on live records in [`MemoryIdempotencyStore`].
@@ -63,53 +64,57 @@ impl Clock for ManualClock {
     }
 }
 
-enum State {
-    InFlight,
-    Done { status: u16, body: Vec<u8> },
-}
-
-struct Record {
-    payload_hash: String,
-    state: State,
-    ttl: Duration,
-    expires_at: Duration,
-}
-
-struct Records {
-    map: HashMap<String, Record>,
-    /// Expired records are swept when the map grows to this size.
-    sweep_at: usize,
-}
-
-/// Idempotency records in process memory, lost on restart. Each method takes one short lock,
-/// never held across an await.
+/// Idempotency records in process memory, lost on restart, bounded in bytes per caller and in
+/// total ([`IdempotencyLimits`], bookkeeping in `budget.rs`). Each method takes one short
+/// lock, never held across an await.
 pub struct MemoryIdempotencyStore {
     records: Mutex<Records>,
     clock: Arc<dyn Clock>,
-    max_records: usize,
+    limits: IdempotencyLimits,
 }
 
 impl MemoryIdempotencyStore {
-    /// A store on the system clock holding at most [`DEFAULT_MAX_RECORDS`] live records.
+    /// A store on the system clock with the default limits.
     pub fn new() -> MemoryIdempotencyStore {
-        MemoryIdempotencyStore::with_clock(Arc::new(SystemClock::new()), DEFAULT_MAX_RECORDS)
+        MemoryIdempotencyStore::with_limits(Arc::new(SystemClock::new()), IdempotencyLimits::default())
     }
 
-    /// A store on `clock` holding at most `max_records` live records; past that `begin`
-    /// fails with [`StoreError::Full`] until records expire.
+    /// A store on `clock` holding at most `max_records` records (default byte limits); past
+    /// that `begin` fails with [`StoreError::Full`] until records expire.
     pub fn with_clock(clock: Arc<dyn Clock>, max_records: usize) -> MemoryIdempotencyStore {
-        let records = Records { map: HashMap::new(), sweep_at: 1024.min(max_records.max(1)) };
-        MemoryIdempotencyStore { records: Mutex::new(records), clock, max_records: max_records.max(1) }
+        let limits = IdempotencyLimits { max_records, ..IdempotencyLimits::default() };
+        MemoryIdempotencyStore::with_limits(clock, limits)
+    }
+
+    /// A store on `clock` within `limits` (each at least 1).
+    pub fn with_limits(clock: Arc<dyn Clock>, limits: IdempotencyLimits) -> MemoryIdempotencyStore {
+        let limits = IdempotencyLimits {
+            max_records: limits.max_records.max(1),
+            max_bytes: limits.max_bytes.max(1),
+            max_bytes_per_subject: limits.max_bytes_per_subject.max(1),
+            max_answer_bytes: limits.max_answer_bytes,
+        };
+        MemoryIdempotencyStore { records: Mutex::new(Records::default()), clock, limits }
     }
 
     /// Records held, expired ones not yet swept included.
     pub fn len(&self) -> usize {
-        self.records.lock().map.len()
+        self.records.lock().len()
     }
 
     /// Whether no record is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes accounted for all records (answers plus [`super::RECORD_OVERHEAD`] each).
+    pub fn bytes(&self) -> usize {
+        self.records.lock().bytes()
+    }
+
+    /// Bytes accounted for the records of `key`'s caller (tenant + subject).
+    pub fn subject_bytes(&self, key: &IdemKey) -> usize {
+        self.records.lock().owner_bytes(&owner(key))
     }
 }
 
@@ -119,23 +124,9 @@ impl Default for MemoryIdempotencyStore {
     }
 }
 
-impl Records {
-    /// The live record under `key`; an expired one is dropped.
-    fn live(&mut self, key: &str, now: Duration) -> Option<&mut Record> {
-        if self.map.get(key).is_some_and(|r| r.expires_at <= now) {
-            self.map.remove(key);
-        }
-        self.map.get_mut(key)
-    }
-
-    /// Drops expired records when the map has grown; true when there is room for one more.
-    fn make_room(&mut self, now: Duration, max: usize) -> bool {
-        if self.map.len() >= self.sweep_at {
-            self.map.retain(|_, r| r.expires_at > now);
-            self.sweep_at = (self.map.len() * 2).clamp(1024.min(max), max);
-        }
-        self.map.len() < max
-    }
+/// The caller a record is accounted to: tenant and subject, length-prefixed.
+fn owner(key: &IdemKey) -> String {
+    format!("{}:{}\0{}", key.tenant.len(), key.tenant, key.sub)
 }
 
 #[async_trait]
@@ -144,33 +135,31 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         let storage_key = key.storage_key();
         let now = self.clock.now();
         let mut records = self.records.lock();
-        if let Some(record) = records.live(&storage_key, now) {
+        records.sweep(now);
+        if let Some(record) = records.get_mut(&storage_key) {
             if record.payload_hash != payload_hash {
                 return Ok(Begin::PayloadMismatch);
             }
             return Ok(match &record.state {
                 State::InFlight => Begin::InFlight,
                 State::Done { status, body } => Begin::Replay { status: *status, body: body.clone() },
+                State::Dropped { status, why } => Begin::AnswerDropped { status: *status, why: *why },
             });
         }
-        if !records.make_room(now, self.max_records) {
-            return Err(StoreError::Full);
-        }
-        let record =
-            Record { payload_hash: payload_hash.to_string(), state: State::InFlight, ttl, expires_at: now + ttl };
-        records.map.insert(storage_key, record);
-        Ok(Begin::Proceed)
+        records
+            .claim(storage_key, owner(key), payload_hash.to_string(), ttl, now, &self.limits)
+            .map(|()| Begin::Proceed)
+            .map_err(|no_room| match no_room {
+                NoRoom::Total => StoreError::Full,
+                NoRoom::Subject => StoreError::SubjectFull,
+            })
     }
 
     async fn complete(&self, key: &IdemKey, status: u16, body: Vec<u8>) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut records = self.records.lock();
-        if let Some(record) = records.live(&key.storage_key(), now) {
-            if matches!(record.state, State::InFlight) {
-                record.state = State::Done { status, body };
-                record.expires_at = now + record.ttl;
-            }
-        }
+        records.sweep(now);
+        records.answer(&key.storage_key(), status, body, now, &self.limits);
         Ok(())
     }
 
@@ -178,8 +167,9 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         let storage_key = key.storage_key();
         let now = self.clock.now();
         let mut records = self.records.lock();
-        if records.live(&storage_key, now).is_some_and(|r| matches!(r.state, State::InFlight)) {
-            records.map.remove(&storage_key);
+        records.sweep(now);
+        if records.get_mut(&storage_key).is_some_and(|r| matches!(r.state, State::InFlight)) {
+            records.remove(&storage_key);
         }
         Ok(())
     }

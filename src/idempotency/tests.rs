@@ -170,3 +170,95 @@ fn header_values() {
         assert!(parse_key(bad).is_err(), "{bad:?}");
     }
 }
+
+fn limited(max_bytes: usize, per_subject: usize, max_answer: usize) -> (Arc<ManualClock>, MemoryIdempotencyStore) {
+    let clock = Arc::new(ManualClock::default());
+    let limits = IdempotencyLimits {
+        max_records: DEFAULT_MAX_RECORDS,
+        max_bytes,
+        max_bytes_per_subject: per_subject,
+        max_answer_bytes: max_answer,
+    };
+    (clock.clone(), MemoryIdempotencyStore::with_limits(clock, limits))
+}
+
+async fn answered(store: &MemoryIdempotencyStore, k: &IdemKey, bytes: usize) {
+    assert_eq!(begin(store, k, "h").await, Begin::Proceed);
+    store.complete(k, 200, vec![b'x'; bytes]).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn an_answer_over_the_per_answer_bound_is_not_stored_and_never_replays_as_a_rerun() {
+    let (_, store) = limited(1 << 20, 1 << 20, 1000);
+    let k = key("agent-1", "big");
+    answered(&store, &k, 1001).await;
+    assert_eq!(begin(&store, &k, "h").await, Begin::AnswerDropped { status: 200, why: Dropped::TooLarge });
+    assert_eq!(store.subject_bytes(&k), RECORD_OVERHEAD + 14, "only the tombstone is accounted");
+    assert_eq!(begin(&store, &k, "other").await, Begin::PayloadMismatch, "the payload check still applies");
+    answered(&store, &key("agent-1", "fits"), 1000).await;
+    assert!(matches!(begin(&store, &key("agent-1", "fits"), "h").await, Begin::Replay { .. }));
+}
+
+#[tokio::test]
+async fn a_callers_oldest_answers_go_first_and_other_callers_keep_theirs() {
+    // Room for ten records, only three of them with their answer.
+    let per_subject = 10 * (RECORD_OVERHEAD + 14) + 3 * 1000;
+    let (_, store) = limited(1 << 20, per_subject, 1 << 20);
+    answered(&store, &key("agent-2", "theirs"), 1000).await;
+    for i in 0..10 {
+        answered(&store, &key("agent-1", &format!("k{i}")), 1000).await;
+        assert!(store.subject_bytes(&key("agent-1", "x")) <= per_subject, "after {i}");
+    }
+    // The three newest answers are kept; the older ones were dropped, oldest first.
+    let evicted = Begin::AnswerDropped { status: 200, why: Dropped::Evicted };
+    for i in 0..7 {
+        assert_eq!(begin(&store, &key("agent-1", &format!("k{i}")), "h").await, evicted, "k{i}");
+    }
+    for i in 7..10 {
+        assert!(matches!(begin(&store, &key("agent-1", &format!("k{i}")), "h").await, Begin::Replay { .. }), "k{i}");
+    }
+    assert!(matches!(begin(&store, &key("agent-2", "theirs"), "h").await, Begin::Replay { .. }), "not pushed out");
+}
+
+#[tokio::test]
+async fn the_total_bound_drops_the_oldest_answers_of_anyone() {
+    let total = 3 * (RECORD_OVERHEAD + 14) + 2 * 1000;
+    let (_, store) = limited(total, 1 << 20, 1 << 20);
+    answered(&store, &key("agent-1", "a"), 1000).await;
+    answered(&store, &key("agent-2", "b"), 1000).await;
+    answered(&store, &key("agent-3", "c"), 1000).await;
+    assert!(store.bytes() <= total);
+    assert_eq!(
+        begin(&store, &key("agent-1", "a"), "h").await,
+        Begin::AnswerDropped { status: 200, why: Dropped::Evicted }
+    );
+    assert!(matches!(begin(&store, &key("agent-3", "c"), "h").await, Begin::Replay { .. }));
+}
+
+#[tokio::test]
+async fn tombstones_and_claims_are_never_dropped_early_so_a_full_share_refuses() {
+    let per_subject = 2 * (RECORD_OVERHEAD + 14);
+    let (clock, store) = limited(1 << 20, per_subject, 1 << 20);
+    assert_eq!(begin(&store, &key("agent-1", "a"), "h").await, Begin::Proceed);
+    assert_eq!(begin(&store, &key("agent-1", "b"), "h").await, Begin::Proceed);
+    assert_eq!(store.begin(&key("agent-1", "c"), "h", TTL).await, Err(StoreError::SubjectFull));
+    assert_eq!(begin(&store, &key("agent-2", "c"), "h").await, Begin::Proceed, "others are not refused");
+    assert_eq!(begin(&store, &key("agent-1", "a"), "h").await, Begin::InFlight, "claims kept");
+    clock.advance(TTL);
+    assert_eq!(begin(&store, &key("agent-1", "c"), "h").await, Begin::Proceed, "room again after expiry");
+    assert_eq!(store.len(), 1, "expired records were swept");
+    assert_eq!(store.bytes(), RECORD_OVERHEAD + 14);
+}
+
+#[tokio::test]
+async fn accounting_returns_to_zero() {
+    let (clock, store) = limited(1 << 20, 1 << 20, 1 << 20);
+    answered(&store, &key("agent-1", "a"), 500).await;
+    assert_eq!(begin(&store, &key("agent-1", "b"), "h").await, Begin::Proceed);
+    store.abandon(&key("agent-1", "b")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.bytes(), RECORD_OVERHEAD + 14 + 500);
+    clock.advance(TTL);
+    assert_eq!(begin(&store, &key("agent-9", "z"), "h").await, Begin::Proceed);
+    store.abandon(&key("agent-9", "z")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((store.bytes(), store.len()), (0, 0));
+}

@@ -3,7 +3,10 @@
 //! A session is created by `initialize` and names its owner (tenant and subject of the token
 //! that created it): a request presenting someone else's session id is refused as if the
 //! session did not exist, so a leaked id is useless without the owner's token. Idle sessions
-//! expire. 2026-07-28 clients are stateless and never get one.
+//! expire (swept on `initialize` at least once a minute, and whenever the table is full).
+//! Bounded per principal (its least recently used session ends first, never another
+//! principal's) and in total (a full table of live sessions refuses a new one). 2026-07-28
+//! clients are stateless and never get one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,8 +15,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
 
-/// Sessions above this count are refused (memory bound); expired ones are swept first.
-const MAX_SESSIONS: usize = 100_000;
+/// Idle sessions are swept at most this often (seconds), besides when the table is full.
+const SWEEP_EVERY_SECS: i64 = 60;
 
 /// One client session.
 #[derive(Debug)]
@@ -37,12 +40,12 @@ impl GatewaySession {
     }
 }
 
-/// Why a session id was not usable.
+/// Why a session id was not usable, or a session not created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionError {
     /// Unknown, expired, or owned by someone else (indistinguishable on purpose).
     NotFound,
-    /// Too many live sessions.
+    /// Too many live sessions in total.
     Full,
 }
 
@@ -51,25 +54,77 @@ pub fn owner_key(tenant: &str, sub: &str) -> String {
     format!("{tenant}\0{sub}")
 }
 
-/// All live sessions.
+/// How many sessions are kept (`mcp.max_sessions_per_principal`, `mcp.max_sessions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Per principal: a new session past it ends that principal's least recently used one.
+    pub per_principal: usize,
+    /// In total: past it (after idle ones are swept) a new session is refused.
+    pub total: usize,
+}
+
+/// A new session, and the sessions that were ended to make room for it or because they were
+/// idle past the TTL (their upstream clients should be closed).
+#[derive(Debug)]
+pub struct Created {
+    pub session: Arc<GatewaySession>,
+    pub ended: Vec<String>,
+}
+
+#[derive(Default)]
+struct Table {
+    map: HashMap<String, Arc<GatewaySession>>,
+    /// Session ids by owner.
+    owners: HashMap<String, Vec<String>>,
+    last_sweep: i64,
+}
+
+impl Table {
+    fn remove(&mut self, id: &str) -> Option<Arc<GatewaySession>> {
+        let s = self.map.remove(id)?;
+        if let Some(ids) = self.owners.get_mut(&s.owner) {
+            ids.retain(|x| x != id);
+            if ids.is_empty() {
+                self.owners.remove(&s.owner);
+            }
+        }
+        Some(s)
+    }
+
+    /// Ends every session idle past `ttl`; returns their ids.
+    fn sweep(&mut self, now: i64, ttl: i64) -> Vec<String> {
+        self.last_sweep = now;
+        let idle: Vec<String> = self.map.values().filter(|s| now - s.last_used() > ttl).map(|s| s.id.clone()).collect();
+        for id in &idle {
+            self.remove(id);
+        }
+        idle
+    }
+}
+
+/// All live sessions, bounded per principal and in total.
 pub struct Sessions {
-    map: RwLock<HashMap<String, Arc<GatewaySession>>>,
+    table: RwLock<Table>,
     ttl_secs: i64,
+    limits: SessionLimits,
 }
 
 impl Sessions {
-    pub fn new(ttl_secs: u64) -> Sessions {
-        Sessions { map: RwLock::new(HashMap::new()), ttl_secs: ttl_secs.max(1) as i64 }
+    pub fn new(ttl_secs: u64, limits: SessionLimits) -> Sessions {
+        let limits = SessionLimits { per_principal: limits.per_principal.max(1), total: limits.total.max(1) };
+        Sessions { table: RwLock::new(Table::default()), ttl_secs: ttl_secs.max(1) as i64, limits }
     }
 
-    /// Creates a session for `owner`.
+    /// Creates a session for `owner`: idle sessions are swept now and then; `owner`'s least
+    /// recently used session ends when it has its maximum; [`SessionError::Full`] when the
+    /// table is full of other live sessions.
     pub fn create(
         &self,
         owner: String,
         protocol_version: String,
         elicitation: bool,
         now: i64,
-    ) -> Result<Arc<GatewaySession>, SessionError> {
+    ) -> Result<Created, SessionError> {
         let mut raw = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut raw);
         let session = Arc::new(GatewaySession {
@@ -80,28 +135,38 @@ impl Sessions {
             upstream: Mutex::new(HashMap::new()),
             last_used: AtomicI64::new(now),
         });
-        let mut map = self.map.write();
-        if map.len() >= MAX_SESSIONS {
-            let ttl = self.ttl_secs;
-            map.retain(|_, s| now - s.last_used() <= ttl);
-            if map.len() >= MAX_SESSIONS {
-                return Err(SessionError::Full);
+        let mut t = self.table.write();
+        let mut ended = Vec::new();
+        if now - t.last_sweep >= SWEEP_EVERY_SECS.min(self.ttl_secs) || t.map.len() >= self.limits.total {
+            ended = t.sweep(now, self.ttl_secs);
+        }
+        let mine: Vec<String> = t.owners.get(&session.owner).cloned().unwrap_or_default();
+        if mine.len() >= self.limits.per_principal {
+            // The owner's own least recently used session makes room; nobody else's.
+            let lru = mine.iter().filter_map(|id| t.map.get(id)).min_by_key(|s| s.last_used()).map(|s| s.id.clone());
+            if let Some(id) = lru {
+                t.remove(&id);
+                ended.push(id);
             }
         }
-        map.insert(session.id.clone(), session.clone());
-        Ok(session)
+        if t.map.len() >= self.limits.total {
+            return Err(SessionError::Full);
+        }
+        t.owners.entry(session.owner.clone()).or_default().push(session.id.clone());
+        t.map.insert(session.id.clone(), session.clone());
+        Ok(Created { session, ended })
     }
 
     /// The live session `id` if `owner` owns it; touches it.
     pub fn get(&self, id: &str, owner: &str, now: i64) -> Result<Arc<GatewaySession>, SessionError> {
-        let found = self.map.read().get(id).cloned();
+        let found = self.table.read().map.get(id).cloned();
         match found {
             Some(s) if s.owner == owner && now - s.last_used() <= self.ttl_secs => {
                 s.last_used.store(now, Ordering::Relaxed);
                 Ok(s)
             }
             Some(s) if now - s.last_used() > self.ttl_secs => {
-                self.map.write().remove(id);
+                self.table.write().remove(id);
                 Err(SessionError::NotFound)
             }
             _ => Err(SessionError::NotFound),
@@ -110,20 +175,25 @@ impl Sessions {
 
     /// Ends session `id` if `owner` owns it.
     pub fn remove(&self, id: &str, owner: &str) -> Option<Arc<GatewaySession>> {
-        let mut map = self.map.write();
-        if map.get(id).is_some_and(|s| s.owner == owner) {
-            map.remove(id)
+        let mut t = self.table.write();
+        if t.map.get(id).is_some_and(|s| s.owner == owner) {
+            t.remove(id)
         } else {
             None
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.read().len()
+        self.table.read().map.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Live sessions of `owner`.
+    pub fn owned_by(&self, owner: &str) -> usize {
+        self.table.read().owners.get(owner).map_or(0, Vec::len)
     }
 }
 
@@ -133,9 +203,9 @@ mod tests {
 
     #[test]
     fn sessions_belong_to_their_owner_and_expire() {
-        let s = Sessions::new(10);
+        let s = Sessions::new(10, LIMITS);
         let a = owner_key("acme", "alice");
-        let session = s.create(a.clone(), "2025-11-25".into(), true, 100).unwrap();
+        let session = s.create(a.clone(), "2025-11-25".into(), true, 100).unwrap().session;
         assert_eq!(session.id.len(), 48);
         assert!(s.get(&session.id, &a, 105).is_ok());
         let mallory = owner_key("acme", "mallory");
@@ -143,8 +213,44 @@ mod tests {
         assert!(s.remove(&session.id, &mallory).is_none(), "only the owner ends a session");
         assert_eq!(s.get(&session.id, &a, 200).unwrap_err(), SessionError::NotFound, "idle past ttl");
         assert!(s.is_empty());
-        let again = s.create(a.clone(), "2025-11-25".into(), false, 300).unwrap();
+        let again = s.create(a.clone(), "2025-11-25".into(), false, 300).unwrap().session;
         assert!(s.remove(&again.id, &a).is_some());
         assert_eq!(s.get("nope", &a, 300).unwrap_err(), SessionError::NotFound);
+    }
+
+    const LIMITS: SessionLimits = SessionLimits { per_principal: 64, total: 1000 };
+
+    #[test]
+    fn a_principal_at_its_quota_ends_its_own_oldest_session_and_others_still_get_one() {
+        let s = Sessions::new(1000, SessionLimits { per_principal: 2, total: 3 });
+        let greedy = owner_key("acme", "greedy");
+        let first = s.create(greedy.clone(), "v".into(), false, 1).unwrap().session;
+        let second = s.create(greedy.clone(), "v".into(), false, 2).unwrap().session;
+        assert!(s.get(&first.id, &greedy, 3).is_ok(), "touched: now the second is the least recently used");
+        let third = s.create(greedy.clone(), "v".into(), false, 4).unwrap();
+        assert_eq!(third.ended, vec![second.id.clone()]);
+        assert_eq!(s.get(&second.id, &greedy, 5).unwrap_err(), SessionError::NotFound);
+        assert_eq!(s.owned_by(&greedy), 2);
+        let other = owner_key("acme", "other");
+        assert!(s.create(other.clone(), "v".into(), false, 5).is_ok(), "another principal initializes");
+        // The table is full of live sessions: a third principal is refused, nobody is evicted.
+        assert_eq!(s.create(owner_key("acme", "third"), "v".into(), false, 6).unwrap_err(), SessionError::Full);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn idle_sessions_are_swept() {
+        let s = Sessions::new(10, SessionLimits { per_principal: 5, total: 2 });
+        let a = owner_key("t", "a");
+        let old = s.create(a.clone(), "v".into(), false, 0).unwrap().session;
+        s.create(owner_key("t", "b"), "v".into(), false, 5).unwrap();
+        // Full; at 12 the first is idle past the TTL and swept to make room.
+        let c = s.create(owner_key("t", "c"), "v".into(), false, 12).unwrap();
+        assert_eq!(c.ended, vec![old.id.clone()]);
+        assert_eq!(s.owned_by(&a), 0);
+        // A periodic sweep ends idle sessions even when there is room.
+        let late = s.create(a, "v".into(), false, 100).unwrap();
+        assert_eq!(late.ended.len(), 2, "b and c were idle");
+        assert_eq!(s.len(), 1);
     }
 }

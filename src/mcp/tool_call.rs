@@ -76,6 +76,14 @@ impl Gateway {
             }
             return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD));
         }
+        // A call that would be held must be one that can run: arguments the tool's discovered
+        // inputSchema refuses are refused now (422), not after a human confirmed them.
+        if permit.will_hold() {
+            if let Err(e) = self.check_arguments(&req.server.name, name, &tool_id, permit.call().arguments) {
+                let r = self.enforce.refuse_permit(permit, e).await;
+                return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD));
+            }
+        }
         // The arguments are kept with the hold so `confirm_url` (the REST confirm) can run
         // the call without the caller re-sending them.
         let keep = params.get("arguments").map(Value::to_string);
@@ -97,6 +105,15 @@ impl Gateway {
             Err(Stop::Refused(r)) => Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD)),
             Err(Stop::Held(held)) => self.present_hold(req, id, params, held),
         }
+    }
+
+    /// Checks `arguments` against the `inputSchema` discovery found for `tool` on `server`;
+    /// a tool the gateway has no schema for passes (the server judges its own input).
+    fn check_arguments(&self, server: &str, tool: &str, tool_id: &str, arguments: &Value) -> Result<(), GatewayError> {
+        let Some(schema) = self.fed.tool(server, tool).and_then(|t| t.get("inputSchema").cloned()) else {
+            return Ok(());
+        };
+        crate::rest::invoke::validate(self, tool_id, "in", &schema, arguments)
     }
 
     /// The [`Call`] for a `tools/call` of `name` on `req.server`.

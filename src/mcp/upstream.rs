@@ -21,7 +21,9 @@ use crate::mcp::client::{ClientError, Era, McpClient, Transport};
 /// How the gateway reaches `server` as a client.
 pub fn transport(server: &McpServer, timeout: Duration) -> Transport {
     if server.cfg.transport == "stdio" {
-        return Transport::Stdio { command: server.cfg.command.clone(), env: vec![], timeout };
+        // Exactly what the operator listed (plus PATH, see the stdio transport).
+        let env = server.cfg.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        return Transport::Stdio { command: server.cfg.command.clone(), env, timeout };
     }
     let headers = broker::credential(server)
         .and_then(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))

@@ -2,6 +2,8 @@
 //! compiled and its Rego tests run before it is swapped in. A broken change keeps the old
 //! policy serving, logs the error (regorus reports file:line) and counts
 //! `fastmcp_policy_reloads_total{result="error"}`. `POST /admin/policy/reload` forces a reload.
+//! A served file that disappears or becomes unreadable is such a refusal too: the embedded
+//! copies are a startup fallback only ([`PolicySources::reload`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::source::Provenance;
 use super::{testrunner, CompiledPolicy, PolicyEngine, PolicySources};
 use crate::audit::{AuditActor, AuditDecision, AuditEvent, AuditLog};
 use crate::metrics::METRICS;
@@ -30,8 +33,9 @@ pub struct Reloader {
     audit: Option<AuditLog>,
     policies_file: PathBuf,
     rego_dir: PathBuf,
-    /// Serializes reloads (watcher and admin endpoint).
-    lock: Mutex<()>,
+    /// Which sources the serving policy was read from; also serializes reloads (watcher and
+    /// admin endpoint).
+    serving: Mutex<Provenance>,
 }
 
 impl Reloader {
@@ -41,7 +45,20 @@ impl Reloader {
         rego_dir: PathBuf,
         audit: Option<AuditLog>,
     ) -> Reloader {
-        Reloader { engine, audit, policies_file, rego_dir, lock: Mutex::new(()) }
+        let serving = Mutex::new(Provenance::default());
+        Reloader { engine, audit, policies_file, rego_dir, serving }
+    }
+
+    /// Tells the reloader where the serving policy came from (the startup sources'
+    /// [`PolicySources::provenance`]): a source read from its path must stay there.
+    pub fn serving_from(self, provenance: Provenance) -> Reloader {
+        *self.serving.lock() = provenance;
+        self
+    }
+
+    /// The current sources, without falling back to embedded copies for served files.
+    fn sources(&self, serving: Provenance) -> Result<PolicySources, String> {
+        PolicySources::reload(&self.policies_file, std::slice::from_ref(&self.rego_dir), serving)
     }
 
     /// Records the reload in the audit trail (DESIGN §9: policy reloads are audited).
@@ -72,30 +89,31 @@ impl Reloader {
 
     /// [`Reloader::reload`] asked for by `actor` (the admin API), who its record names.
     pub fn reload_by(&self, actor: Option<&AuditActor>) -> Reload {
-        let _guard = self.lock.lock();
+        // Held for the whole reload: one reload at a time, and the provenance it swaps in.
+        let mut provenance = self.serving.lock();
         let serving = self.engine.revision();
-        let result =
-            PolicySources::load(&self.policies_file, std::slice::from_ref(&self.rego_dir)).and_then(|sources| {
-                if sources.revision() == serving {
-                    return Ok(None);
-                }
-                let compiled = CompiledPolicy::compile(&sources)?;
-                let failed: Vec<String> = testrunner::run(&sources)?
-                    .into_iter()
-                    .filter(|t| !t.passed)
-                    .map(|t| format!("{}: {} ({})", t.file, t.rule, t.detail))
-                    .collect();
-                if !failed.is_empty() {
-                    return Err(format!("policy tests failed: {}", failed.join("; ")));
-                }
-                Ok(Some(compiled))
-            });
+        let result = self.sources(*provenance).and_then(|sources| {
+            if sources.revision() == serving {
+                return Ok(None);
+            }
+            let compiled = CompiledPolicy::compile(&sources)?;
+            let failed: Vec<String> = testrunner::run(&sources)?
+                .into_iter()
+                .filter(|t| !t.passed)
+                .map(|t| format!("{}: {} ({})", t.file, t.rule, t.detail))
+                .collect();
+            if !failed.is_empty() {
+                return Err(format!("policy tests failed: {}", failed.join("; ")));
+            }
+            Ok(Some((compiled, sources.provenance)))
+        });
         match result {
             Ok(None) => Reload::Unchanged { revision: serving },
-            Ok(Some(compiled)) => {
+            Ok(Some((compiled, from))) => {
                 let revision = compiled.revision.clone();
                 tracing::info!(from = %serving, to = %revision, evaluator = compiled.evaluator(), "policy reloaded");
                 self.engine.swap(compiled);
+                *provenance = from;
                 METRICS.policy_reloads.with_label_values(&["ok"]).inc();
                 self.audit(actor, "applied", &revision, None);
                 Reload::Applied { revision }
@@ -109,8 +127,9 @@ impl Reloader {
         }
     }
 
-    /// Polls the sources every `interval` and reloads on a change. A refused change is not
-    /// retried until the files change again.
+    /// Polls the sources every `interval` and reloads on a change. A refused change — a
+    /// broken file, or one that disappeared or became unreadable — is counted and logged once
+    /// and not retried until the files change again.
     pub fn watch(self: Arc<Self>, interval: Duration) -> Result<(), String> {
         std::thread::Builder::new()
             .name("fastmcp-policy-watch".into())
@@ -118,13 +137,13 @@ impl Reloader {
                 let mut last_seen = self.engine.revision();
                 loop {
                     std::thread::sleep(interval);
-                    let Ok(sources) = PolicySources::load(&self.policies_file, std::slice::from_ref(&self.rego_dir))
-                    else {
-                        continue;
+                    let serving = *self.serving.lock();
+                    let seen = match self.sources(serving) {
+                        Ok(sources) => sources.revision(),
+                        Err(e) => format!("unusable: {e}"),
                     };
-                    let revision = sources.revision();
-                    if revision != last_seen {
-                        last_seen = revision;
+                    if seen != last_seen {
+                        last_seen = seen;
                         self.reload();
                     }
                 }

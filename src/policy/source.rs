@@ -1,5 +1,7 @@
 //! Policy sources: `policies.yml` (seed format, loaded as `data.policies`) and the `*.rego`
-//! modules of a directory, each falling back to the copy embedded in the binary.
+//! modules of a directory, each falling back to the copy embedded in the binary when its path
+//! does not exist at startup. On a reload there is no fallback: a served file that vanished
+//! or cannot be read is an error and the current policy keeps serving.
 
 use std::path::{Path, PathBuf};
 
@@ -20,32 +22,86 @@ pub struct PolicySources {
     pub policies_yaml: String,
     /// (file name, Rego text), sorted by name.
     pub rego: Vec<(String, String)>,
+    /// Which sources came from the configured paths (the rest are embedded copies).
+    pub provenance: Provenance,
+}
+
+/// Which sources were read from the operator's paths rather than the embedded copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// `policies.yml` came from the configured file.
+    pub policies_file: bool,
+    /// The Rego modules came from the configured directory.
+    pub rego_dir: bool,
+}
+
+/// Whether `path` exists: `Ok(false)` only when it is not there; any other failure (a
+/// directory that cannot be searched) is an error, never "missing".
+fn present(path: &Path) -> Result<bool, String> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 impl PolicySources {
     /// Reads `policies_file` and `rego_dirs`; a path that does not exist falls back to the
-    /// embedded copy (so the binary runs from any directory).
+    /// embedded copy (so the binary runs from any directory). For startup and the CLI only: a
+    /// reload uses [`PolicySources::reload`].
     pub fn load(policies_file: &Path, rego_dirs: &[PathBuf]) -> Result<PolicySources, String> {
-        let (policies_name, policies_yaml) = if policies_file.exists() {
+        Self::load_with(policies_file, rego_dirs, None)
+    }
+
+    /// Like [`PolicySources::load`] for a running gateway whose policy came from `serving`: a
+    /// source that was read from its path must still be there and readable — a file that
+    /// disappeared is an error (the serving policy stays), never a fallback to the embedded
+    /// copy. A source that was embedded stays embedded until a file appears at its path.
+    pub fn reload(policies_file: &Path, rego_dirs: &[PathBuf], serving: Provenance) -> Result<PolicySources, String> {
+        Self::load_with(policies_file, rego_dirs, Some(serving))
+    }
+
+    fn load_with(
+        policies_file: &Path,
+        rego_dirs: &[PathBuf],
+        serving: Option<Provenance>,
+    ) -> Result<PolicySources, String> {
+        let strict = serving.is_some();
+        let serving = serving.unwrap_or_default();
+        let policies_there = if strict { present(policies_file)? } else { policies_file.exists() };
+        let (policies_name, policies_yaml) = if policies_there {
             let text =
                 std::fs::read_to_string(policies_file).map_err(|e| format!("{}: {e}", policies_file.display()))?;
             (policies_file.display().to_string(), text)
+        } else if serving.policies_file {
+            return Err(format!(
+                "{}: the policy file the gateway serves is gone (deleted or moved); keeping the current policy",
+                policies_file.display()
+            ));
         } else {
             ("(embedded) policies/policies.yml".to_string(), EMBEDDED_POLICIES.to_string())
         };
         let mut rego = Vec::new();
         let mut any_dir = false;
         for dir in rego_dirs {
-            if dir.is_dir() {
+            let there = if strict { present(dir)? } else { dir.exists() };
+            if there && dir.is_dir() {
                 any_dir = true;
                 collect_rego(dir, &mut rego)?;
             }
+        }
+        if !any_dir && serving.rego_dir {
+            let names: Vec<String> = rego_dirs.iter().map(|d| d.display().to_string()).collect();
+            return Err(format!(
+                "{}: the Rego directory the gateway serves is gone (deleted or moved); keeping the current policy",
+                names.join(", ")
+            ));
         }
         if !any_dir {
             // The embedded tests are written against the embedded policies.yml: with the
             // operator's own data they would test the wrong thing, so they only come along
             // when the data is embedded too.
-            let custom_data = policies_file.exists();
+            let custom_data = policies_there;
             rego = EMBEDDED_REGO
                 .iter()
                 .filter(|(n, _)| !(custom_data && is_test_file(n)))
@@ -53,7 +109,8 @@ impl PolicySources {
                 .collect();
         }
         rego.sort();
-        Ok(PolicySources { policies_name, policies_yaml, rego })
+        let provenance = Provenance { policies_file: policies_there, rego_dir: any_dir };
+        Ok(PolicySources { policies_name, policies_yaml, rego, provenance })
     }
 
     /// The embedded sources.
@@ -62,6 +119,7 @@ impl PolicySources {
             policies_name: String::new(),
             policies_yaml: EMBEDDED_POLICIES.into(),
             rego: vec![],
+            provenance: Provenance::default(),
         })
     }
 

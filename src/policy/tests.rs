@@ -91,3 +91,75 @@ fn rvm_serves_the_shipped_policy_and_agrees_with_the_interpreter() {
         assert_eq!(rvm, want, "input {case}");
     }
 }
+
+/// A scratch directory for policy files, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("fastmcp-policy-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_served_file_that_disappears_is_an_error_on_reload_not_the_embedded_copy() {
+    let dir = Scratch::new("gone");
+    let file = dir.0.join("policies.yml");
+    let no_rego = [dir.0.join("no-rego")];
+    std::fs::write(&file, source::EMBEDDED_POLICIES.replace("version: 1", "version: 1\n# custom")).unwrap();
+    let at_start = PolicySources::load(&file, &no_rego).unwrap();
+    assert_eq!(at_start.provenance, source::Provenance { policies_file: true, rego_dir: false });
+    std::fs::remove_file(&file).unwrap();
+    let err = PolicySources::reload(&file, &no_rego, at_start.provenance).unwrap_err();
+    assert!(err.contains("gone"), "{err}");
+    // Startup (and the CLI) still fall back; so does a reload of sources that were embedded.
+    assert!(PolicySources::load(&file, &no_rego).unwrap().policies_name.starts_with("(embedded)"));
+    assert!(PolicySources::reload(&file, &no_rego, source::Provenance::default()).is_ok());
+    // A file that appears where the embedded copy served is a valid change.
+    std::fs::write(&file, source::EMBEDDED_POLICIES).unwrap();
+    let appeared = PolicySources::reload(&file, &no_rego, source::Provenance::default()).unwrap();
+    assert!(appeared.provenance.policies_file);
+}
+
+#[test]
+fn a_served_rego_directory_that_disappears_is_an_error_on_reload() {
+    let dir = Scratch::new("rego-gone");
+    let rego = dir.0.join("rego");
+    std::fs::create_dir_all(&rego).unwrap();
+    for (name, text) in source::EMBEDDED_REGO {
+        std::fs::write(rego.join(name.rsplit('/').next().unwrap()), text).unwrap();
+    }
+    let missing_file = dir.0.join("none.yml");
+    let at_start = PolicySources::load(&missing_file, std::slice::from_ref(&rego)).unwrap();
+    assert_eq!(at_start.provenance, source::Provenance { policies_file: false, rego_dir: true });
+    std::fs::remove_dir_all(&rego).unwrap();
+    let err = PolicySources::reload(&missing_file, std::slice::from_ref(&rego), at_start.provenance).unwrap_err();
+    assert!(err.contains("Rego directory"), "{err}");
+}
+
+#[test]
+fn the_reloader_keeps_serving_and_counts_a_vanished_file() {
+    let dir = Scratch::new("reloader");
+    let file = dir.0.join("policies.yml");
+    let rego = dir.0.join("no-rego");
+    std::fs::write(&file, source::EMBEDDED_POLICIES.replace("version: 1", "version: 1\n# custom")).unwrap();
+    let sources = PolicySources::load(&file, std::slice::from_ref(&rego)).unwrap();
+    let engine = std::sync::Arc::new(PolicyEngine::enabled(CompiledPolicy::compile(&sources).unwrap()));
+    let before = engine.revision();
+    let reloader = reload::Reloader::new(engine.clone(), file.clone(), rego, None).serving_from(sources.provenance);
+    let errors = || crate::metrics::METRICS.policy_reloads.with_label_values(&["error"]).get();
+    let counted = errors();
+    std::fs::remove_file(&file).unwrap();
+    assert!(matches!(reloader.reload(), reload::Reload::Refused { .. }));
+    assert_eq!(engine.revision(), before, "the served policy stays");
+    assert!(errors() > counted, "counted as a failed reload");
+}

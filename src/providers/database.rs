@@ -25,6 +25,8 @@
 //!
 //! Results: `{"columns": [..], "rows": [[..], ..], "row_count": n, "truncated": bool}` for any
 //! statement with result columns (including `RETURNING`), `{"rows_affected": n}` otherwise.
+//! `truncated` is set when a row was left out for the row cap or the byte cap (the rows'
+//! JSON size, measured on SQLite's buffers before any row is converted).
 //! Integers and reals become JSON numbers (non-finite reals become `null`), text becomes a
 //! string, and a BLOB becomes a standard padded base64 string.
 
@@ -53,6 +55,8 @@ pub use error::{DbError, DbErrorKind};
 
 /// Default for `DATABASE_MAX_ROWS`.
 pub const DEFAULT_MAX_ROWS: usize = 1000;
+/// Default for `providers.database.max_result_bytes`.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 4 << 20;
 /// Default per-call deadline in milliseconds.
 pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 5000;
 
@@ -77,6 +81,9 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     /// Rows returned per query before `truncated` is set (`DATABASE_MAX_ROWS`).
     pub max_rows: usize,
+    /// Bytes of rows (their JSON size) returned per query before `truncated` is set: a row
+    /// that would cross it is left out, so the answer stays small whatever the rows hold.
+    pub max_result_bytes: usize,
     /// Deadline per call, including the wait for the writer; 1 to [`MAX_QUERY_TIMEOUT_MS`].
     pub query_timeout_ms: u64,
 }
@@ -84,7 +91,12 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     /// A config for `path` with the default limits.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), max_rows: DEFAULT_MAX_ROWS, query_timeout_ms: DEFAULT_QUERY_TIMEOUT_MS }
+        Self {
+            path: path.into(),
+            max_rows: DEFAULT_MAX_ROWS,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            query_timeout_ms: DEFAULT_QUERY_TIMEOUT_MS,
+        }
     }
 }
 
@@ -215,13 +227,13 @@ impl Database {
     pub fn execute_query(&self, sql: &str, params: &[Value], mode: Access) -> Result<Value, DbError> {
         let deadline = self.deadline();
         let params = params.iter().enumerate().map(|(i, v)| bind_value(i + 1, v)).collect::<Result<Vec<_>, _>>()?;
-        let max_rows = self.cfg.max_rows;
+        let caps = Caps { rows: self.cfg.max_rows, bytes: self.cfg.max_result_bytes };
         match mode {
-            Access::Read => self.with_reader(deadline, |c| Ok(run(c, sql, &params, mode, max_rows)?)),
+            Access::Read => self.with_reader(deadline, |c| Ok(run(c, sql, &params, mode, caps)?)),
             Access::Write => {
                 let mut writer = self.writer.try_lock_until(deadline).ok_or(DbError::Timeout)?;
                 arm_deadline(&mut writer.conn, deadline)?;
-                run(&mut writer, sql, &params, mode, max_rows)
+                run(&mut writer, sql, &params, mode, caps)
             }
         }
     }
@@ -280,8 +292,15 @@ impl From<DbError> for Fail {
     }
 }
 
+/// How much of a result one call returns.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    rows: usize,
+    bytes: usize,
+}
+
 /// Compiles, checks and runs one caller statement on `c`.
-fn run(c: &mut Conn, sql: &str, params: &[SqlValue], mode: Access, max_rows: usize) -> Result<Value, DbError> {
+fn run(c: &mut Conn, sql: &str, params: &[SqlValue], mode: Access, caps: Caps) -> Result<Value, DbError> {
     *c.log.lock() = AuthLog::default();
     let mut batch = Batch::new(&c.conn, sql);
     let first = batch.next();
@@ -325,11 +344,21 @@ fn run(c: &mut Conn, sql: &str, params: &[SqlValue], mode: Access, max_rows: usi
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
     let mut truncated = false;
+    let mut bytes = 0usize;
     while let Some(row) = rows.next().map_err(fail)? {
-        if out.len() == max_rows {
+        if out.len() == caps.rows {
             truncated = true;
             break;
         }
+        // Sized from SQLite's own buffers before anything is copied: a row that would cross
+        // the byte cap is never converted.
+        let size = (0..columns.len()).map(|i| row.get_ref(i).map(json_size)).sum::<Result<usize, _>>();
+        let size = size.map_err(fail)? + columns.len() + 2;
+        if bytes.saturating_add(size) > caps.bytes {
+            truncated = true;
+            break;
+        }
+        bytes += size;
         let values = (0..columns.len()).map(|i| row.get_ref(i).map(to_json)).collect::<Result<Vec<_>, _>>();
         out.push(Value::Array(values.map_err(fail)?));
     }
@@ -388,6 +417,30 @@ fn bind_value(index: usize, value: &Value) -> Result<SqlValue, DbError> {
             )));
         }
     })
+}
+
+/// The length of [`to_json`]'s output for `value` once serialized, or an upper bound of it
+/// (text that is not UTF-8 counts 3 bytes per non-ASCII byte, a replacement character).
+fn json_size(value: ValueRef<'_>) -> usize {
+    match value {
+        ValueRef::Null => 4,
+        ValueRef::Integer(i) => i.to_string().len(),
+        // `f64` prints in at most 24 characters (`-2.2250738585072014e-308`).
+        ValueRef::Real(_) => 24,
+        ValueRef::Text(bytes) => {
+            let utf8 = std::str::from_utf8(bytes).is_ok();
+            2 + bytes
+                .iter()
+                .map(|&b| match b {
+                    b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+                    0..=0x1f => 6,
+                    0x80.. if !utf8 => 3,
+                    _ => 1,
+                })
+                .sum::<usize>()
+        }
+        ValueRef::Blob(bytes) => 2 + bytes.len().div_ceil(3) * 4,
+    }
 }
 
 /// SQL value → JSON, as documented at the top of this module.

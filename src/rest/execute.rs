@@ -183,21 +183,32 @@ fn http_request(
     http::build(&manifest.tool_id, input, &gw.cfg.providers.http, credential, bound_to, spec).map_err(provider_error)
 }
 
-/// Before an HTTP tool call is admitted (so before it can be held): refuses it (403) when
-/// the operator's outbound rules would refuse its request anyway — a brokered credential
-/// outside its destinations, or a manifest-named destination the egress policy refuses
-/// without DNS. Other problems with the request surface when the call runs, as before; the
-/// sender still checks the resolved addresses at connect time.
-pub fn preflight(gw: &Gateway, manifest: &Manifest, input: &Value) -> Result<(), GatewayError> {
+/// Before an HTTP tool call is admitted (so before it can be held), checked without
+/// contacting anyone (no token is fetched, nothing is sent):
+/// - 403 when the operator's outbound rules would refuse its request anyway: a brokered
+///   credential outside its destinations, or a manifest-named destination the egress policy
+///   refuses without DNS (the sender still checks the resolved addresses at connect time);
+/// - when `held`, 422 when it could never run as the gateway is configured (a missing
+///   credential or provider configuration, input the provider cannot use), so nobody is asked
+///   to confirm or approve it. A call that runs now reports such problems when it runs.
+pub fn preflight(gw: &Gateway, manifest: &Manifest, input: &Value, held: bool) -> Result<(), GatewayError> {
     let provider = manifest.provider_id.as_str();
     if matches!(provider, "database" | "mcp") {
         return Ok(());
     }
-    let Ok(spec) = http_spec(manifest) else { return Ok(()) };
+    let cannot = |why: String| GatewayError::Validation {
+        message: format!("this call cannot run as the gateway is configured ({why}); nothing was held"),
+    };
+    let spec = match http_spec(manifest) {
+        Ok(s) => s,
+        Err(e) if held => return Err(cannot(e.message())),
+        Err(_) => return Ok(()),
+    };
     let has_credential = gw.rest.broker.providers().any(|p| p == provider);
     match http_request(gw, manifest, input, spec.as_ref(), has_credential.then_some(STAND_IN_SECRET)) {
         Ok(req) => gw.rest.outbound.check_request(&req),
         Err(e @ GatewayError::Forbidden { .. }) => Err(e),
+        Err(e) if held => Err(cannot(e.message())),
         Err(_) => Ok(()),
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /tools/{toolId}/invoke`: parse → manifest → (core: policy → rate limit) → input
-//! schema → idempotency → outbound preflight → (core: hold → durable decision record) →
-//! execute → output schema → (core: completion record).
+//! schema → (a call to be held: can it run?) → idempotency → outbound preflight → (core: hold
+//! → durable decision record) → execute → output schema → (core: completion record).
 
 use serde_json::{json, Value};
 
@@ -11,7 +11,7 @@ use crate::catalog::manifest::Manifest;
 use crate::enforce::{Call, Completion, MessageKind, Permit, Refusal, Stop};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::idempotency::{parse_key, Begin, IdemKey};
+use crate::idempotency::{parse_key, Begin, Dropped, IdemKey};
 use crate::ratelimit;
 
 pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply {
@@ -30,6 +30,13 @@ pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply
     };
     if let Err(e) = validate(gw, &manifest.tool_id, "in", &manifest.inputs, &input) {
         return refused(gw.enforce.refuse_permit(permit, e).await, req);
+    }
+    // A hold nobody could ever run (its provider is not configured) is refused now, not after
+    // someone confirmed or approved it.
+    if permit.will_hold() {
+        if let Err(e) = execute::preflight(gw, &manifest, &input, true) {
+            return refused(gw.enforce.refuse_permit(permit, e).await, req);
+        }
     }
     let idem = match req.idempotency_key.map(parse_key) {
         None => None,
@@ -57,6 +64,17 @@ pub async fn invoke(gw: &Gateway, req: &RestRequest<'_>, tool_id: &str) -> Reply
             Ok(Begin::PayloadMismatch) => {
                 Some(GatewayError::Validation { message: "Idempotency-Key was used with another payload".into() })
             }
+            // The call ran; its answer is gone. Running it again could repeat a write.
+            Ok(Begin::AnswerDropped { status, why }) => Some(GatewayError::Conflict {
+                message: format!(
+                    "this Idempotency-Key's call already ran (status {status}) but its answer is not kept ({}); \
+                     it is not run again: use a new Idempotency-Key to run it again",
+                    match why {
+                        Dropped::TooLarge => "larger than rest.idempotency_max_answer_bytes",
+                        Dropped::Evicted => "dropped to keep the idempotency store within its memory bounds",
+                    }
+                ),
+            }),
             Err(e) => Some(GatewayError::Unavailable { message: format!("idempotency store: {e}") }),
         };
         if let Some(e) = conflict {
@@ -89,7 +107,7 @@ pub(crate) async fn admit_and_run(
 ) -> Reply {
     let rate: Vec<(&'static str, String)> = permit.rate().map(|r| ratelimit::headers(r).to_vec()).unwrap_or_default();
     // A call the outbound rules refuse is refused now, recorded as such, and never held.
-    if let Err(e) = execute::preflight(gw, manifest, input) {
+    if let Err(e) = execute::preflight(gw, manifest, input, permit.will_hold()) {
         return refused(gw.enforce.refuse_permit(permit, e).await, req);
     }
     let mut reply = match gw.enforce.admit(permit, Some(input.to_string())).await {

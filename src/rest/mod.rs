@@ -30,7 +30,9 @@ use crate::catalog::sqlite_url::{path_from_url, SqliteLocation};
 use crate::config::Config;
 use crate::enforce::{Origin, Outcome};
 use crate::error::GatewayError;
-use crate::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+use crate::idempotency::{
+    IdempotencyLimits, IdempotencyStore, MemoryIdempotencyStore, SystemClock, DEFAULT_MAX_RECORDS,
+};
 use crate::policy::PolicySnapshot;
 use crate::providers::database::{Database, DatabaseConfig};
 use crate::providers::sender::Sender;
@@ -65,9 +67,13 @@ impl RestState {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("providers.database.path: {e}"))?;
         }
-        let database =
-            Database::open(DatabaseConfig { path, max_rows: db.max_rows, query_timeout_ms: db.query_timeout_ms })
-                .map_err(|e| format!("providers.database: {e}"))?;
+        let database = Database::open(DatabaseConfig {
+            path,
+            max_rows: db.max_rows,
+            max_result_bytes: db.max_result_bytes,
+            query_timeout_ms: db.query_timeout_ms,
+        })
+        .map_err(|e| format!("providers.database: {e}"))?;
         let opts = BrokerOptions {
             refresh_margin_secs: cfg.providers.token_refresh_margin_seconds,
             http_timeout: Duration::from_secs(cfg.limits.upstream_timeout_seconds),
@@ -77,7 +83,15 @@ impl RestState {
         Ok(RestState {
             manifests: Arc::new(manifests),
             schemas: SchemaCache::new(),
-            idempotency: Arc::new(MemoryIdempotencyStore::new()),
+            idempotency: Arc::new(MemoryIdempotencyStore::with_limits(
+                Arc::new(SystemClock::new()),
+                IdempotencyLimits {
+                    max_records: DEFAULT_MAX_RECORDS,
+                    max_bytes: cfg.rest.idempotency_max_bytes,
+                    max_bytes_per_subject: cfg.rest.idempotency_max_bytes_per_subject,
+                    max_answer_bytes: cfg.rest.idempotency_max_answer_bytes,
+                },
+            )),
             broker,
             database: Arc::new(database),
             sender: Sender::default(),

@@ -156,3 +156,30 @@ async fn registration_fills_the_tenant_and_refuses_public_for_tenant_admins() {
     };
     assert_eq!(register::register(&gw, &req).await.status, 422, "mcp tools are discovered, not registered");
 }
+
+#[tokio::test]
+async fn a_hold_whose_provider_is_not_configured_is_refused_at_invoke_time() {
+    let gw = test_gateway("rest-preflight", &[]);
+    let fin = who("fin", &["finance-write"]);
+    let input = json!({"name": "Spring", "budget": 5000, "customer_id": "1234567890"});
+    let r = call(&gw, &fin, "ads:createCampaign", input.clone(), None).await;
+    assert_eq!((r.status, r.body["error"]["code"].clone()), (422, json!("VALIDATION_ERROR")), "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("nothing was held") && message.contains("credential"), "{message}");
+    assert_eq!(gw.enforce.state.pending_holds().await.unwrap(), 0);
+    let records = crate::gateway::testing::records(&gw);
+    assert!(records.iter().any(|e| e["toolId"] == "ads:createCampaign" && e["decision"]["result"] == "invalid"));
+
+    // Configured, the same call is held as before.
+    let gw = test_gateway(
+        "rest-preflight-ok",
+        &[
+            ("FASTMCP__PROVIDERS__CREDENTIALS__ADS__KIND", "static"),
+            ("FASTMCP__PROVIDERS__CREDENTIALS__ADS__SECRET", "ads-secret"),
+            ("FASTMCP__PROVIDERS__HTTP__GOOGLE_ADS_DEVELOPER_TOKEN", "dev"),
+        ],
+    );
+    let r = call(&gw, &fin, "ads:createCampaign", input, None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(gw.enforce.state.pending_holds().await.unwrap(), 1);
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{Hold, HoldConsume, RateOutcome, RateSpec, Redeemer, StateError, StateStore};
+use super::{Hold, HoldConsume, HoldPut, HoldQuota, RateOutcome, RateSpec, Redeemer, StateError, StateStore};
 
 const SHARDS: usize = 16;
 /// A shard holding more buckets than this drops the ones that have refilled completely.
@@ -69,12 +69,30 @@ impl StateStore for MemoryState {
         Ok(self.take_at(key, spec, Instant::now()))
     }
 
-    async fn put_hold(&self, token_hash: &str, hold: Hold) -> Result<(), StateError> {
+    async fn put_hold(&self, token_hash: &str, hold: Hold, quota: HoldQuota) -> Result<HoldPut, StateError> {
         let now = chrono::Utc::now().timestamp();
         let mut holds = self.holds.lock();
-        holds.retain(|_, h| h.expires_at > now);
+        // One pass drops expired holds and sums what the live ones take.
+        let (mut total, mut mine) = (0usize, 0usize);
+        holds.retain(|_, h| {
+            let live = h.expires_at > now;
+            if live {
+                total += h.cost();
+                if h.sub == hold.sub && h.tenant == hold.tenant {
+                    mine += h.cost();
+                }
+            }
+            live
+        });
+        let cost = hold.cost();
+        if mine + cost > quota.per_subject_bytes {
+            return Ok(HoldPut::SubjectFull);
+        }
+        if total + cost > quota.total_bytes {
+            return Ok(HoldPut::TotalFull);
+        }
         holds.insert(token_hash.to_string(), hold);
-        Ok(())
+        Ok(HoldPut::Stored)
     }
 
     async fn consume_hold(&self, token_hash: &str, who: Redeemer<'_>) -> Result<HoldConsume, StateError> {
@@ -170,12 +188,12 @@ mod tests {
     async fn holds_are_single_use_and_bound() {
         let s = MemoryState::default();
         let hold = Hold { binding: "b1".into(), expires_at: chrono::Utc::now().timestamp() + 60, ..s_hold() };
-        s.put_hold("th", hold.clone()).await.unwrap();
+        s.put_hold("th", hold.clone(), ROOMY).await.unwrap();
         assert_eq!(s.consume_hold("th", caller("b2")).await.unwrap(), HoldConsume::Mismatch);
         assert_eq!(s.consume_hold("th", caller("b1")).await.unwrap(), HoldConsume::Consumed(Box::new(hold)));
         assert_eq!(s.consume_hold("th", caller("b1")).await.unwrap(), HoldConsume::NotFound);
         let expired = Hold { expires_at: 0, binding: "b".into(), ..s_hold() };
-        s.put_hold("old", expired).await.unwrap();
+        s.put_hold("old", expired, ROOMY).await.unwrap();
         assert_eq!(s.consume_hold("old", caller("b")).await.unwrap(), HoldConsume::Expired);
     }
 
@@ -184,7 +202,7 @@ mod tests {
         let s = MemoryState::default();
         let exp = chrono::Utc::now().timestamp() + 60;
         let hold = Hold { binding: "b".into(), expires_at: exp, needs_approval: true, ..s_hold() };
-        s.put_hold("th", hold.clone()).await.unwrap();
+        s.put_hold("th", hold.clone(), ROOMY).await.unwrap();
         assert_eq!(s.consume_hold("th", caller("b")).await.unwrap(), HoldConsume::AwaitingApproval);
         assert_eq!(s.list_holds().await.unwrap().len(), 1);
         assert!(s.decide_hold("h", true, "boss").await.unwrap());
@@ -192,12 +210,12 @@ mod tests {
             matches!(s.consume_hold("th", caller("b")).await.unwrap(), HoldConsume::Consumed(h) if h.approved_by.as_deref() == Some("boss"))
         );
 
-        s.put_hold("t2", hold.clone()).await.unwrap();
+        s.put_hold("t2", hold.clone(), ROOMY).await.unwrap();
         let approver = |tenant| Redeemer::Approver { sub: "boss", binding: "nb", tenant, tool_id: "x", args_hash: "0" };
         assert_eq!(s.consume_hold("t2", approver("other")).await.unwrap(), HoldConsume::Mismatch);
         assert!(matches!(s.consume_hold("t2", approver("t")).await.unwrap(), HoldConsume::Consumed(_)));
 
-        s.put_hold("t3", hold).await.unwrap();
+        s.put_hold("t3", hold, ROOMY).await.unwrap();
         assert!(s.decide_hold("h", false, "boss").await.unwrap(), "denied");
         assert_eq!(s.consume_hold("t3", caller("b")).await.unwrap(), HoldConsume::NotFound);
         assert!(!s.decide_hold("h", true, "boss").await.unwrap());
@@ -209,7 +227,7 @@ mod tests {
         let exp = chrono::Utc::now().timestamp() + 60;
         // Hold of subject "a" (binding "b"), awaiting approval.
         let hold = Hold { binding: "b".into(), expires_at: exp, needs_approval: true, ..s_hold() };
-        s.put_hold("th", hold.clone()).await.unwrap();
+        s.put_hold("th", hold.clone(), ROOMY).await.unwrap();
         let own = Redeemer::Approver { sub: "a", binding: "b", tenant: "t", tool_id: "x", args_hash: "0" };
         assert_eq!(s.consume_hold("th", own).await.unwrap(), HoldConsume::AwaitingApproval, "four eyes");
         let own_elsewhere = Redeemer::Approver { sub: "a", binding: "b2", tenant: "t", tool_id: "x", args_hash: "0" };
@@ -219,8 +237,34 @@ mod tests {
         assert!(s.decide_hold("h", true, "boss").await.unwrap());
         assert!(matches!(s.consume_hold("th", own).await.unwrap(), HoldConsume::Consumed(_)));
         // A hold that needs no approval: an approver confirms its own like any caller.
-        s.put_hold("t2", Hold { needs_approval: false, ..hold }).await.unwrap();
+        s.put_hold("t2", Hold { needs_approval: false, ..hold }, ROOMY).await.unwrap();
         assert!(matches!(s.consume_hold("t2", own).await.unwrap(), HoldConsume::Consumed(_)));
+    }
+
+    const ROOMY: HoldQuota = HoldQuota { per_subject_bytes: usize::MAX, total_bytes: usize::MAX };
+
+    #[tokio::test]
+    async fn holds_are_bounded_per_subject_and_in_total() {
+        let s = MemoryState::default();
+        let exp = chrono::Utc::now().timestamp() + 60;
+        let hold = |sub: &str, input: usize| Hold {
+            sub: sub.into(),
+            expires_at: exp,
+            input: Some("x".repeat(input)),
+            ..s_hold()
+        };
+        let one = hold("a", 1000).cost();
+        let quota = HoldQuota { per_subject_bytes: 2 * one, total_bytes: 3 * one };
+        assert_eq!(s.put_hold("a1", hold("a", 1000), quota).await.unwrap(), HoldPut::Stored);
+        assert_eq!(s.put_hold("a2", hold("a", 1000), quota).await.unwrap(), HoldPut::Stored);
+        assert_eq!(s.put_hold("a3", hold("a", 1000), quota).await.unwrap(), HoldPut::SubjectFull);
+        assert_eq!(s.put_hold("a4", hold("a", 10), quota).await.unwrap(), HoldPut::SubjectFull);
+        assert_eq!(s.put_hold("b1", hold("b", 1000), quota).await.unwrap(), HoldPut::Stored, "others may hold");
+        assert_eq!(s.put_hold("c1", hold("c", 1000), quota).await.unwrap(), HoldPut::TotalFull);
+        assert_eq!(s.pending_holds().await.unwrap(), 3, "nothing stored past a bound");
+        // A consumed hold frees its share.
+        assert!(matches!(s.consume_hold("a1", caller("")).await.unwrap(), HoldConsume::Consumed(_)));
+        assert_eq!(s.put_hold("a3", hold("a", 1000), quota).await.unwrap(), HoldPut::Stored, "room again");
     }
 
     fn s_hold() -> Hold {

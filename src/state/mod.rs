@@ -49,6 +49,41 @@ pub struct Hold {
     pub approved_by: Option<String>,
 }
 
+/// Approximate memory of a stored hold besides its strings (map entry, key, fields).
+pub const HOLD_OVERHEAD: usize = 256;
+
+impl Hold {
+    /// The bytes this hold is accounted for against [`HoldQuota`]: its strings, the held
+    /// input included, plus [`HOLD_OVERHEAD`].
+    pub fn cost(&self) -> usize {
+        HOLD_OVERHEAD
+            + [&self.id, &self.sub, &self.tenant, &self.tool_id, &self.args_hash, &self.binding]
+                .iter()
+                .map(|s| s.len())
+                .sum::<usize>()
+            + self.input.as_ref().map_or(0, String::len)
+            + self.approved_by.as_ref().map_or(0, String::len)
+    }
+}
+
+/// How many bytes pending holds may take ([`Hold::cost`]), per caller (tenant + subject) and
+/// in total. Given with each `put_hold`, so a shared backend checks it in the same atomic step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldQuota {
+    pub per_subject_bytes: usize,
+    pub total_bytes: usize,
+}
+
+/// What storing a hold did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldPut {
+    Stored,
+    /// The caller's pending holds would exceed its share: nothing stored.
+    SubjectFull,
+    /// All pending holds would exceed the total: nothing stored.
+    TotalFull,
+}
+
 /// Who is redeeming a hold.
 #[derive(Debug, Clone, Copy)]
 pub enum Redeemer<'a> {
@@ -84,8 +119,9 @@ pub struct StateError(pub String);
 pub trait StateStore: Send + Sync {
     /// Takes one token from bucket `key`.
     async fn take_token(&self, key: &str, spec: RateSpec) -> Result<RateOutcome, StateError>;
-    /// Stores a hold under `token_hash` until its `expires_at`.
-    async fn put_hold(&self, token_hash: &str, hold: Hold) -> Result<(), StateError>;
+    /// Stores a hold under `token_hash` until its `expires_at`, unless the caller's pending
+    /// holds or all of them would then exceed `quota`.
+    async fn put_hold(&self, token_hash: &str, hold: Hold, quota: HoldQuota) -> Result<HoldPut, StateError>;
     /// Atomically removes and returns the hold if `who` may redeem it and it has not expired.
     async fn consume_hold(&self, token_hash: &str, who: Redeemer<'_>) -> Result<HoldConsume, StateError>;
     /// The pending hold under `token_hash`, without consuming it (a REST confirm that omits

@@ -57,7 +57,8 @@ pub enum Transport {
     Stdio {
         /// Shell command line, run via `sh -c "exec …"`.
         command: String,
-        /// Extra environment for the child (may carry credentials; never logged).
+        /// The child's environment besides `PATH`, which it inherits unless listed here: the
+        /// gateway's own environment is cleared (may carry credentials; never logged).
         env: Vec<(String, String)>,
         /// Per-request timeout.
         timeout: Duration,
@@ -70,7 +71,7 @@ impl Transport {
         Transport::Http { url: url.into(), headers: Vec::new(), timeout: DEFAULT_TIMEOUT }
     }
 
-    /// Stdio transport without extra environment and with [`DEFAULT_TIMEOUT`].
+    /// Stdio transport with only `PATH` in its environment and [`DEFAULT_TIMEOUT`].
     pub fn stdio(command: impl Into<String>) -> Self {
         Transport::Stdio { command: command.into(), env: Vec::new(), timeout: DEFAULT_TIMEOUT }
     }

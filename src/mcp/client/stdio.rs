@@ -4,6 +4,9 @@
 //! (one channel per in-flight request), so several threads can run requests at once.
 //! Notifications go to the request named by their `progressToken` when there is one,
 //! otherwise to every in-flight request and to the optional background handler.
+//!
+//! The child starts with a cleared environment: `PATH` plus what the operator listed for the
+//! server (`mcp.servers.<name>.env`, `MCP_<NAME>_ENV`), never the gateway's own variables.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -46,9 +49,16 @@ pub(crate) struct StdioConn {
 
 impl StdioConn {
     /// Spawns `sh -c "exec <command>"` (so shell quoting works and killing the child kills
-    /// the server itself, not an intermediate shell) with the extra environment.
+    /// the server itself, not an intermediate shell) with a cleared environment: only `PATH`
+    /// (the gateway's, so the command resolves as written) and `env`, which may replace it.
+    /// Nothing else of the gateway's environment — its secrets — reaches the server.
     pub(crate) fn spawn(command: &str, env: &[(String, String)], timeout: Duration) -> Result<Self, ClientError> {
-        let mut child = Command::new("sh")
+        let mut cmd = Command::new("sh");
+        cmd.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd
             .arg("-c")
             .arg(format!("exec {command}"))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -224,5 +234,25 @@ fn route_notification(shared: &Shared, msg: Value) {
     let handler = shared.handler.lock().clone();
     if let Some(h) = handler {
         h(&msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_child_sees_path_and_the_listed_variables_only() {
+        // HOME is set for any test run; the child must not inherit it.
+        assert!(std::env::var_os("HOME").is_some(), "the test needs HOME in its own environment");
+        let script = r#"read line; printf '{"jsonrpc":"2.0","id":1,"result":{"home":"%s","listed":"%s","path":"%s"}}\n' "${HOME:-unset}" "$LISTED" "${PATH:+set}""#;
+        let env = vec![("LISTED".to_string(), "yes".to_string())];
+        let conn =
+            StdioConn::spawn(&format!("sh -c '{}'", script.replace('\'', r"'\''")), &env, Duration::from_secs(10))
+                .expect("spawn");
+        let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "x"});
+        let reply = conn.request(&msg, &serde_json::json!(1), None, &mut |_| {}).expect("reply");
+        assert_eq!(reply["result"], serde_json::json!({"home": "unset", "listed": "yes", "path": "set"}));
+        conn.close();
     }
 }

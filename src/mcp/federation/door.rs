@@ -243,7 +243,11 @@ impl Gateway {
                 let elicitation = params.pointer("/capabilities/elicitation").is_some_and(|e| !e.is_null());
                 let now = chrono::Utc::now().timestamp();
                 match self.fed.sessions.create(req.owner(), version, elicitation, now) {
-                    Ok(s) => {
+                    Ok(created) => {
+                        for ended in &created.ended {
+                            self.fed.upstreams.end(&format!("s:{ended}"));
+                        }
+                        let s = created.session;
                         self.enforce.answered(permit).await;
                         let body = json!({"jsonrpc": "2.0", "id": id, "result": init});
                         let mut a = Answer::message(body, Outcome::Allowed, Some(method));
@@ -251,7 +255,9 @@ impl Gateway {
                         return Reply::Json(a);
                     }
                     Err(_) => {
-                        let e = GatewayError::Unavailable { message: "too many sessions".into() };
+                        let e = GatewayError::Unavailable {
+                            message: "too many sessions (mcp.max_sessions); retry later".into(),
+                        };
                         let r = self.enforce.refuse_permit(permit, e).await;
                         return Reply::Json(Answer::refusal(&r, id, req.corr_id, Some(method)));
                     }

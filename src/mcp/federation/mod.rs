@@ -22,7 +22,7 @@ use crate::config::McpConfig;
 use crate::mcp::discovery::Discovery;
 use crate::mcp::elicitation::Pending;
 use crate::mcp::request_state::StateSealer;
-use crate::mcp::session::Sessions;
+use crate::mcp::session::{SessionLimits, Sessions};
 use crate::mcp::upstream::Upstreams;
 
 /// Protocol versions the federated endpoint speaks, newest first.
@@ -58,7 +58,10 @@ impl Federation {
             tools: RwLock::new(BTreeMap::new()),
             resource_owners: RwLock::new(HashMap::new()),
             discovery: OnceLock::new(),
-            sessions: Sessions::new(cfg.session_ttl_seconds),
+            sessions: Sessions::new(
+                cfg.session_ttl_seconds,
+                SessionLimits { per_principal: cfg.max_sessions_per_principal, total: cfg.max_sessions },
+            ),
             sealer,
             upstreams: Upstreams::default(),
             pending: Pending::default(),

@@ -153,3 +153,24 @@ async fn a_held_call_forwards_once_without_the_gateways_token() {
     assert!(sent["params"]["_meta"].get("fastmcp/action_token").is_none(), "the gateway's token is not forwarded");
     assert_eq!(run(body(Some(&token))).await.unwrap_err().0, 409, "single use");
 }
+
+#[tokio::test]
+async fn a_call_to_be_held_must_match_the_discovered_input_schema() {
+    let gw = test_gateway("door-schema", &[]);
+    let schema = json!({"type": "object", "properties": {"item": {"type": "string"}}, "required": ["item"]});
+    gw.fed.set_tools("demo", vec![json!({"name": "rm", "inputSchema": schema})]);
+    let admin = who(&["mcp-admin"]);
+    let call = |args: Value| {
+        msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "rm", "arguments": args}}))
+    };
+    // Untrusted server: `rm` is destructive and would be held; with bad arguments it is refused.
+    assert_eq!(send(&gw, &admin, "POST", &call(json!({"item": 5})), None).await, (422, Outcome::Invalid, None));
+    assert_eq!(send(&gw, &admin, "POST", &call(json!({})), None).await.0, 422);
+    assert_eq!(gw.enforce.state.pending_holds().await.unwrap(), 0, "nothing held");
+    assert_eq!(send(&gw, &admin, "POST", &call(json!({"item": "x"})), None).await.1, Outcome::Held);
+    // A tool the gateway knows no schema for is held as before (the server judges its input).
+    let other = msg(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "zap", "arguments": {"any": 1}}}),
+    );
+    assert_eq!(send(&gw, &admin, "POST", &other, None).await.1, Outcome::Held);
+}

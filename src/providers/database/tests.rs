@@ -35,7 +35,7 @@ impl Drop for Scratch {
 }
 
 fn open_with(scratch: &Scratch, max_rows: usize, query_timeout_ms: u64) -> Database {
-    Database::open(DatabaseConfig { path: scratch.db_path(), max_rows, query_timeout_ms }).unwrap()
+    Database::open(DatabaseConfig { max_rows, query_timeout_ms, ..DatabaseConfig::new(scratch.db_path()) }).unwrap()
 }
 
 fn open(scratch: &Scratch) -> Database {
@@ -314,6 +314,45 @@ fn results_are_truncated_at_max_rows() {
     let out =
         query(&db, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT x FROM n", Access::Read);
     assert_eq!(out.unwrap()["rows"], json!([[1], [2], [3]]));
+}
+
+#[test]
+fn results_are_truncated_at_max_result_bytes() {
+    let scratch = Scratch::new();
+    let cfg = DatabaseConfig { max_result_bytes: 10_000, ..DatabaseConfig::new(scratch.db_path()) };
+    let db = Database::open(cfg).unwrap();
+    // 300 rows of 3000-byte blobs (4000 base64 characters each): two fit, the third is left out.
+    let sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 300) \
+               SELECT x, randomblob(3000) FROM n";
+    let out = query(&db, sql, Access::Read).unwrap();
+    assert_eq!((out["row_count"].clone(), out["truncated"].clone()), (json!(2), json!(true)));
+    let rows = serde_json::to_vec(&out["rows"]).unwrap();
+    assert!(rows.len() <= 10_000, "{} bytes of rows", rows.len());
+    // A row alone over the cap: no rows, truncated.
+    let out = query(&db, "SELECT randomblob(20000)", Access::Read).unwrap();
+    assert_eq!((out["row_count"].clone(), out["truncated"].clone()), (json!(0), json!(true)));
+    // Under the cap nothing changes; escapes and multi-byte text are counted as serialized.
+    let out = query(&db, "SELECT 'a\"b', 'é', 1.5, NULL, 12345", Access::Read).unwrap();
+    assert_eq!(out["truncated"], json!(false));
+    let out = db.execute_query("SELECT ?", &[json!("\u{1}".repeat(1700))], Access::Read).unwrap();
+    assert_eq!(out["row_count"], json!(0), "control characters count 6 bytes each once escaped");
+}
+
+#[test]
+fn json_size_is_exact_for_plain_values_and_an_upper_bound_otherwise() {
+    use rusqlite::types::ValueRef;
+    for (v, exact) in [
+        (ValueRef::Null, true),
+        (ValueRef::Integer(-1234), true),
+        (ValueRef::Text("plain \"quoted\" \\ é\n".as_bytes()), true),
+        (ValueRef::Text(&[0xff, 0xfe, b'a']), false),
+        (ValueRef::Blob(&[1, 2, 3, 4]), true),
+        (ValueRef::Real(0.1), false),
+    ] {
+        let real = serde_json::to_vec(&super::to_json(v)).unwrap().len();
+        let size = super::json_size(v);
+        assert!(if exact { size == real } else { size >= real }, "{v:?}: {size} vs {real}");
+    }
 }
 
 #[test]
