@@ -328,7 +328,9 @@ pub struct AuthConfig {
     /// Verified tokens remembered until their `exp`, and only while the key that verified
     /// them is in the current key set.
     pub cache_entries: usize,
-    /// Authorization servers advertised in RFC 9728 metadata; empty means the issuer.
+    /// Authorization servers advertised in RFC 9728 metadata. Empty: the issuer when it is an
+    /// HTTPS URL and a JWKS is configured; none in dev mode (dev keys sign the tokens, there
+    /// is no authorization server to send an OAuth client to).
     pub authorization_servers: Vec<String>,
     /// Scopes advertised in RFC 9728 metadata.
     pub scopes_supported: Vec<String>,
@@ -478,11 +480,28 @@ pub struct McpConfig {
     /// How long a held call waits for the client's answer to an `elicitation/create` request.
     #[serde(default = "default_elicitation_timeout")]
     pub elicitation_timeout_seconds: u64,
+    /// How an MCP door answers the refusal of one call (policy deny, spent or mismatched action
+    /// token, per-call rate limit, argument validation): `jsonrpc` (default) — HTTP 200 with a
+    /// JSON-RPC error whose `data` is the error shape, so every MCP SDK surfaces it and keeps
+    /// its session; `http` — the error table's HTTP status (403, 409, 429, 422). Transport and
+    /// authorization refusals (401, 403 `insufficient_scope` for a whole server, 400, 404
+    /// session, 413) keep their HTTP status either way.
+    #[serde(default)]
+    pub refusal_status: RefusalStatus,
     /// AES-256-GCM key (base64, 32 bytes) sealing MRTR `requestState`. Instances behind one
     /// load balancer must share it. Empty: a random key per process (states do not survive a
     /// restart, which only costs the client a new confirmation).
     #[serde(default)]
     pub request_state_key: Secret,
+}
+
+/// See [`McpConfig::refusal_status`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefusalStatus {
+    #[default]
+    Jsonrpc,
+    Http,
 }
 
 /// One upstream MCP server.

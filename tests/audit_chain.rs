@@ -11,6 +11,8 @@ fn every_decision_is_chained_and_tampering_is_named() {
     let port = json_ok_upstream();
     let dead = free_port();
     let mut gw = Gateway::builder("audit")
+        // Statuses from the error table (the operator's `http` mode), which this test checks.
+        .env("FASTMCP__MCP__REFUSAL_STATUS", "http")
         .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .env("RATE_BUCKET_BURST", "1")
         .env("RATE_LIMIT_DEFAULT_RPS", "0.001")

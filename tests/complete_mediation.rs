@@ -702,6 +702,8 @@ fn carries(req: &Received, row: &Row, sees: Sees) -> Result<(), String> {
 
 fn demo_gateway(tag: &str, upstream: &Lenient, discover: bool) -> Gateway {
     Gateway::builder(tag)
+        // Statuses from the error table (the operator's `http` mode), which this test checks.
+        .env("FASTMCP__MCP__REFUSAL_STATUS", "http")
         .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .env("MCP_DEMO_TOKEN", BROKERED)
         .env("RATE_LIMIT_DEFAULT_RPS", "100000")

@@ -227,7 +227,8 @@ fn a_stored_manifest_cannot_carry_the_credential_once_it_is_not_bound() {
 #[test]
 fn a_manifest_cannot_reach_the_admin_listener() {
     // Loopback is allowed wholesale; the gateway's own listeners still are not.
-    let yaml = "rest:\n  approver_roles: [approver]\nproviders:\n  http:\n    google_ads_developer_token: \"d\"\n    google_ads_customer_id: \"1234567890\"\n    egress:\n      allow: [\"127.0.0.0/8\", \"localhost\"]\n";
+    // A configured Google Ads credential: the held call could run (else it is refused at once).
+    let yaml = "rest:\n  approver_roles: [approver]\nproviders:\n  credentials:\n    ads: {kind: static, secret: \"ads-secret\"}\n  http:\n    google_ads_developer_token: \"d\"\n    google_ads_customer_id: \"1234567890\"\n    egress:\n      allow: [\"127.0.0.0/8\", \"localhost\"]\n";
     let gw = start("egress-admin", yaml);
     let admin = gw.mint("mallory", "acme", "tenant-admin");
     let agent = gw.mint("fin", "acme", "finance-write,sales-write");

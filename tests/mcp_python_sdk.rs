@@ -40,10 +40,11 @@ fn flow(mode: &str) {
     assert_eq!((r["ok"].clone(), r["text"].clone()), (Value::Bool(true), Value::from("hi")), "{r}");
     assert_eq!(demo.calls("echo"), 1);
 
-    // Denied call: 403, FORBIDDEN, the deny rule named, never reaches the server.
+    // Denied call: a JSON-RPC error on HTTP 200 (the session survives), FORBIDDEN, the deny
+    // rule named, never reaches the server.
     let r = sdk_client(&url, &user, mode, &["call", "read_secret", r#"{"name":"db"}"#]);
     assert_eq!(r["ok"], false, "{r}");
-    assert_eq!(r["status"], 403, "{r}");
+    assert_eq!(r["status"], 200, "{r}");
     assert_eq!(r["data"]["code"], "FORBIDDEN");
     assert!(r["data"]["details"]["reasons"]
         .as_array()
@@ -63,11 +64,11 @@ fn flow(mode: &str) {
     let token_arg = format!("--action-token={token}");
     // The token does not fit other arguments (and stays valid for the right ones).
     let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"y"}"#, &token_arg]);
-    assert_eq!(r["status"], 403, "{r}");
+    assert_eq!(r["data"]["code"], "FORBIDDEN", "{r}");
     // Another subject cannot use it.
     let bob = gw.mint("bob", "acme", "mcp-user");
     let r = sdk_client(&url, &bob, mode, &["call", "delete_item", r#"{"item":"x"}"#, &token_arg]);
-    assert_eq!(r["status"], 403, "{r}");
+    assert_eq!(r["data"]["code"], "FORBIDDEN", "{r}");
     assert_eq!(demo.calls("delete_item"), 0);
 
     // Confirmed: runs exactly once.
@@ -76,7 +77,7 @@ fn flow(mode: &str) {
     assert_eq!(r["text"], "deleted x");
     assert_eq!(demo.calls("delete_item"), 1);
     let r = sdk_client(&url, &user, mode, &["call", "delete_item", r#"{"item":"x"}"#, &token_arg]);
-    assert_eq!(r["status"], 409, "a spent token is refused: {r}");
+    assert_eq!(r["data"]["code"], "CONFLICT", "a spent token is refused: {r}");
     assert_eq!(demo.calls("delete_item"), 1, "exactly once");
 
     // Every decision above is in an intact audit chain.

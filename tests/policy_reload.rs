@@ -67,7 +67,9 @@ fn broken_policy_is_refused_and_a_fix_applies_without_restart() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["result"], "applied");
     let denied = mcp_post(&url, Some(&token), &call, &[]);
-    assert_eq!(denied.status, 403);
+    // The refusal of one call: HTTP 200 with the JSON-RPC error (the session survives).
+    assert_eq!(denied.status, 200);
+    assert_eq!(denied.json()["error"]["data"]["code"], "FORBIDDEN");
     let reasons = denied.json()["error"]["data"]["details"]["reasons"].to_string();
     assert!(reasons.contains("missing_scope:mcp.demo"), "{reasons}");
     assert_eq!(metric(&gw, "fastmcp_policy_reloads_total{result=\"ok\"}"), 1.0);

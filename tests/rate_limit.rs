@@ -34,6 +34,8 @@ fn setup(tag: &str) -> (Gateway, Arc<AtomicUsize>) {
     });
     let url = format!("http://127.0.0.1:{port}/mcp");
     let gw = Gateway::builder(tag)
+        // Statuses from the error table (the operator's `http` mode), which this test checks.
+        .env("FASTMCP__MCP__REFUSAL_STATUS", "http")
         .env("MCP_UP_DISCOVER", "false")
         .env("MCP_UP_URL", &url)
         .env("RATE_LIMIT_DEFAULT_RPS", &RPS.to_string())

@@ -40,6 +40,11 @@ impl Pending {
         }
     }
 
+    /// Is a question `id` waiting on `session`?
+    pub fn waits(&self, session: &str, id: &Value) -> bool {
+        id.as_str().is_some_and(|id| self.waiting.lock().contains_key(&(session.to_string(), id.to_string())))
+    }
+
     /// Drops a question nobody answered (timeout).
     pub fn forget(&self, session: &str, id: &str) {
         self.waiting.lock().remove(&(session.to_string(), id.to_string()));

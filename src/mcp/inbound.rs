@@ -7,12 +7,14 @@ use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::catalog::McpServer;
+use crate::config::RefusalStatus;
 use crate::enforce::{Admitted, HeldCall, Origin, Outcome, Refusal};
 use crate::error::GatewayError;
 use crate::mcp::jsonrpc::{self, Message};
 use crate::policy::PolicySnapshot;
 
 /// One request to `/mcp/{server}` (or a call the federated endpoint routes to `server`).
+#[derive(Clone, Copy)]
 pub struct Inbound<'a> {
     /// The policy this request is decided by (taken when it arrived).
     pub policy: &'a PolicySnapshot,
@@ -79,6 +81,9 @@ pub enum Verdict<'a> {
     Answer(Answer),
     /// Ask the user on the call's SSE stream (`elicitation/create`), then settle the hold.
     Elicit(Box<HeldCall<'a>>),
+    /// 202, nothing forwarded: the gateway consumed the message (a client's answer to the
+    /// gateway's own elicitation).
+    Accepted(Outcome),
 }
 
 /// How the gateway must treat the upstream's answer.
@@ -112,20 +117,44 @@ pub struct Answer {
     pub method: Option<String>,
 }
 
+/// Methods whose refusal refuses the whole server (the caller cannot use it at all): they keep
+/// their HTTP status so OAuth-aware clients can step up their token.
+const WHOLE_SERVER: &[&str] = &["initialize", "server/discover"];
+
 impl Answer {
     /// A JSON-RPC result or error the gateway produced (status 200).
     pub fn message(body: Value, outcome: Outcome, method: Option<&str>) -> Answer {
         Answer { status: 200, body, headers: vec![], outcome, method: method.map(String::from) }
     }
 
-    /// The JSON-RPC error for a recorded refusal, with the DESIGN shape in `error.data`.
-    pub fn refusal(r: &Refusal, id: &Value, corr_id: &str, method: Option<&str>) -> Answer {
-        Answer {
+    /// The JSON-RPC error for a recorded refusal, with the DESIGN shape in `error.data`. The
+    /// refusal of one call is HTTP 200 in `jsonrpc` mode (every SDK reads it and keeps its
+    /// session); transport and authorization refusals keep their status.
+    pub fn refusal(r: &Refusal, id: &Value, corr_id: &str, method: Option<&str>, mode: RefusalStatus) -> Answer {
+        let mut a = Answer {
             status: r.error.status(),
             body: r.error.jsonrpc_body(id, corr_id),
             headers: r.error.headers(),
             outcome: r.outcome,
             method: method.map(String::from),
+        };
+        if mode == RefusalStatus::Jsonrpc && one_call(r, id, method) {
+            a.status = 200;
+            // The step-up challenge belongs to a 403; `Retry-After` and `RateLimit-*` stay.
+            a.headers.retain(|(k, _)| *k != "www-authenticate");
         }
+        a
+    }
+}
+
+/// Is `r` the refusal of one call (rather than of the transport, the token or the server)?
+fn one_call(r: &Refusal, id: &Value, method: Option<&str>) -> bool {
+    if id.is_null() || method.is_some_and(|m| WHOLE_SERVER.contains(&m)) {
+        return false;
+    }
+    match r.outcome {
+        Outcome::Denied | Outcome::RateLimited | Outcome::Conflict | Outcome::Declined => true,
+        Outcome::Invalid => r.error.status() == 422,
+        _ => false,
     }
 }

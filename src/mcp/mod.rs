@@ -14,6 +14,7 @@ pub mod proxied;
 pub mod proxied_sessions;
 pub mod request_state;
 pub mod response_filter;
+pub mod server_info;
 pub mod session;
 pub mod sse;
 mod tool_call;

@@ -53,17 +53,22 @@ static NO_PARAMS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!
 impl Gateway {
     /// One request to `/mcp/{server}`, any method, after authentication.
     pub async fn mcp_server_request<'a>(&self, req: &Inbound<'a>) -> Verdict<'a> {
+        let mut req = *req;
         if let Some(sid) = req.session_id {
             let owner = owner_key(&req.principal.tenant, &req.principal.sub);
             let now = chrono::Utc::now().timestamp();
-            if self.proxied.owned(&req.server.name, sid, &owner, now).is_err() {
-                let e = GatewayError::NotFound { message: "session not found; initialize again".into() };
-                return self.refuse_message(req, kind_of_method(req.http_method), None, e).await;
+            match self.proxied.owned(&req.server.name, sid, &owner, now) {
+                // A 2025-11-25 session that declared elicitation: holds are asked natively.
+                Ok(s) => req.session_elicitation = s.elicitation,
+                Err(_) => {
+                    let e = GatewayError::NotFound { message: "session not found; initialize again".into() };
+                    return self.refuse_message(&req, kind_of_method(req.http_method), None, e).await;
+                }
             }
         }
         match req.http_method {
-            "GET" | "DELETE" => self.stream_or_end(req).await,
-            _ => self.mcp_post(req).await,
+            "GET" | "DELETE" => self.stream_or_end(&req).await,
+            _ => self.mcp_post(&req).await,
         }
     }
 
@@ -111,12 +116,29 @@ impl Gateway {
                 self.server_message(req, method, params, MessageKind::Notification, &Value::Null).await
             }
             Message::Response { id } => {
-                if req.session_id.is_none() {
+                let Some(sid) = req.session_id else {
                     let e = GatewayError::bad_request("a client response needs the Mcp-Session-Id it answers on");
                     return self.refuse_message(req, MessageKind::Response, Some(id.clone()), e).await;
+                };
+                if self.fed.pending.waits(&pending_key(&req.server.name, sid), id) {
+                    return self.own_answer(req, sid, id, value).await;
                 }
                 self.server_message(req, "response", &NO_PARAMS, MessageKind::Response, id).await
             }
+        }
+    }
+
+    /// The client answered the gateway's own elicitation on its session: decided like any
+    /// response, handed to the waiting call, never forwarded.
+    async fn own_answer<'a>(&self, req: &Inbound<'a>, sid: &str, id: &Value, value: &Value) -> Verdict<'a> {
+        let call = self.server_call(req, "response", &NO_PARAMS, MessageKind::Response);
+        match self.enforce.authorize(call).await {
+            Ok(p) => {
+                self.enforce.answered(p).await;
+                self.fed.pending.deliver(&pending_key(&req.server.name, sid), id, value.clone());
+                Verdict::Accepted(crate::enforce::Outcome::Allowed)
+            }
+            Err(r) => Verdict::Answer(Answer::refusal(&r, id, req.corr_id, None, self.cfg.mcp.refusal_status)),
         }
     }
 
@@ -132,7 +154,9 @@ impl Gateway {
         let call = self.server_call(req, method, params, kind);
         let permit = match self.enforce.authorize(call).await {
             Ok(p) => p,
-            Err(r) => return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, Some(method))),
+            Err(r) => {
+                return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, Some(method), self.cfg.mcp.refusal_status))
+            }
         };
         match self.enforce.admit(permit, None).await {
             Ok(admitted) => Verdict::Forward(Box::new(Forward {
@@ -144,7 +168,7 @@ impl Gateway {
                     && params.pointer("/capabilities/elicitation").is_some_and(|e| !e.is_null()),
             })),
             Err(crate::enforce::Stop::Refused(r)) => {
-                Verdict::Answer(Answer::refusal(&r, id, req.corr_id, Some(method)))
+                Verdict::Answer(Answer::refusal(&r, id, req.corr_id, Some(method), self.cfg.mcp.refusal_status))
             }
             Err(crate::enforce::Stop::Held(_)) => {
                 // Holds are for tool calls; a policy that asks to confirm plumbing is refused
@@ -155,7 +179,7 @@ impl Gateway {
                 };
                 let call = self.server_call(req, method, params, kind);
                 let r = self.enforce.refuse(&call, e).await;
-                Verdict::Answer(Answer::refusal(&r, id, req.corr_id, Some(method)))
+                Verdict::Answer(Answer::refusal(&r, id, req.corr_id, Some(method), self.cfg.mcp.refusal_status))
             }
         }
     }
@@ -200,8 +224,13 @@ impl Gateway {
         call.mcp_method = None;
         call.rate_key = None;
         let r = self.enforce.refuse(&call, e).await;
-        Verdict::Answer(Answer::refusal(&r, &id.unwrap_or(Value::Null), req.corr_id, None))
+        Verdict::Answer(Answer::refusal(&r, &id.unwrap_or(Value::Null), req.corr_id, None, self.cfg.mcp.refusal_status))
     }
+}
+
+/// Where the gateway's own questions on a proxied session wait for their answers.
+pub fn pending_key(server: &str, session_id: &str) -> String {
+    format!("p\0{server}\0{session_id}")
 }
 
 fn kind_of_method(http_method: &str) -> MessageKind {

@@ -29,7 +29,7 @@ impl Gateway {
             Err(e) => {
                 let call = self.tool_stub(req, params);
                 let r = self.enforce.refuse(&call, e).await;
-                return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD));
+                return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD, self.cfg.mcp.refusal_status));
             }
         };
         let name = req.target_name.unwrap_or(&parsed.name);
@@ -51,7 +51,7 @@ impl Gateway {
                         _ => GatewayError::Forbidden { message: e.to_string(), reasons: vec!["request_state".into()] },
                     };
                     let r = self.enforce.refuse(&call, err).await;
-                    return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD));
+                    return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD, self.cfg.mcp.refusal_status));
                 }
             };
             match confirm::retry_answer(params) {
@@ -66,7 +66,9 @@ impl Gateway {
         call.presented = token.map(|t| Presented { token: t });
         let permit = match self.enforce.authorize(call).await {
             Ok(p) => p,
-            Err(r) => return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD)),
+            Err(r) => {
+                return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD, self.cfg.mcp.refusal_status))
+            }
         };
         if decline {
             let r = self.enforce.decline(permit).await;
@@ -74,14 +76,14 @@ impl Gateway {
                 // A tool result, not an error: an LLM reads that the call did not run.
                 return Verdict::Answer(Answer::message(confirm::declined_result(id, &tool_id), r.outcome, METHOD));
             }
-            return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD));
+            return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD, self.cfg.mcp.refusal_status));
         }
         // A call that would be held must be one that can run: arguments the tool's discovered
         // inputSchema refuses are refused now (422), not after a human confirmed them.
         if permit.will_hold() {
             if let Err(e) = self.check_arguments(&req.server.name, name, &tool_id, permit.call().arguments) {
                 let r = self.enforce.refuse_permit(permit, e).await;
-                return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD));
+                return Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD, self.cfg.mcp.refusal_status));
             }
         }
         // The arguments are kept with the hold so `confirm_url` (the REST confirm) can run
@@ -102,7 +104,9 @@ impl Gateway {
                     elicitation: false,
                 }))
             }
-            Err(Stop::Refused(r)) => Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD)),
+            Err(Stop::Refused(r)) => {
+                Verdict::Answer(Answer::refusal(&r, id, req.corr_id, METHOD, self.cfg.mcp.refusal_status))
+            }
             Err(Stop::Held(held)) => self.present_hold(req, id, params, held),
         }
     }
@@ -197,7 +201,7 @@ impl Gateway {
         let corr_id = call.origin.corr_id;
         let permit: Permit<'a> = match self.enforce.authorize(call).await {
             Ok(p) => p,
-            Err(r) => return Verdict::Answer(Answer::refusal(&r, id, corr_id, METHOD)),
+            Err(r) => return Verdict::Answer(Answer::refusal(&r, id, corr_id, METHOD, self.cfg.mcp.refusal_status)),
         };
         let reasons = permit.decision().reasons.clone();
         self.enforce.asked_again(permit).await;

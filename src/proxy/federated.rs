@@ -2,17 +2,12 @@
 //! the core ([`crate::mcp::federation::door`]) and write its reply — JSON, 202, a forward
 //! through pingora, or an SSE stream the core produces.
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::Result;
-use serde_json::Value;
 
 use super::admit::Heads;
 use super::{respond, Ctx, GatewayProxy};
 use crate::mcp::federation::door::{FedRequest, Reply};
-use crate::mcp::federation::stream::EventSink;
 use crate::mcp::inbound::{self, Verdict};
 
 impl GatewayProxy {
@@ -60,44 +55,7 @@ impl GatewayProxy {
                 ctx.mark_complete = routed.mark_complete;
                 self.apply(session, ctx, Verdict::Forward(routed.forward), body, &policy).await
             }
-            Reply::Stream(stream) => {
-                start_sse(session, &ctx.corr_id).await?;
-                let end = {
-                    let mut sink = SessionSink { session };
-                    self.gw.run_stream(*stream, &corr_id, &mut sink).await
-                };
-                ctx.outcome = Some(end.outcome);
-                ctx.upstream_status = end.upstream_status;
-                ctx.answered = Some((200, None));
-                session.write_response_body(None, true).await?;
-                Ok(true)
-            }
+            Reply::Stream(stream) => self.stream(session, ctx, *stream).await,
         }
     }
-}
-
-/// The response body of an SSE reply, as the core's [`EventSink`].
-struct SessionSink<'s> {
-    session: &'s mut Session,
-}
-
-#[async_trait]
-impl EventSink for SessionSink<'_> {
-    async fn event(&mut self, message: &Value) -> std::result::Result<(), ()> {
-        let frame = format!("event: message\ndata: {message}\n\n");
-        self.session.write_response_body(Some(Bytes::from(frame)), false).await.map_err(|_| ())
-    }
-
-    async fn comment(&mut self, text: &str) -> std::result::Result<(), ()> {
-        let frame = format!(": {text}\n\n");
-        self.session.write_response_body(Some(Bytes::from(frame)), false).await.map_err(|_| ())
-    }
-}
-
-async fn start_sse(session: &mut Session, corr_id: &str) -> Result<()> {
-    let mut resp = ResponseHeader::build(200, None)?;
-    resp.insert_header("content-type", "text/event-stream")?;
-    resp.insert_header("cache-control", "no-cache")?;
-    resp.insert_header("x-correlation-id", corr_id)?;
-    session.write_response_header(Box::new(resp), false).await
 }

@@ -11,7 +11,10 @@ use super::response::Rewriting;
 use super::{respond, static_code, Ctx, GatewayProxy};
 use crate::enforce::Outcome;
 use crate::error::GatewayError;
+use crate::mcp::federation::stream::{AfterConfirm, Stream};
 use crate::mcp::inbound::{self, Inbound, ReadResponse, Verdict};
+use crate::mcp::proxied::pending_key;
+use crate::mcp::{confirm, jsonrpc};
 use crate::policy::PolicySnapshot;
 
 impl GatewayProxy {
@@ -60,6 +63,23 @@ impl GatewayProxy {
         if heads.http_method == "DELETE" {
             ctx.ends_session = heads.session_id.clone();
         }
+        if let Verdict::Elicit(held) = verdict {
+            // A 2025-11-25 session that declared elicitation: the hold is asked on this
+            // call's stream, and the confirmed call then runs on the client's own session.
+            let (Some(sid), Some(Ok((_, value)))) = (heads.session_id.as_deref(), parsed.as_ref()) else {
+                return Ok(true);
+            };
+            let mut dressed = vec![(crate::upstream::headers::SESSION_ID, sid.to_string())];
+            if let Some(v) = &heads.protocol_version {
+                dressed.push((crate::upstream::headers::PROTOCOL_VERSION, v.clone()));
+            }
+            let then = AfterConfirm::Session { server: server.clone(), session: dressed };
+            let body = confirm::strip_retry_fields(jsonrpc::strip_action_token(value.clone()));
+            let id = value.get("id").cloned().unwrap_or_default();
+            let ask_on = pending_key(&server.name, sid);
+            ctx.method = Some("tools/call".into());
+            return self.stream(session, ctx, Stream::Elicit { held, ask_on, then, body, id }).await;
+        }
         self.apply(session, ctx, verdict, body.clone(), &policy).await
     }
 
@@ -89,7 +109,7 @@ impl GatewayProxy {
                 if f.read == ReadResponse::ToolsList {
                     ctx.policy = Some(policy.clone());
                 }
-                if f.read == ReadResponse::ToolsList || ctx.mark_complete {
+                if f.read == ReadResponse::ToolsList || ctx.mark_complete || ctx.federated {
                     ctx.filter = Some(Rewriting::for_body(&body));
                 }
                 if ctx.method.as_deref() == Some("initialize") {
@@ -102,6 +122,12 @@ impl GatewayProxy {
                     session.set_early_request_body(forwarded);
                 }
                 Ok(false)
+            }
+            Verdict::Accepted(outcome) => {
+                ctx.outcome = Some(outcome);
+                ctx.answered = Some((202, None));
+                respond::empty(session, 202, &ctx.corr_id).await?;
+                Ok(true)
             }
             Verdict::Elicit(_) => {
                 // Only a session that declared elicitation gets here, and `/mcp/{server}`

@@ -24,6 +24,7 @@ pub mod respond;
 mod response;
 pub mod rest;
 pub mod route;
+mod sse;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

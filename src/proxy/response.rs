@@ -92,10 +92,14 @@ pub(super) fn on_body(gw: &Gateway, ctx: &mut Ctx, body: &mut Option<Bytes>, end
             _ => false,
         }
     });
-    let mark = ctx.mark_complete;
+    let (mark, voice) = (ctx.mark_complete, ctx.federated);
     let mut rewrite = |msg: &[u8]| {
         let tools = visible.as_mut().map(|v| v as &mut dyn FnMut(&Value) -> bool);
-        rewrite_message(msg, tools, mark, corr)
+        let out = rewrite_message(msg, tools, mark, corr);
+        if voice {
+            return speak_as_gateway(out, msg);
+        }
+        out
     };
     let out = f.push(body.as_deref().unwrap_or_default(), end, &mut rewrite);
     if let Some(why) = f.take_failure() {
@@ -129,6 +133,20 @@ fn rewrite_message(msg: &[u8], tools: Option<&mut dyn FnMut(&Value) -> bool>, ma
     match marked.or(filtered) {
         Some(bytes) => Rewrite::Replace(bytes),
         None => Rewrite::Keep,
+    }
+}
+
+/// A federated answer speaks as the gateway (its `serverInfo`), after the other rewrites.
+fn speak_as_gateway(out: Rewrite, msg: &[u8]) -> Rewrite {
+    let current = match &out {
+        Rewrite::Fail => return Rewrite::Fail,
+        Rewrite::Keep => msg,
+        Rewrite::Replace(b) => b.as_slice(),
+    };
+    match crate::mcp::server_info::as_gateway_raw(current) {
+        Ok(Some(b)) => Rewrite::Replace(b),
+        Ok(None) => out,
+        Err(_) => Rewrite::Fail,
     }
 }
 

@@ -532,6 +532,27 @@ fn session_headers(neg: &Negotiated) -> Vec<(&'static str, String)> {
     headers::request_headers(neg.dialect(), None, None)
 }
 
+/// Sends one request on a session the gateway does not own — a client's own upstream session
+/// behind `/mcp/{server}`, after the gateway confirmed a held call on that client's stream —
+/// and returns its JSON-RPC response. `headers` are the server's brokered credential;
+/// `session` the client's `Mcp-Session-Id` and `MCP-Protocol-Version`. Notifications on the
+/// way go to `on_note`; the server's own requests get the gateway's standard refusal.
+pub fn post_on_session(
+    _admitted: &Proof,
+    url: &str,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    session: &[(&'static str, String)],
+    msg: &Value,
+    on_note: &mut dyn FnMut(&Value),
+) -> Result<Value, ClientError> {
+    let conn = HttpConn::new(url.to_string(), headers, timeout);
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    conn.post(msg, session, Some(&id), on_note)?
+        .response
+        .ok_or_else(|| ClientError::Protocol("the server answered without a response".into()))
+}
+
 /// Splits a JSON-RPC response into its `result`, turning `error` into [`ClientError::Rpc`].
 pub fn into_result(mut resp: Value) -> Result<Value, ClientError> {
     if let Some(err) = resp.get("error") {

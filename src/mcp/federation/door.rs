@@ -139,7 +139,9 @@ impl Gateway {
         let action = if get { "connect" } else { "disconnect" };
         let permit = match self.fed_plumbing(req, servers, action, &NO_PARAMS, kind).await {
             Ok(p) => p,
-            Err(r) => return Reply::Json(Answer::refusal(&r, &Value::Null, req.corr_id, None)),
+            Err(r) => {
+                return Reply::Json(Answer::refusal(&r, &Value::Null, req.corr_id, None, self.cfg.mcp.refusal_status))
+            }
         };
         self.enforce.answered(permit).await;
         if get {
@@ -180,7 +182,13 @@ impl Gateway {
                         self.enforce.answered(p).await;
                         Reply::Accepted
                     }
-                    Err(r) => Reply::Json(Answer::refusal(&r, &Value::Null, req.corr_id, Some(method))),
+                    Err(r) => Reply::Json(Answer::refusal(
+                        &r,
+                        &Value::Null,
+                        req.corr_id,
+                        Some(method),
+                        self.cfg.mcp.refusal_status,
+                    )),
                 };
             }
             Message::Response { id } => {
@@ -194,7 +202,7 @@ impl Gateway {
                         self.fed.pending.deliver(&s.id, id, value.clone());
                         Reply::Accepted
                     }
-                    Err(r) => Reply::Json(Answer::refusal(&r, id, req.corr_id, None)),
+                    Err(r) => Reply::Json(Answer::refusal(&r, id, req.corr_id, None, self.cfg.mcp.refusal_status)),
                 };
             }
         };
@@ -209,7 +217,15 @@ impl Gateway {
             "initialize" | "server/discover" | "ping" | "tools/list" => {
                 let permit = match self.fed_plumbing(req, servers, method, params, MessageKind::Request).await {
                     Ok(p) => p,
-                    Err(r) => return Reply::Json(Answer::refusal(&r, id, req.corr_id, Some(method))),
+                    Err(r) => {
+                        return Reply::Json(Answer::refusal(
+                            &r,
+                            id,
+                            req.corr_id,
+                            Some(method),
+                            self.cfg.mcp.refusal_status,
+                        ))
+                    }
                 };
                 self.answer_plumbing(req, servers, permit, id, method, params, modern).await
             }
@@ -259,7 +275,13 @@ impl Gateway {
                             message: "too many sessions (mcp.max_sessions); retry later".into(),
                         };
                         let r = self.enforce.refuse_permit(permit, e).await;
-                        return Reply::Json(Answer::refusal(&r, id, req.corr_id, Some(method)));
+                        return Reply::Json(Answer::refusal(
+                            &r,
+                            id,
+                            req.corr_id,
+                            Some(method),
+                            self.cfg.mcp.refusal_status,
+                        ));
                     }
                 }
             }
@@ -320,7 +342,7 @@ impl Gateway {
         e: GatewayError,
     ) -> Reply<'a> {
         let r = self.fed_refuse_quiet(req, servers, kind, e).await;
-        Reply::Json(Answer::refusal(&r, &id, req.corr_id, None))
+        Reply::Json(Answer::refusal(&r, &id, req.corr_id, None, self.cfg.mcp.refusal_status))
     }
 
     pub(super) async fn fed_refuse_quiet(

@@ -95,7 +95,7 @@ impl Gateway {
                 reasons: vec!["no_server_allows".into()],
             };
             let r = self.fed_refuse_quiet(req, servers, MessageKind::Request, e).await;
-            return Reply::Json(Answer::refusal(&r, id, req.corr_id, Some(method)));
+            return Reply::Json(Answer::refusal(&r, id, req.corr_id, Some(method), self.cfg.mcp.refusal_status));
         }
         let mut r = json!({ key: all });
         if modern {

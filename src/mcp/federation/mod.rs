@@ -182,9 +182,7 @@ pub fn capabilities() -> Value {
     })
 }
 
-fn server_info() -> Value {
-    json!({"name": "fastmcp-gateway", "version": env!("CARGO_PKG_VERSION")})
-}
+use crate::mcp::server_info::server_info;
 
 /// The `initialize` result: the client's version if we speak it, else our newest handshake one.
 pub fn initialize_result(requested: Option<&str>) -> Value {

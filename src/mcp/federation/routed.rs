@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::door::{FedRequest, Reply, Routed};
-use super::stream::Stream;
+use super::stream::{AfterConfirm, Stream};
 use crate::catalog::McpServer;
 use crate::enforce::{Completion, MessageKind};
 use crate::error::GatewayError;
@@ -63,19 +63,15 @@ impl Gateway {
         }
         let mut forward = match verdict {
             Verdict::Answer(a) => return Reply::Json(a),
+            Verdict::Accepted(_) => return Reply::Accepted,
             Verdict::Elicit(held) => {
                 let Some(session) = gs else {
                     let e = GatewayError::Unavailable { message: "elicitation needs a session".into() };
                     return self.fed_refuse(req, servers, MessageKind::Request, id.clone(), e).await;
                 };
-                return Reply::Stream(Box::new(Stream::Elicit {
-                    held,
-                    session,
-                    server: server.clone(),
-                    key,
-                    body: outgoing,
-                    id: id.clone(),
-                }));
+                let then = AfterConfirm::Client { server: server.clone(), key };
+                let ask_on = session.id.clone();
+                return Reply::Stream(Box::new(Stream::Elicit { held, ask_on, then, body: outgoing, id: id.clone() }));
             }
             Verdict::Forward(f) => f,
         };

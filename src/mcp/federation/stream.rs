@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::catalog::McpServer;
-use crate::enforce::{Admitted, Completion, HeldCall, Outcome};
+use crate::enforce::{Admitted, Completion, HeldCall, Outcome, Proof};
 use crate::gateway::Gateway;
-use crate::mcp::client::{ClientError, McpClient};
+use crate::mcp::client::{post_on_session, ClientError, McpClient};
 use crate::mcp::confirm;
 use crate::mcp::session::GatewaySession;
 use crate::mcp::upstream::{client_error, upstream_body};
@@ -38,17 +38,21 @@ pub enum Stream<'a> {
         id: Value,
         mark_complete: bool,
     },
-    /// Ask the user to confirm `held` on this stream, then run or decline it.
-    Elicit {
-        held: Box<HeldCall<'a>>,
-        session: Arc<GatewaySession>,
-        server: Arc<McpServer>,
-        key: String,
-        body: Value,
-        id: Value,
-    },
+    /// Ask the user to confirm `held` on this stream (answers arrive on the session `ask_on`
+    /// names in [`crate::mcp::elicitation::Pending`]), then run `body` as `then` says, or
+    /// decline it.
+    Elicit { held: Box<HeldCall<'a>>, ask_on: String, then: AfterConfirm, body: Value, id: Value },
     /// A session's standalone stream.
     Listen { session: Arc<GatewaySession>, owner: String },
+}
+
+/// Where a call confirmed on its stream runs.
+pub enum AfterConfirm {
+    /// Federated: through the gateway's own upstream client for this caller (`key`).
+    Client { server: Arc<McpServer>, key: String },
+    /// `/mcp/{server}`: on the client's own upstream session (`session` = its
+    /// `Mcp-Session-Id` and `MCP-Protocol-Version` headers).
+    Session { server: Arc<McpServer>, session: Vec<(&'static str, String)> },
 }
 
 /// How a stream ended: the upstream status for the metrics (`None` when nothing ran).
@@ -62,12 +66,12 @@ impl Gateway {
     pub async fn run_stream(&self, stream: Stream<'_>, corr_id: &str, sink: &mut dyn EventSink) -> StreamEnd {
         match stream {
             Stream::Execute { admitted, client, server, method, body, id, mark_complete } => {
-                let status =
-                    self.execute(admitted, client, &server, &method, body, &id, mark_complete, corr_id, sink).await;
+                let run = on_client(client, method, body, admitted.proof());
+                let status = self.execute(admitted, run, &server, &id, mark_complete, true, corr_id, sink).await;
                 StreamEnd { outcome: Outcome::Allowed, upstream_status: status }
             }
-            Stream::Elicit { held, session, server, key, body, id } => {
-                self.elicit(*held, &session, &server, &key, body, &id, corr_id, sink).await
+            Stream::Elicit { held, ask_on, then, body, id } => {
+                self.elicit(*held, &ask_on, then, body, &id, corr_id, sink).await
             }
             Stream::Listen { session, owner } => {
                 self.listen(&session, &owner, sink).await;
@@ -78,24 +82,22 @@ impl Gateway {
 
     /// The 2025-11-25 confirmation: ask on the call's stream, wait for the answer POST, then
     /// run (or decline) the call.
-    #[allow(clippy::too_many_arguments)]
     async fn elicit(
         &self,
         held: HeldCall<'_>,
-        session: &GatewaySession,
-        server: &Arc<McpServer>,
-        key: &str,
+        ask_on: &str,
+        then: AfterConfirm,
         body: Value,
         id: &Value,
         corr_id: &str,
         sink: &mut dyn EventSink,
     ) -> StreamEnd {
         let tool_id = held.call().tool_id.clone().unwrap_or_default();
-        let (question_id, answer_rx) = self.fed.pending.ask(&session.id);
+        let (question_id, answer_rx) = self.fed.pending.ask(ask_on);
         let question = json!({"jsonrpc": "2.0", "id": question_id, "method": "elicitation/create",
             "params": confirm::elicitation_params(&tool_id, &held.decision.reasons)});
         if sink.event(&question).await.is_err() {
-            self.fed.pending.forget(&session.id, &question_id);
+            self.fed.pending.forget(ask_on, &question_id);
             // The client is gone; the hold stays pending until its TTL (its token still works).
             return StreamEnd { outcome: Outcome::Held, upstream_status: None };
         }
@@ -103,14 +105,28 @@ impl Gateway {
         let answer = match tokio::time::timeout(wait, answer_rx).await {
             Ok(Ok(response)) => response.get("result").and_then(confirm::answer_of).unwrap_or(confirm::Answer::Decline),
             _ => {
-                self.fed.pending.forget(&session.id, &question_id);
+                self.fed.pending.forget(ask_on, &question_id);
                 confirm::Answer::Decline
             }
         };
-        match self.enforce.settle_held(held, answer == confirm::Answer::Accept).await {
-            Ok(admitted) => {
+        let admitted = match self.enforce.settle_held(held, answer == confirm::Answer::Accept).await {
+            Ok(a) => a,
+            Err(r) => {
+                let msg = if r.outcome == Outcome::Declined {
+                    confirm::declined_result(id, &tool_id)
+                } else {
+                    r.error.jsonrpc_body(id, corr_id)
+                };
+                let _ = sink.event(&msg).await;
+                return StreamEnd { outcome: r.outcome, upstream_status: None };
+            }
+        };
+        // Federated answers speak as the gateway; a proxied session's are its server's own.
+        let voice = matches!(then, AfterConfirm::Client { .. });
+        let (server, run) = match then {
+            AfterConfirm::Client { server, key } => {
                 let client =
-                    match self.fed.upstreams.client(server, key, server.timeout(&self.cfg.limits), &admitted).await {
+                    match self.fed.upstreams.client(&server, &key, server.timeout(&self.cfg.limits), &admitted).await {
                         Ok(c) => c,
                         Err(e) => {
                             let end = Completion {
@@ -124,47 +140,42 @@ impl Gateway {
                         }
                     };
                 let body = upstream_body(body, client.era());
-                let status = self.execute(admitted, client, server, "tools/call", body, id, false, corr_id, sink).await;
-                StreamEnd { outcome: Outcome::Confirmed, upstream_status: status }
+                let run = on_client(client, "tools/call".into(), body, admitted.proof());
+                (server, run)
             }
-            Err(r) => {
-                let msg = if r.outcome == Outcome::Declined {
-                    confirm::declined_result(id, &tool_id)
-                } else {
-                    r.error.jsonrpc_body(id, corr_id)
-                };
-                let _ = sink.event(&msg).await;
-                StreamEnd { outcome: r.outcome, upstream_status: None }
+            AfterConfirm::Session { server, session } => {
+                let timeout = server.timeout(&self.cfg.limits);
+                let run = on_session(&server, session, body, timeout, admitted.proof());
+                (server, run)
             }
-        }
+        };
+        let status = self.execute(admitted, run, &server, id, false, voice, corr_id, sink).await;
+        StreamEnd { outcome: Outcome::Confirmed, upstream_status: status }
     }
 
-    /// Runs `body` on `client`, streams its notifications and its response, and writes the
-    /// call's completion record. Returns the upstream status (200, or the error's).
+    /// Runs the admitted call (`run`, on a blocking thread), streams its notifications and
+    /// its response (`voice`: speaking as the gateway), and writes its completion record. Returns the upstream status (200, or
+    /// the error's).
     #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         mut admitted: Admitted,
-        client: Arc<McpClient>,
+        run: Run,
         server: &McpServer,
-        method: &str,
-        body: Value,
         id: &Value,
         mark_complete: bool,
+        voice: bool,
         corr_id: &str,
         sink: &mut dyn EventSink,
     ) -> Option<u16> {
-        let params = body.get("params").cloned().unwrap_or(json!({}));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-        let m = method.to_string();
         let started = std::time::Instant::now();
         // The client is synchronous: it runs on a blocking thread and hands notifications over.
-        let proof = admitted.proof();
         let task = tokio::task::spawn_blocking(move || {
             let mut forward = |n: &Value| {
                 let _ = tx.send(n.clone());
             };
-            client.request(&proof, &m, params, &mut forward)
+            run(&mut forward)
         });
         let mut gone = false;
         while let Some(n) = rx.recv().await {
@@ -178,6 +189,9 @@ impl Gateway {
                 r["id"] = id.clone();
                 if mark_complete {
                     r = crate::mcp::tools_list::mark_complete(&r).unwrap_or(r);
+                }
+                if voice {
+                    r = crate::mcp::server_info::as_gateway(&r).unwrap_or(r);
                 }
                 (r, 200, None)
             }
@@ -221,4 +235,29 @@ impl Gateway {
             }
         }
     }
+}
+
+/// A blocking upstream call: notifications to the callback, the JSON-RPC response back.
+type Run = Box<dyn FnOnce(&mut dyn FnMut(&Value)) -> Result<Value, ClientError> + Send>;
+
+/// `method` with `body`'s params through the gateway's own client.
+fn on_client(client: Arc<McpClient>, method: String, body: Value, proof: Proof) -> Run {
+    let params = body.get("params").cloned().unwrap_or(json!({}));
+    Box::new(move |on_note| client.request(&proof, &method, params, on_note))
+}
+
+/// `body` as it is, on the client's own upstream session.
+fn on_session(
+    server: &McpServer,
+    session: Vec<(&'static str, String)>,
+    body: Value,
+    timeout: Duration,
+    proof: Proof,
+) -> Run {
+    let url = server.cfg.url.clone();
+    let headers: Vec<(String, String)> = crate::broker::credential(server)
+        .and_then(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .into_iter()
+        .collect();
+    Box::new(move |on_note| post_on_session(&proof, &url, headers, timeout, &session, &body, on_note))
 }

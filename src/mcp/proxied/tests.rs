@@ -61,6 +61,7 @@ async fn send(
         Verdict::Answer(a) => (a.status, a.outcome, None),
         Verdict::Forward(f) => (0, f.admitted.outcome(), Some(f.read)),
         Verdict::Elicit(_) => (0, Outcome::Held, None),
+        Verdict::Accepted(o) => (202, o, None),
     }
 }
 
@@ -85,8 +86,10 @@ async fn every_message_kind_is_decided_and_only_admitted_ones_forward() {
     assert_eq!(send(&gw, &admin, "POST", &note, None).await.1, Outcome::Allowed);
     assert_eq!(send(&gw, &admin, "GET", b"", None).await.1, Outcome::Allowed);
     for body in [&call, &init, &list, &note] {
-        assert_eq!(send(&gw, &nobody, "POST", body, None).await.0, 403, "no roles reach nothing");
+        assert_eq!(send(&gw, &nobody, "POST", body, None).await.1, Outcome::Denied, "no roles reach nothing");
     }
+    assert_eq!(send(&gw, &nobody, "POST", &init, None).await.0, 403, "a whole server refused keeps its status");
+    assert_eq!(send(&gw, &nobody, "POST", &call, None).await.0, 200, "one call refused: a JSON-RPC error");
     assert_eq!(send(&gw, &nobody, "GET", b"", None).await.0, 403);
     assert_eq!(send(&gw, &admin, "POST", &smuggled, None).await.0, 400, "a tools/call notification is never forwarded");
     assert_eq!(send(&gw, &admin, "POST", &answer, None).await.0, 400, "a response needs the caller's session");
@@ -101,7 +104,7 @@ async fn every_message_kind_is_decided_and_only_admitted_ones_forward() {
     assert_eq!(send(&gw, &admin, "DELETE", b"", Some("mine")).await.1, Outcome::Allowed);
 
     let decisions = records(&gw).into_iter().filter(|r| r["phase"] == "decision").count();
-    assert_eq!(decisions, 19, "one decision record per request");
+    assert_eq!(decisions, 21, "one decision record per request");
 }
 
 #[tokio::test]
@@ -110,13 +113,13 @@ async fn denied_calls_use_no_quota() {
     let call =
         msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"a": 1}}}));
     for _ in 0..5 {
-        assert_eq!(send(&gw, &who(&["agent"]), "POST", &call, None).await.0, 403);
+        assert_eq!(send(&gw, &who(&["agent"]), "POST", &call, None).await.1, Outcome::Denied);
     }
     let admin = who(&["mcp-admin"]);
     // Unannotated tools are destructive: held, but still rate limited after policy.
     assert_eq!(send(&gw, &admin, "POST", &call, None).await.1, Outcome::Held);
     assert_eq!(send(&gw, &admin, "POST", &call, None).await.1, Outcome::Held);
-    assert_eq!(send(&gw, &admin, "POST", &call, None).await.0, 429);
+    assert_eq!(send(&gw, &admin, "POST", &call, None).await.1, Outcome::RateLimited);
 }
 
 #[tokio::test]
@@ -142,7 +145,7 @@ async fn a_held_call_forwards_once_without_the_gateways_token() {
             match gw.mcp_server_request(&req).await {
                 Verdict::Answer(a) => Err((a.status, a.body)),
                 Verdict::Forward(f) => Ok(f.body),
-                Verdict::Elicit(_) => Err((0, Value::Null)),
+                Verdict::Elicit(_) | Verdict::Accepted(_) => Err((0, Value::Null)),
             }
         }
     };
@@ -151,7 +154,8 @@ async fn a_held_call_forwards_once_without_the_gateways_token() {
     let sent = run(body(Some(&token))).await.unwrap().unwrap();
     let sent: Value = serde_json::from_slice(&sent).unwrap();
     assert!(sent["params"]["_meta"].get("fastmcp/action_token").is_none(), "the gateway's token is not forwarded");
-    assert_eq!(run(body(Some(&token))).await.unwrap_err().0, 409, "single use");
+    let (status, spent) = run(body(Some(&token))).await.unwrap_err();
+    assert_eq!((status, &spent["error"]["data"]["code"]), (200, &json!("CONFLICT")), "single use, readable");
 }
 
 #[tokio::test]
@@ -164,8 +168,8 @@ async fn a_call_to_be_held_must_match_the_discovered_input_schema() {
         msg(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "rm", "arguments": args}}))
     };
     // Untrusted server: `rm` is destructive and would be held; with bad arguments it is refused.
-    assert_eq!(send(&gw, &admin, "POST", &call(json!({"item": 5})), None).await, (422, Outcome::Invalid, None));
-    assert_eq!(send(&gw, &admin, "POST", &call(json!({})), None).await.0, 422);
+    assert_eq!(send(&gw, &admin, "POST", &call(json!({"item": 5})), None).await, (200, Outcome::Invalid, None));
+    assert_eq!(send(&gw, &admin, "POST", &call(json!({})), None).await.1, Outcome::Invalid);
     assert_eq!(gw.enforce.state.pending_holds().await.unwrap(), 0, "nothing held");
     assert_eq!(send(&gw, &admin, "POST", &call(json!({"item": "x"})), None).await.1, Outcome::Held);
     // A tool the gateway knows no schema for is held as before (the server judges its input).
