@@ -82,6 +82,7 @@ impl Gateway {
 
     /// The 2025-11-25 confirmation: ask on the call's stream, wait for the answer POST, then
     /// run (or decline) the call.
+    #[allow(clippy::too_many_arguments)]
     async fn elicit(
         &self,
         held: HeldCall<'_>,
