@@ -185,10 +185,21 @@ impl Gateway {
         data["approval_required"] = json!(held.needs_approval);
         data["hold_id"] = json!(held.issued.hold_id);
         data["reasons"] = json!(held.decision.reasons);
+        // Clients that show only `error.message` (CLIs, inspectors) must still tell their user
+        // what to do: the message names the confirm URL and where the token is.
+        let url = &held.issued.confirm_url;
         let message = if held.needs_approval {
-            "confirmation required: an approver must approve this call first (error.data.hold_id), then re-send it with error.data.action_token"
+            format!(
+                "confirmation required: an approver must approve hold {} first; then re-send this call with \
+                 the action token from error.data.action_token in params._meta[\"fastmcp/action_token\"], \
+                 or POST {{\"action_token\": …}} to {url}",
+                held.issued.hold_id
+            )
         } else {
-            "confirmation required: re-send the call with error.data.action_token, or POST it to error.data.confirm_url"
+            format!(
+                "confirmation required: re-send this call with the action token from error.data.action_token \
+                 in params._meta[\"fastmcp/action_token\"], or POST {{\"action_token\": …}} to {url}"
+            )
         };
         let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32010, "message": message, "data": data}});
         Verdict::Answer(Answer::message(body, Outcome::Held, METHOD))
