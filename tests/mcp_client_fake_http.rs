@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fastmcp::mcp::client::{Era, McpClient, Transport};
+use fastmcp::mcp::param_headers::Registry;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
@@ -148,6 +149,37 @@ fn paging_server_requests_and_headers_over_http() {
     let reply = log.iter().find(|(_, m)| m["id"] == "s1").map(|(_, m)| m.clone()).unwrap();
     assert_eq!(reply["error"]["code"], -32601);
     assert_eq!(log.iter().filter(|(_, m)| m["method"] == "tools/list").count(), 3);
+}
+
+#[test]
+fn tools_calls_mirror_x_mcp_header_arguments() {
+    let (port, log) = start_fake();
+    let client = McpClient::connect(Transport::http(format!("http://127.0.0.1:{port}/mcp"))).unwrap();
+    let registry = Arc::new(Registry::default());
+    let schema = json!({"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "n": {"type": "integer", "x-mcp-header": "N"}}});
+    registry.set("up", &[json!({"name": "query", "inputSchema": schema})]);
+    client.mirror_params(registry.clone(), "up");
+    let args = json!({"region": "Zürich", "n": 3});
+    let call = json!({"name": "query", "arguments": args});
+    assert_eq!(
+        client.param_headers("tools/call", &call),
+        [("Mcp-Param-Region".to_string(), "=?base64?WsO8cmljaA==?=".to_string()), ("Mcp-Param-N".into(), "3".into())]
+    );
+    assert!(client.param_headers("prompts/get", &call).is_empty(), "only tools/call mirrors arguments");
+    client.request(&own(), "tools/call", call, &mut |_| {}).unwrap();
+    client.request(&own(), "tools/call", json!({"name": "other", "arguments": args}), &mut |_| {}).unwrap();
+    let log = log.lock();
+    let calls: Vec<&HashMap<String, String>> =
+        log.iter().filter(|(_, m)| m["method"] == "tools/call").map(|(h, _)| h).collect();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].get("mcp-param-region").map(String::as_str), Some("=?base64?WsO8cmljaA==?="));
+    assert_eq!(calls[0].get("mcp-param-n").map(String::as_str), Some("3"));
+    assert!(!calls[1].keys().any(|k| k.starts_with("mcp-param-")), "a tool without marks: {:?}", calls[1]);
+    // The reply to the server's own request on that stream is not a tools/call: no Mcp-Param.
+    let replies: Vec<&HashMap<String, String>> = log.iter().filter(|(_, m)| m["id"] == "s1").map(|(h, _)| h).collect();
+    assert!(!replies.is_empty() && replies.iter().all(|h| !h.keys().any(|k| k.starts_with("mcp-param-"))));
 }
 
 #[test]

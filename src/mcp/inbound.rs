@@ -11,6 +11,7 @@ use crate::config::RefusalStatus;
 use crate::enforce::{Admitted, HeldCall, Origin, Outcome, Refusal};
 use crate::error::GatewayError;
 use crate::mcp::jsonrpc::{self, Message};
+use crate::mcp::param_headers::{self, Marks};
 use crate::policy::PolicySnapshot;
 
 /// One request to `/mcp/{server}` (or a call the federated endpoint routes to `server`).
@@ -53,6 +54,41 @@ pub type Parsed = Result<(Message, Value), GatewayError>;
 pub fn parse(body: &[u8], mcp_method: Option<&str>, mcp_name: Option<&str>) -> Parsed {
     let (msg, value) = jsonrpc::parse(body)?;
     jsonrpc::check_headers(&msg, mcp_method, mcp_name)?;
+    Ok((msg, value))
+}
+
+/// Checks a parsed `tools/call` against its `Mcp-Param-*` headers (`presented`) where the
+/// gateway knows the tool's `x-mcp-header` marks (`marks(name)`, the name as the body spells
+/// it): a header that contradicts the body — or, in a 2026-07-28 request, a missing one — is
+/// a `HeaderMismatch` (-32020, 400); a call to a tool whose marks are invalid is refused
+/// (-32602, 400: the gateway does not offer it). Refused before any decision, like an
+/// `Mcp-Name` mismatch: nothing is forwarded.
+pub fn check_params(
+    parsed: Parsed,
+    presented: &[(String, Vec<u8>)],
+    protocol_version: Option<&str>,
+    marks: impl FnOnce(&str) -> Option<Marks>,
+) -> Parsed {
+    let (msg, value) = parsed?;
+    let Message::Request { method, params, .. } = &msg else {
+        return Ok((msg, value));
+    };
+    let Some(name) = params.get("name").and_then(Value::as_str).filter(|_| method == "tools/call") else {
+        return Ok((msg, value));
+    };
+    let Some(found) = marks(name) else {
+        return Ok((msg, value));
+    };
+    let marks = found.map_err(|why| GatewayError::BadRequest {
+        message: format!("tool {name:?} is not offered: its x-mcp-header annotation is invalid ({why})"),
+        jsonrpc_code: -32602,
+    })?;
+    let arguments = params.get("arguments").unwrap_or(&Value::Null);
+    let require = crate::mcp::confirm::ClientProfile::from_request(protocol_version, params).modern;
+    param_headers::check(&marks, arguments, presented, require).map_err(|m| GatewayError::BadRequest {
+        message: format!("Header mismatch: {m}"),
+        jsonrpc_code: jsonrpc::HEADER_MISMATCH,
+    })?;
     Ok((msg, value))
 }
 
@@ -106,6 +142,9 @@ pub struct Forward {
     /// An `initialize` that declared the elicitation capability (recorded with the session
     /// the upstream opens).
     pub elicitation: bool,
+    /// `Mcp-Param-*` headers the gateway sets on the upstream request (a federated call to a
+    /// 2026-07-28 upstream; the caller's own are never forwarded there).
+    pub params: Vec<(String, String)>,
 }
 
 /// A response the gateway writes itself.

@@ -10,6 +10,7 @@ pub mod elicitation;
 pub mod federation;
 pub mod inbound;
 pub mod jsonrpc;
+pub mod param_headers;
 pub mod proxied;
 pub mod proxied_sessions;
 pub mod request_state;

@@ -166,6 +166,7 @@ impl Gateway {
                 method: Some(method.to_string()),
                 elicitation: method == "initialize"
                     && params.pointer("/capabilities/elicitation").is_some_and(|e| !e.is_null()),
+                params: Vec::new(),
             })),
             Err(crate::enforce::Stop::Refused(r)) => {
                 Verdict::Answer(Answer::refusal(&r, id, req.corr_id, Some(method), self.cfg.mcp.refusal_status))

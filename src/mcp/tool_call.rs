@@ -102,6 +102,7 @@ impl Gateway {
                     read: ReadResponse::Pass,
                     method: METHOD.map(String::from),
                     elicitation: false,
+                    params: Vec::new(),
                 }))
             }
             Err(Stop::Refused(r)) => {

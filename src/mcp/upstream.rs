@@ -4,6 +4,8 @@
 //! Each gateway session (or, for stateless clients, each principal) gets its own upstream
 //! client per server, so upstream session state (subscriptions, log level, …) is never shared
 //! between callers. Clients connect lazily, on a blocking thread (the client is synchronous).
+//! Every client mirrors `x-mcp-header` arguments into `Mcp-Param-*` headers from one
+//! [`Registry`] of the discovered tools' marks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use crate::catalog::McpServer;
 use crate::enforce::Admitted;
 use crate::error::GatewayError;
 use crate::mcp::client::{ClientError, Era, McpClient, Transport};
+use crate::mcp::param_headers::Registry;
 
 /// How the gateway reaches `server` as a client.
 pub fn transport(server: &McpServer, timeout: Duration) -> Transport {
@@ -52,6 +55,8 @@ type ClientMap = HashMap<(String, String), (Arc<McpClient>, u64)>;
 pub struct Upstreams {
     clients: Mutex<ClientMap>,
     clock: std::sync::atomic::AtomicU64,
+    /// The discovered tools' `x-mcp-header` marks, shared with every client.
+    pub params: Arc<Registry>,
 }
 
 impl Upstreams {
@@ -75,7 +80,10 @@ impl Upstreams {
             .await
             .map_err(|_| GatewayError::Provider { message: "upstream connect task failed".into() })?;
         let client = match connected {
-            Ok(c) => Arc::new(c),
+            Ok(c) => {
+                c.mirror_params(self.params.clone(), &server.name);
+                Arc::new(c)
+            }
             Err(e) => {
                 tracing::warn!(server = %server.name, error = %e, "upstream MCP connect failed");
                 return Err(client_error(&server.name, &e));

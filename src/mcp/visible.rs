@@ -22,6 +22,11 @@ impl Gateway {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
+        // Invalid `x-mcp-header` marks: clients MUST drop the tool (2026-07-28) and the gateway
+        // could not check its headers, so no door lists it (discovery warned once).
+        if crate::mcp::param_headers::of_tool(tool).is_err() {
+            return false;
+        }
         let annotations = tool.get("annotations");
         self.catalog.remember(server, name, annotations);
         let resource = self.catalog.tool_resource(server, name, annotations);

@@ -28,6 +28,8 @@ pub struct Heads {
     pub action_token: Option<String>,
     pub protocol_version: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The `Mcp-Param-*` headers (names lowercased, values as sent).
+    pub mcp_params: Vec<(String, Vec<u8>)>,
 }
 
 impl Heads {
@@ -45,6 +47,9 @@ impl Heads {
             action_token: h("x-action-token"),
             protocol_version: h("mcp-protocol-version"),
             idempotency_key: h("idempotency-key"),
+            mcp_params: crate::mcp::param_headers::presented(
+                req.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+            ),
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct Ctx {
     pub is_post: bool,
     /// Headers set on the upstream request (federated: the upstream's era and session).
     pub upstream_headers: Vec<(&'static str, String)>,
+    /// `Mcp-Param-*` headers set on the upstream request (federated: from the upstream
+    /// tool's `x-mcp-header` marks).
+    pub upstream_params: Vec<(String, String)>,
     /// A federated request: the upstream's session header is not the client's.
     pub federated: bool,
     /// A 2026-07-28 client behind a 2025-11-25 upstream: results get `resultType`.
@@ -80,6 +83,7 @@ impl Ctx {
             answered: None,
             is_post: false,
             upstream_headers: Vec::new(),
+            upstream_params: Vec::new(),
             federated: false,
             mark_complete: false,
             opens_session: None,

@@ -20,9 +20,14 @@ impl GatewayProxy {
         let Some(body) = self.door_body(session, ctx, &heads).await? else {
             return Ok(true);
         };
-        let parsed = ctx.is_post.then(|| inbound::parse(&body, heads.mcp_method.as_deref(), heads.mcp_name.as_deref()));
-        let policy = self.gw.policy.snapshot();
         let servers = self.gw.catalog.servers();
+        let parsed = ctx.is_post.then(|| {
+            let parsed = inbound::parse(&body, heads.mcp_method.as_deref(), heads.mcp_name.as_deref());
+            let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+            let marks = |tool: &str| self.gw.fed.params_of_exposed(tool, &names);
+            inbound::check_params(parsed, &heads.mcp_params, heads.protocol_version.as_deref(), marks)
+        });
+        let policy = self.gw.policy.snapshot();
         let corr_id = ctx.corr_id.clone();
         let req = FedRequest {
             policy: &policy,

@@ -25,6 +25,10 @@ const FORWARDED: &[&str] = &[
 /// The MCP headers a federated call gets from the gateway's own upstream session instead.
 const SESSION_HEADERS: &[&str] = &["mcp-protocol-version", "mcp-session-id", "mcp-method", "mcp-name"];
 
+/// `Mcp-Param-{Name}` (2026-07-28): forwarded as sent on `/mcp/{server}` (intermediaries
+/// must); on federated calls the gateway's client sets the upstream tool's own instead.
+const PARAM_PREFIX: &str = "mcp-param-";
+
 /// Headers that may appear at most once (two of them are a smuggling attempt or a bug).
 pub const SINGLETONS: &[&str] = &["mcp-method", "mcp-name", "mcp-session-id", "mcp-protocol-version", "authorization"];
 
@@ -47,12 +51,13 @@ pub const NEVER_FORWARDED: &[&str] = &[
 ];
 
 /// May the agent's header `name` (lowercase) go upstream? `extra` are the server's
-/// configured additions; `federated` calls get the MCP session headers from the gateway.
+/// configured additions; `federated` calls get the MCP session and `Mcp-Param-*` headers
+/// from the gateway.
 pub fn forwarded(name: &str, extra: &[String], federated: bool) -> bool {
-    if federated && SESSION_HEADERS.contains(&name) {
+    if federated && (SESSION_HEADERS.contains(&name) || name.starts_with(PARAM_PREFIX)) {
         return false;
     }
-    FORWARDED.contains(&name) || name.starts_with("mcp-param-") || extra.iter().any(|e| e == name)
+    FORWARDED.contains(&name) || name.starts_with(PARAM_PREFIX) || extra.iter().any(|e| e == name)
 }
 
 /// The names in `headers` that must be removed before the request goes upstream.
@@ -120,6 +125,9 @@ mod tests {
         );
         let fed: Vec<String> = to_remove(&h, &[], true).iter().map(|n| n.to_string()).collect();
         assert!(fed.contains(&"mcp-session-id".to_string()), "federated calls use the gateway's upstream session");
+        assert!(fed.contains(&"mcp-param-region".to_string()), "federated calls get the gateway's Mcp-Param-*");
+        let proxied: Vec<String> = to_remove(&h, &[], false).iter().map(|n| n.to_string()).collect();
+        assert!(!proxied.contains(&"mcp-param-region".to_string()), "intermediaries forward Mcp-Param-*");
     }
 
     #[test]

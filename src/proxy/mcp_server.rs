@@ -36,7 +36,11 @@ impl GatewayProxy {
         let Some(body) = self.door_body(session, ctx, &heads).await? else {
             return Ok(true);
         };
-        let parsed = ctx.is_post.then(|| inbound::parse(&body, heads.mcp_method.as_deref(), heads.mcp_name.as_deref()));
+        let parsed = ctx.is_post.then(|| {
+            let parsed = inbound::parse(&body, heads.mcp_method.as_deref(), heads.mcp_name.as_deref());
+            let marks = |tool: &str| self.gw.fed.params(&server.name, tool);
+            inbound::check_params(parsed, &heads.mcp_params, heads.protocol_version.as_deref(), marks)
+        });
         let policy = self.gw.policy.snapshot();
         let corr_id = ctx.corr_id.clone();
         let req = Inbound {
@@ -115,6 +119,7 @@ impl GatewayProxy {
                 if ctx.method.as_deref() == Some("initialize") {
                     ctx.opens_session = Some(f.elicitation);
                 }
+                ctx.upstream_params = f.params;
                 ctx.admitted = Some(f.admitted);
                 if ctx.is_post {
                     let forwarded = f.body.unwrap_or(body);

@@ -145,6 +145,9 @@ impl ProxyHttp for GatewayProxy {
         for (name, value) in &ctx.upstream_headers {
             req.insert_header(*name, value.as_str())?;
         }
+        for (name, value) in &ctx.upstream_params {
+            req.insert_header(name.clone(), value.as_str())?;
+        }
         if server.cfg.forwarded {
             let ip = client_ip(session);
             req.insert_header("forwarded", format!("for=\"{ip}\";proto=http"))?;

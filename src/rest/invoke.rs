@@ -201,6 +201,10 @@ pub(crate) fn lookup(gw: &Gateway, tool_id: &str) -> Option<Manifest> {
     let (server_name, tool) = rest.split_once(':')?;
     let server = gw.catalog.server(server_name)?;
     let listed = gw.fed.tool(server_name, tool)?;
+    if matches!(gw.fed.params(server_name, tool), Some(Err(_))) {
+        // Invalid `x-mcp-header` marks: the gateway's client must not offer the tool.
+        return None;
+    }
     let r = gw.catalog.tool_resource(&server, tool, listed.get("annotations"));
     let mut m = Manifest::new(
         tool_id.to_string(),

@@ -3,7 +3,7 @@
 
 Usage:
     python demo_server.py --port P --calls-file PATH [--host 127.0.0.1]
-                          [--json-response] [--stateless] [--allow-any-host]
+                          [--json-response] [--stateless] [--allow-any-host] [--param-tool]
 
 Serves streamable HTTP at http://HOST:P/mcp with four tools:
 
@@ -11,6 +11,12 @@ Serves streamable HTTP at http://HOST:P/mcp with four tools:
     add(a, b)          readOnlyHint=True
     read_secret(name)  readOnlyHint=True       -> "secret-" + name
     delete_item(item)  destructiveHint=True    -> "deleted " + item
+
+and, with --param-tool, a fifth whose `region` argument is mirrored into an `Mcp-Param-Region`
+header (2026-07-28 `x-mcp-header`; the SDK refuses a 2026-07-28 call whose header is missing
+or does not match the body, with -32020):
+
+    locate(region, query)  readOnlyHint=True  -> "region=" + region + " query=" + query
 
 Every tool call bumps a per-tool counter that is written to --calls-file as JSON
 ({"echo": 1, "delete_item": 1}) atomically (temp file + fsync + os.replace) before the
@@ -31,8 +37,11 @@ import sys
 import tempfile
 import threading
 
+from typing import Annotated
+
 import anyio
 import uvicorn
+from pydantic import Field
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import ToolAnnotations
@@ -71,7 +80,7 @@ class CallCounter:
             raise
 
 
-def build_server(counter: CallCounter) -> MCPServer:
+def build_server(counter: CallCounter, param_tool: bool = False) -> MCPServer:
     server = MCPServer("demo")
     read_only = ToolAnnotations(readOnlyHint=True)
 
@@ -99,6 +108,17 @@ def build_server(counter: CallCounter) -> MCPServer:
         counter.bump("delete_item")
         return "deleted " + item
 
+    if param_tool:
+
+        @server.tool(annotations=read_only)
+        def locate(
+            region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+            query: str,
+        ) -> str:
+            """Run a query in a region (the region travels in the Mcp-Param-Region header)."""
+            counter.bump("locate")
+            return f"region={region} query={query}"
+
     return server
 
 
@@ -110,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-response", action="store_true", help="answer POSTs with application/json, not SSE")
     p.add_argument("--stateless", action="store_true", help="stateless streamable HTTP (no Mcp-Session-Id)")
     p.add_argument("--allow-any-host", action="store_true", help="disable Host/Origin (DNS rebinding) checks")
+    p.add_argument("--param-tool", action="store_true", help="also serve locate(region, query) with x-mcp-header")
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
 
     counter = CallCounter(args.calls_file)
-    server = build_server(counter)
+    server = build_server(counter, param_tool=args.param_tool)
     security = (
         TransportSecuritySettings(enable_dns_rebinding_protection=False) if args.allow_any_host else None
     )

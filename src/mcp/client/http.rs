@@ -67,6 +67,19 @@ impl HttpConn {
         expect_id: Option<&Value>,
         on_note: &mut dyn FnMut(&Value),
     ) -> Result<Posted, ClientError> {
+        self.post_with(msg, extra, &[], expect_id, on_note)
+    }
+
+    /// [`HttpConn::post`] with the request's `Mcp-Param-*` headers (`params`; never repeated
+    /// on the replies to server requests the answer may carry).
+    pub(crate) fn post_with(
+        &self,
+        msg: &Value,
+        extra: &[(&'static str, String)],
+        params: &[(String, String)],
+        expect_id: Option<&Value>,
+        on_note: &mut dyn FnMut(&Value),
+    ) -> Result<Posted, ClientError> {
         let mut req = self
             .agent
             .post(&self.url)
@@ -77,6 +90,9 @@ impl HttpConn {
         }
         for (k, v) in extra {
             req = req.header(*k, v.as_str());
+        }
+        for (k, v) in params {
+            req = req.header(k.as_str(), v.as_str());
         }
         let body = serde_json::to_string(msg).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let resp = req.send(body.as_str()).map_err(map_ureq)?;

@@ -16,7 +16,7 @@ pub mod wire;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::enforce::Proof;
@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 pub use http::ListenOutcome;
 
+use crate::mcp::param_headers::{self, Registry};
 use crate::upstream::headers::{self, Dialect};
 use http::HttpConn;
 use stdio::StdioConn;
@@ -183,6 +184,9 @@ pub struct McpClient {
     /// Serialises re-initialisation after a session expiry so it happens once.
     reinit: Mutex<()>,
     closed: AtomicBool,
+    /// Where this server's tools' `x-mcp-header` marks are known (set by
+    /// [`McpClient::mirror_params`]), and the server's name there.
+    marks: OnceLock<(Arc<Registry>, String)>,
 }
 
 impl fmt::Debug for McpClient {
@@ -221,6 +225,7 @@ impl McpClient {
             neg: RwLock::new(placeholder),
             reinit: Mutex::new(()),
             closed: AtomicBool::new(false),
+            marks: OnceLock::new(),
         };
         let neg = match era {
             Some(Era::Session20251125) => client.handshake()?,
@@ -267,6 +272,40 @@ impl McpClient {
     /// gateway sends when it forwards a request to this upstream itself (through pingora).
     pub fn request_headers(&self, method: Option<&str>, name: Option<&str>) -> Vec<(&'static str, String)> {
         headers::request_headers(self.neg.read().dialect(), method, name)
+    }
+
+    /// From now on, `tools/call` requests of this client carry the `Mcp-Param-*` headers of
+    /// the tool's `x-mcp-header` marks as `registry` knows them for `server` (the first call
+    /// wins; later ones are ignored).
+    pub fn mirror_params(&self, registry: Arc<Registry>, server: &str) {
+        let _ = self.marks.set((registry, server.to_string()));
+    }
+
+    /// The `Mcp-Param-*` headers a request `method` with `params` needs on this connection:
+    /// for a `tools/call` of a tool with `x-mcp-header` marks, on a 2026-07-28 HTTP
+    /// connection (the stdio transport may ignore them, 2025-11-25 does not know them);
+    /// otherwise none. What the gateway sends when it forwards a call itself, and what the
+    /// client adds to its own.
+    pub fn param_headers(&self, method: &str, params: &Value) -> Vec<(String, String)> {
+        self.params_for(self.era(), method, params)
+    }
+
+    fn params_for(&self, era: Era, method: &str, params: &Value) -> Vec<(String, String)> {
+        if era != Era::Stateless20260728 || method != "tools/call" || !self.is_http() {
+            return Vec::new();
+        }
+        let (Some((registry, server)), Some(name)) = (self.marks.get(), params.get("name").and_then(Value::as_str))
+        else {
+            return Vec::new();
+        };
+        match registry.get(server, name) {
+            Some(Ok(marks)) => {
+                let arguments = params.get("arguments").unwrap_or(&Value::Null);
+                param_headers::headers_for(&marks, arguments)
+            }
+            // Not offered; the doors refuse a call to it before anything is sent.
+            Some(Err(_)) | None => Vec::new(),
+        }
     }
 
     /// Whether this client talks HTTP (as opposed to stdio).
@@ -498,12 +537,13 @@ impl McpClient {
         on_note: &mut dyn FnMut(&Value),
     ) -> Result<Value, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mirrored = self.params_for(neg.era, method, &params);
         let mut msg = wire::request_message(id, method, params);
         let headers = self.headers_for(neg, &mut msg);
         let id = json!(id);
         match &self.conn {
             Conn::Http(h) => {
-                let posted = h.post(&msg, &headers, Some(&id), on_note)?;
+                let posted = h.post_with(&msg, &headers, &mirrored, Some(&id), on_note)?;
                 posted.response.ok_or_else(|| ClientError::Protocol("no response".into()))
             }
             Conn::Stdio(s) => s.request(&msg, &id, timeout, on_note),

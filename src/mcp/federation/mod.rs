@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::config::McpConfig;
 use crate::mcp::discovery::Discovery;
 use crate::mcp::elicitation::Pending;
+use crate::mcp::param_headers::Marks;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::session::{SessionLimits, Sessions};
 use crate::mcp::upstream::Upstreams;
@@ -69,8 +70,12 @@ impl Federation {
         })
     }
 
-    /// Replaces `server`'s discovered tools.
+    /// Replaces `server`'s discovered tools. A tool whose `x-mcp-header` marks are invalid is
+    /// warned about once (per reason): no door offers it.
     pub fn set_tools(&self, server: &str, tools: Vec<Value>) {
+        for (tool, why) in self.upstreams.params.set(server, &tools) {
+            tracing::warn!(server, tool, reason = %why, "tool not offered: invalid x-mcp-header annotation");
+        }
         let changed = self.tools.read().get(server) != Some(&tools);
         self.tools.write().insert(server.to_string(), tools);
         if changed {
@@ -164,6 +169,18 @@ impl Federation {
     /// The definition `server` listed for `tool`.
     pub fn tool(&self, server: &str, tool: &str) -> Option<Value> {
         self.tools.read().get(server)?.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(tool)).cloned()
+    }
+
+    /// The `x-mcp-header` marks of `tool` on `server` as discovered (`None`: the tool has none,
+    /// or is unknown).
+    pub fn params(&self, server: &str, tool: &str) -> Option<Marks> {
+        self.upstreams.params.get(server, tool)
+    }
+
+    /// [`Federation::params`] of a federated name (`{server}__{tool}`) among `servers`.
+    pub fn params_of_exposed(&self, exposed: &str, servers: &[String]) -> Option<Marks> {
+        let (server, tool) = self.resolve(exposed, servers)?;
+        self.params(&server, tool)
     }
 
     /// Every discovered tool as (server, definition).

@@ -108,6 +108,9 @@ impl Gateway {
             }));
         }
         let headers = forward_headers(&client, method, Some(upstream_name));
+        // The caller's `Mcp-Param-*` named the federated tool's call as it sent it; the
+        // upstream gets the ones its own tool's marks ask for, from the body it receives.
+        forward.params = client.param_headers(method, &outgoing["params"]);
         forward.body = Some(bytes::Bytes::from(serde_json::to_vec(&outgoing).unwrap_or_default()));
         Reply::Forward(Box::new(Routed { server: server.clone(), forward, headers, mark_complete }))
     }

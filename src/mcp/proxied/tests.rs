@@ -178,3 +178,48 @@ async fn a_call_to_be_held_must_match_the_discovered_input_schema() {
     );
     assert_eq!(send(&gw, &admin, "POST", &other, None).await.1, Outcome::Held);
 }
+
+#[tokio::test]
+async fn mcp_param_headers_are_checked_where_the_schema_is_known() {
+    let gw =
+        test_gateway("door-params", &[("FASTMCP__MCP__SERVERS__DEMO__TOOL_TAGS", "{query: [], odd: [], other: []}")]);
+    let marked = json!({"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"}, "sql": {"type": "string"}}});
+    let bad = json!({"type": "object", "properties": {"n": {"type": "number", "x-mcp-header": "N"}}});
+    let tools = vec![json!({"name": "query", "inputSchema": marked}), json!({"name": "odd", "inputSchema": bad})];
+    gw.fed.set_tools("demo", tools.clone());
+    let admin = who(&["mcp-admin"]);
+    let server = gw.catalog.server("demo").unwrap();
+    let policy = gw.policy.snapshot();
+    let send = |tool: &'static str, headers: &'static [(&'static str, &'static str)], version: &'static str| {
+        let body = msg(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": tool, "arguments": {"region": "us-west1", "sql": "select 1"}}}));
+        let (gw, admin, server, policy) = (&gw, &admin, &server, &policy);
+        async move {
+            let presented = crate::mcp::param_headers::presented(headers.iter().map(|(k, v)| (*k, v.as_bytes())));
+            let parsed = inbound::parse(&body, None, None);
+            let parsed = inbound::check_params(parsed, &presented, Some(version), |t| gw.fed.params("demo", t));
+            let mut req = inbound(policy, server, admin, "POST", &body, Some(&parsed));
+            req.protocol_version = Some(version);
+            match gw.mcp_server_request(&req).await {
+                Verdict::Answer(a) => (a.status, a.outcome, a.body["error"]["code"].as_i64()),
+                Verdict::Forward(f) => (0, f.admitted.outcome(), None),
+                _ => panic!("neither answered nor forwarded"),
+            }
+        }
+    };
+    const NEW: &str = "2026-07-28";
+    const OLD: &str = "2025-11-25";
+    assert_eq!(send("query", &[("Mcp-Param-Region", "us-west1")], NEW).await, (0, Outcome::Allowed, None));
+    assert_eq!(send("query", &[("mcp-param-region", "eu-west1")], NEW).await, (400, Outcome::Invalid, Some(-32020)));
+    assert_eq!(send("query", &[("mcp-param-region", "eu-west1")], OLD).await, (400, Outcome::Invalid, Some(-32020)));
+    assert_eq!(send("query", &[], NEW).await, (400, Outcome::Invalid, Some(-32020)), "2026-07-28 must mirror it");
+    assert_eq!(send("query", &[], OLD).await, (0, Outcome::Allowed, None), "older revisions do not know it");
+    assert_eq!(send("odd", &[], NEW).await, (400, Outcome::Invalid, Some(-32602)), "an invalid tool is not offered");
+    assert_eq!(send("other", &[("mcp-param-region", "x")], NEW).await.0, 0, "no schema known: not ours to judge");
+    let invalid = records(&gw).into_iter().filter(|r| r["phase"] == "decision" && r["decision"]["result"] == "invalid");
+    assert_eq!(invalid.count(), 4, "every refusal is recorded");
+    // Lists: the invalid tool is dropped, the marked one is kept.
+    let listed: Vec<bool> = tools.iter().map(|t| gw.tool_visible(&policy, &server, &admin, t, "c")).collect();
+    assert_eq!(listed, [true, false]);
+}
