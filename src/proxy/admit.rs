@@ -28,6 +28,7 @@ pub struct Heads {
     pub action_token: Option<String>,
     pub protocol_version: Option<String>,
     pub idempotency_key: Option<String>,
+    pub last_event_id: Option<String>,
 }
 
 impl Heads {
@@ -45,6 +46,7 @@ impl Heads {
             action_token: h("x-action-token"),
             protocol_version: h("mcp-protocol-version"),
             idempotency_key: h("idempotency-key"),
+            last_event_id: h("last-event-id"),
         }
     }
 }
