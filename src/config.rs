@@ -493,6 +493,47 @@ pub struct McpConfig {
     /// restart, which only costs the client a new confirmation).
     #[serde(default)]
     pub request_state_key: Secret,
+    /// The replay window of the federated endpoint's SSE streams: events a 2025-11-25 client
+    /// gets again when it reconnects with `Last-Event-ID`.
+    #[serde(default)]
+    pub replay: ReplayConfig,
+}
+
+/// How many SSE events the federated `/mcp` keeps for `Last-Event-ID` resumption. Past a
+/// bound the session's own oldest events are dropped (never another session's); a client
+/// resuming from before them gets a fresh stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Events kept per session (0: none; every resumption starts a fresh stream).
+    #[serde(default = "default_replay_events")]
+    pub max_events_per_session: usize,
+    /// Bytes of events kept per session; a larger event is delivered but not kept.
+    #[serde(default = "default_replay_bytes")]
+    pub max_bytes_per_session: usize,
+    /// Bytes of events kept across all sessions.
+    #[serde(default = "default_replay_total")]
+    pub max_bytes_total: usize,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            max_events_per_session: default_replay_events(),
+            max_bytes_per_session: default_replay_bytes(),
+            max_bytes_total: default_replay_total(),
+        }
+    }
+}
+
+fn default_replay_events() -> usize {
+    64
+}
+fn default_replay_bytes() -> usize {
+    1 << 20
+}
+fn default_replay_total() -> usize {
+    64 << 20
 }
 
 /// See [`McpConfig::refusal_status`].
@@ -1023,6 +1064,13 @@ mod tests {
         assert_eq!(c.admin_listen, "127.0.0.1:9901");
         assert_eq!(c.limits.max_body_bytes, 1 << 20);
         assert!(c.mcp.servers.is_empty());
+        // The embedded file and the serde defaults agree on the replay window.
+        let r = &c.mcp.replay;
+        let d = ReplayConfig::default();
+        assert_eq!((r.max_events_per_session, r.max_bytes_per_session, r.max_bytes_total), (64, 1 << 20, 64 << 20));
+        assert_eq!((d.max_events_per_session, d.max_bytes_per_session, d.max_bytes_total), (64, 1 << 20, 64 << 20));
+        let c = Config::load(None, env(&[("FASTMCP__MCP__REPLAY__MAX_EVENTS_PER_SESSION", "0")])).unwrap();
+        assert_eq!(c.mcp.replay.max_events_per_session, 0, "0 keeps nothing");
     }
 
     #[test]

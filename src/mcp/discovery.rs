@@ -99,11 +99,24 @@ pub struct ServerState {
     pub status: ServerStatus,
     /// When tools were last listed successfully.
     pub last_ok: Option<SystemTime>,
+    /// The server's capabilities from the last successful connection (`{}` before one).
+    pub capabilities: Value,
 }
 
 impl ServerState {
     fn pending() -> Self {
-        Self { tools: Vec::new(), era: None, status: ServerStatus::Pending, last_ok: None }
+        Self {
+            tools: Vec::new(),
+            era: None,
+            status: ServerStatus::Pending,
+            last_ok: None,
+            capabilities: Value::Object(Default::default()),
+        }
+    }
+
+    /// The server offered `capability` (`logging`, `completions`, …) when last connected.
+    pub fn offers(&self, capability: &str) -> bool {
+        self.capabilities.get(capability).is_some_and(|c| !c.is_null())
     }
 }
 
@@ -302,6 +315,7 @@ impl Shared {
                 era: Some(client.era()),
                 status: ServerStatus::Up,
                 last_ok: Some(SystemTime::now()),
+                capabilities: client.capabilities(),
             };
             e.client = Some(Arc::clone(client));
         }
@@ -366,9 +380,15 @@ fn discover_with_retries(transport: &Transport, opts: &DiscoveryOptions) -> Serv
     loop {
         match connect_and_list(transport) {
             Ok((client, tools)) => {
-                let era = Some(client.era());
+                let (era, capabilities) = (Some(client.era()), client.capabilities());
                 client.close();
-                return ServerState { tools, era, status: ServerStatus::Up, last_ok: Some(SystemTime::now()) };
+                return ServerState {
+                    tools,
+                    era,
+                    status: ServerStatus::Up,
+                    last_ok: Some(SystemTime::now()),
+                    capabilities,
+                };
             }
             Err(e) => {
                 failures += 1;

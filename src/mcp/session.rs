@@ -6,7 +6,8 @@
 //! expire (swept on `initialize` at least once a minute, and whenever the table is full).
 //! Bounded per principal (its least recently used session ends first, never another
 //! principal's) and in total (a full table of live sessions refuses a new one). 2026-07-28
-//! clients are stateless and never get one.
+//! clients are stateless and never get one. Each session holds its SSE streams' replay
+//! window ([`Outbox`]); ending a session ends its streams and releases the window.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,6 +15,8 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
+
+use crate::mcp::federation::replay::{Outbox, ReplayBudget, ReplayLimits};
 
 /// Idle sessions are swept at most this often (seconds), besides when the table is full.
 const SWEEP_EVERY_SECS: i64 = 60;
@@ -30,6 +33,8 @@ pub struct GatewaySession {
     pub elicitation: bool,
     /// Upstream session ids by server name (for 2025-11-25 upstreams).
     pub upstream: Mutex<HashMap<String, String>>,
+    /// Its SSE streams and their replay window (`Last-Event-ID`).
+    pub outbox: Outbox,
     last_used: AtomicI64,
 }
 
@@ -82,6 +87,8 @@ struct Table {
 impl Table {
     fn remove(&mut self, id: &str) -> Option<Arc<GatewaySession>> {
         let s = self.map.remove(id)?;
+        // Its streams end now, and nobody can resume them.
+        s.outbox.close();
         if let Some(ids) = self.owners.get_mut(&s.owner) {
             ids.retain(|x| x != id);
             if ids.is_empty() {
@@ -107,12 +114,34 @@ pub struct Sessions {
     table: RwLock<Table>,
     ttl_secs: i64,
     limits: SessionLimits,
+    replay: ReplayLimits,
+    /// Bytes of replay windows across all sessions.
+    replay_budget: Arc<ReplayBudget>,
 }
 
 impl Sessions {
-    pub fn new(ttl_secs: u64, limits: SessionLimits) -> Sessions {
+    /// `replay` bounds each session's window, `replay_total` all of them together.
+    pub fn new(ttl_secs: u64, limits: SessionLimits, replay: ReplayLimits, replay_total: usize) -> Sessions {
         let limits = SessionLimits { per_principal: limits.per_principal.max(1), total: limits.total.max(1) };
-        Sessions { table: RwLock::new(Table::default()), ttl_secs: ttl_secs.max(1) as i64, limits }
+        Sessions {
+            table: RwLock::new(Table::default()),
+            ttl_secs: ttl_secs.max(1) as i64,
+            limits,
+            replay,
+            replay_budget: Arc::new(ReplayBudget::new(replay_total)),
+        }
+    }
+
+    /// Records `data` on the standalone stream of every session that has opened one.
+    pub fn to_every_stream(&self, data: &str) {
+        for s in self.table.read().map.values() {
+            s.outbox.record_standalone(data);
+        }
+    }
+
+    /// Bytes of replay windows kept now, across sessions.
+    pub fn replay_bytes(&self) -> usize {
+        self.replay_budget.used()
     }
 
     /// Creates a session for `owner`: idle sessions are swept now and then; `owner`'s least
@@ -127,12 +156,15 @@ impl Sessions {
     ) -> Result<Created, SessionError> {
         let mut raw = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut raw);
+        // Priming events (an id, empty data) came with 2025-11-25; dates compare as strings.
+        let priming = protocol_version.as_str() >= "2025-11-25";
         let session = Arc::new(GatewaySession {
             id: hex::encode(raw),
             owner,
             protocol_version,
             elicitation,
             upstream: Mutex::new(HashMap::new()),
+            outbox: Outbox::new(self.replay, self.replay_budget.clone(), priming),
             last_used: AtomicI64::new(now),
         });
         let mut t = self.table.write();
@@ -203,7 +235,7 @@ mod tests {
 
     #[test]
     fn sessions_belong_to_their_owner_and_expire() {
-        let s = Sessions::new(10, LIMITS);
+        let s = Sessions::new(10, LIMITS, REPLAY, 1 << 20);
         let a = owner_key("acme", "alice");
         let session = s.create(a.clone(), "2025-11-25".into(), true, 100).unwrap().session;
         assert_eq!(session.id.len(), 48);
@@ -219,10 +251,29 @@ mod tests {
     }
 
     const LIMITS: SessionLimits = SessionLimits { per_principal: 64, total: 1000 };
+    const REPLAY: ReplayLimits = ReplayLimits { max_events: 8, max_bytes: 4096 };
+
+    #[test]
+    fn an_ended_session_releases_its_replay_window_and_ends_its_streams() {
+        let s = Sessions::new(1000, LIMITS, REPLAY, 1 << 20);
+        let a = owner_key("t", "a");
+        let session = s.create(a.clone(), "2025-11-25".into(), false, 1).unwrap().session;
+        let mut stream = session.outbox.attach(None);
+        assert!(stream.prime.is_some(), "2025-11-25 sessions get a priming event");
+        s.to_every_stream(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#);
+        assert!(s.replay_bytes() > 0);
+        let rx = stream.live.as_mut().unwrap();
+        assert!(rx.try_recv().is_ok());
+        s.remove(&session.id, &a);
+        assert_eq!(s.replay_bytes(), 0);
+        assert!(rx.try_recv().is_err(), "the stream ends with the session");
+        let old = s.create(a, "2025-06-18".into(), false, 2).unwrap().session;
+        assert!(old.outbox.attach(None).prime.is_none(), "older clients get no priming event");
+    }
 
     #[test]
     fn a_principal_at_its_quota_ends_its_own_oldest_session_and_others_still_get_one() {
-        let s = Sessions::new(1000, SessionLimits { per_principal: 2, total: 3 });
+        let s = Sessions::new(1000, SessionLimits { per_principal: 2, total: 3 }, REPLAY, 1 << 20);
         let greedy = owner_key("acme", "greedy");
         let first = s.create(greedy.clone(), "v".into(), false, 1).unwrap().session;
         let second = s.create(greedy.clone(), "v".into(), false, 2).unwrap().session;
@@ -240,7 +291,7 @@ mod tests {
 
     #[test]
     fn idle_sessions_are_swept() {
-        let s = Sessions::new(10, SessionLimits { per_principal: 5, total: 2 });
+        let s = Sessions::new(10, SessionLimits { per_principal: 5, total: 2 }, REPLAY, 1 << 20);
         let a = owner_key("t", "a");
         let old = s.create(a.clone(), "v".into(), false, 0).unwrap().session;
         s.create(owner_key("t", "b"), "v".into(), false, 5).unwrap();

@@ -30,6 +30,7 @@ pub struct Heads {
     pub idempotency_key: Option<String>,
     /// The `Mcp-Param-*` headers (names lowercased, values as sent).
     pub mcp_params: Vec<(String, Vec<u8>)>,
+    pub last_event_id: Option<String>,
 }
 
 impl Heads {
@@ -50,6 +51,7 @@ impl Heads {
             mcp_params: crate::mcp::param_headers::presented(
                 req.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
             ),
+            last_event_id: h("last-event-id"),
         }
     }
 }

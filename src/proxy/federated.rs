@@ -39,6 +39,7 @@ impl GatewayProxy {
             session_id: heads.session_id.as_deref(),
             action_token_header: heads.action_token.as_deref(),
             protocol_version: heads.protocol_version.as_deref(),
+            last_event_id: heads.last_event_id.as_deref(),
             path: &heads.path,
             client_ip: &heads.client_ip,
             corr_id: &corr_id,

@@ -30,7 +30,8 @@ const SESSION_HEADERS: &[&str] = &["mcp-protocol-version", "mcp-session-id", "mc
 const PARAM_PREFIX: &str = "mcp-param-";
 
 /// Headers that may appear at most once (two of them are a smuggling attempt or a bug).
-pub const SINGLETONS: &[&str] = &["mcp-method", "mcp-name", "mcp-session-id", "mcp-protocol-version", "authorization"];
+pub const SINGLETONS: &[&str] =
+    &["mcp-method", "mcp-name", "mcp-session-id", "mcp-protocol-version", "authorization", "last-event-id"];
 
 /// Names an operator may never add to a server's forwarded headers: they carry the agent's
 /// credentials or belong to one hop.

@@ -48,4 +48,14 @@ impl EventSink for SessionSink<'_> {
         let frame = format!(": {text}\n\n");
         self.session.write_response_body(Some(Bytes::from(frame)), false).await.map_err(|_| ())
     }
+
+    async fn frame(&mut self, id: &str, data: &str) -> std::result::Result<(), ()> {
+        // A priming event has no type: it only hands the client an id to resume from.
+        let frame = if data.is_empty() {
+            format!("id: {id}\ndata: \n\n")
+        } else {
+            format!("id: {id}\nevent: message\ndata: {data}\n\n")
+        };
+        self.session.write_response_body(Some(Bytes::from(frame)), false).await.map_err(|_| ())
+    }
 }

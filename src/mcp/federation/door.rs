@@ -36,6 +36,8 @@ pub struct FedRequest<'a> {
     pub session_id: Option<&'a str>,
     pub action_token_header: Option<&'a str>,
     pub protocol_version: Option<&'a str>,
+    /// `Last-Event-ID` (a GET resuming one of the session's streams).
+    pub last_event_id: Option<&'a str>,
     pub path: &'a str,
     pub client_ip: &'a str,
     pub corr_id: &'a str,
@@ -145,7 +147,8 @@ impl Gateway {
         };
         self.enforce.answered(permit).await;
         if get {
-            return Reply::Stream(Box::new(Stream::Listen { session: gs, owner: req.owner() }));
+            let last_event_id = req.last_event_id.map(String::from);
+            return Reply::Stream(Box::new(Stream::Listen { session: gs, owner: req.owner(), last_event_id }));
         }
         self.fed.sessions.remove(&gs.id, &req.owner());
         self.fed.upstreams.end(&format!("s:{}", gs.id));
@@ -209,10 +212,16 @@ impl Gateway {
         let modern = gs.is_none() && confirm::ClientProfile::from_request(req.protocol_version, params).modern;
         match method {
             "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                self.routed(req, servers, gs, id, method, params, value, modern).await
+                let on = gs.clone();
+                super::stream::resumable(self.routed(req, servers, gs, id, method, params, value, modern).await, on)
             }
             "resources/list" | "resources/templates/list" | "prompts/list" => {
                 self.aggregate(req, servers, gs.as_deref(), id, method, modern).await
+            }
+            "logging/setLevel" => self.set_level(req, servers, gs.as_deref(), id, params, modern).await,
+            "completion/complete" => {
+                let on = gs.clone();
+                super::stream::resumable(self.routed(req, servers, gs, id, method, params, value, modern).await, on)
             }
             "initialize" | "server/discover" | "ping" | "tools/list" => {
                 let permit = match self.fed_plumbing(req, servers, method, params, MessageKind::Request).await {
@@ -254,7 +263,7 @@ impl Gateway {
         let result = match method {
             "initialize" => {
                 let requested = params.get("protocolVersion").and_then(Value::as_str);
-                let init = initialize_result(requested);
+                let init = initialize_result(requested, self.fed.offered());
                 let version = init["protocolVersion"].as_str().unwrap_or_default().to_string();
                 let elicitation = params.pointer("/capabilities/elicitation").is_some_and(|e| !e.is_null());
                 let now = chrono::Utc::now().timestamp();
@@ -285,7 +294,7 @@ impl Gateway {
                     }
                 }
             }
-            "server/discover" => discover_result(),
+            "server/discover" => discover_result(self.fed.offered()),
             "ping" if modern => json!({"resultType": "complete"}),
             "ping" => json!({}),
             _ => {

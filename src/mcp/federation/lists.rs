@@ -1,5 +1,6 @@
 //! The federated lists: `tools/list` from what discovery found, and `resources/list`,
 //! `resources/templates/list`, `prompts/list` gathered from every server the caller may ask.
+//! `logging/setLevel` fans out the same way, to the servers that offer logging.
 
 use std::sync::Arc;
 
@@ -83,7 +84,8 @@ impl Gateway {
                     if let Some(name) = item.get("name").and_then(Value::as_str) {
                         item["name"] = json!(self.fed.exposed_name(&server.name, name));
                     }
-                } else if let Some(uri) = item.get("uri").and_then(Value::as_str) {
+                } else if let Some(uri) = item.get("uri").or_else(|| item.get("uriTemplate")).and_then(Value::as_str) {
+                    // Templates too: `completion/complete` names one by its URI template.
                     self.fed.set_resource_owner(uri, &server.name);
                 }
                 all.push(item);
@@ -102,6 +104,98 @@ impl Gateway {
             cacheable(&mut r);
         }
         Reply::Json(Answer::message(json!({"jsonrpc": "2.0", "id": id, "result": r}), Outcome::Allowed, Some(method)))
+    }
+}
+
+impl Gateway {
+    /// `logging/setLevel` on every server that offers logging and the caller may ask; each
+    /// server asked is a decided, recorded call of its own (like the lists). No server offers
+    /// logging: the method does not exist here (-32601, the capability is not offered
+    /// either); none of them lets the caller ask: refused. A server that fails is skipped;
+    /// when every one asked failed, the last failure is the answer.
+    pub(super) async fn set_level<'a>(
+        &self,
+        req: &FedRequest<'a>,
+        servers: &'a [Arc<McpServer>],
+        gs: Option<&GatewaySession>,
+        id: &Value,
+        params: &'a Value,
+        modern: bool,
+    ) -> Reply<'a> {
+        const METHOD: &str = "logging/setLevel";
+        let offering = self.fed.offering("logging");
+        let targets: Vec<&Arc<McpServer>> = servers.iter().filter(|s| offering.contains(&s.name)).collect();
+        if targets.is_empty() {
+            let e =
+                GatewayError::NotFound { message: format!("method not found: {METHOD} (no server offers logging)") };
+            let r = self.fed_refuse_quiet(req, servers, MessageKind::Request, e).await;
+            let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": r.error.message()}});
+            return Reply::Json(Answer::message(body, r.outcome, Some(METHOD)));
+        }
+        let (mut asked, mut done, mut failure) = (0, 0, None);
+        for server in targets {
+            let inbound = req.to_server(server, None, false);
+            let call = self.server_call(&inbound, METHOD, params, MessageKind::Request);
+            if !self.enforce.visible(req.policy, req.principal, &call.action, &call.resource, inbound.origin(), METHOD)
+            {
+                continue;
+            }
+            let Ok(permit) = self.enforce.authorize(call).await else { continue };
+            let Ok(admitted) = self.enforce.admit(permit, None).await else { continue };
+            asked += 1;
+            let ukey = upstream_key(req, gs);
+            let client =
+                match self.fed.upstreams.client(server, &ukey, server.timeout(&self.cfg.limits), &admitted).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failure = Some(e);
+                        continue;
+                    }
+                };
+            let (p, proof) = (params.clone(), admitted.proof());
+            let set = tokio::task::spawn_blocking(move || client.request(&proof, METHOD, p, &mut |_| {})).await;
+            match set {
+                Ok(Ok(_)) => done += 1,
+                Ok(Err(e)) => {
+                    tracing::warn!(server = %server.name, error = %e, "logging/setLevel failed upstream");
+                    failure = Some(crate::mcp::upstream::client_error(&server.name, &e));
+                }
+                Err(_) => {
+                    failure = Some(GatewayError::Provider { message: format!("MCP server {} failed", server.name) })
+                }
+            }
+        }
+        if asked == 0 {
+            let e = GatewayError::Forbidden {
+                message: "forbidden by policy".into(),
+                reasons: vec!["no_server_allows".into()],
+            };
+            let r = self.fed_refuse_quiet(req, servers, MessageKind::Request, e).await;
+            return Reply::Json(Answer::refusal(&r, id, req.corr_id, Some(METHOD), self.cfg.mcp.refusal_status));
+        }
+        if let (0, Some(e)) = (done, failure) {
+            return Reply::Json(Answer {
+                status: e.status(),
+                body: e.jsonrpc_body(id, req.corr_id),
+                headers: vec![],
+                outcome: Outcome::Failed,
+                method: Some(METHOD.into()),
+            });
+        }
+        let result = if modern { json!({"resultType": "complete"}) } else { json!({}) };
+        Reply::Json(Answer::message(
+            json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Outcome::Allowed,
+            Some(METHOD),
+        ))
+    }
+}
+
+/// The upstream client key of this caller: its session, else its principal.
+fn upstream_key(req: &FedRequest<'_>, gs: Option<&GatewaySession>) -> String {
+    match gs {
+        Some(s) => format!("s:{}", s.id),
+        None => format!("o:{}", crate::mcp::session::owner_key(&req.principal.tenant, &req.principal.sub)),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod door;
 mod lists;
+pub mod replay;
 mod routed;
 pub mod stream;
 
@@ -25,6 +26,10 @@ use crate::mcp::param_headers::Marks;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::session::{SessionLimits, Sessions};
 use crate::mcp::upstream::Upstreams;
+use replay::ReplayLimits;
+
+/// The notification a session's standalone stream carries when a server's tools change.
+pub const LIST_CHANGED: &str = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
 
 /// Protocol versions the federated endpoint speaks, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"];
@@ -47,8 +52,6 @@ pub struct Federation {
     pub upstreams: Upstreams,
     /// Elicitations waiting for a 2025-11-25 client's answer.
     pub pending: Pending,
-    /// Tool list changes, for sessions' GET streams.
-    changes: tokio::sync::broadcast::Sender<()>,
 }
 
 impl Federation {
@@ -62,16 +65,22 @@ impl Federation {
             sessions: Sessions::new(
                 cfg.session_ttl_seconds,
                 SessionLimits { per_principal: cfg.max_sessions_per_principal, total: cfg.max_sessions },
+                ReplayLimits {
+                    max_events: cfg.replay.max_events_per_session,
+                    max_bytes: cfg.replay.max_bytes_per_session,
+                },
+                cfg.replay.max_bytes_total,
             ),
             sealer,
             upstreams: Upstreams::default(),
             pending: Pending::default(),
-            changes: tokio::sync::broadcast::channel(16).0,
         })
     }
 
-    /// Replaces `server`'s discovered tools. A tool whose `x-mcp-header` marks are invalid is
-    /// warned about once (per reason): no door offers it.
+    /// Replaces `server`'s discovered tools; a change is announced on every session's
+    /// standalone stream (`tools/list_changed`, kept for resumption like any event). A tool
+    /// whose `x-mcp-header` marks are invalid is warned about once (per reason): no door
+    /// offers it.
     pub fn set_tools(&self, server: &str, tools: Vec<Value>) {
         for (tool, why) in self.upstreams.params.set(server, &tools) {
             tracing::warn!(server, tool, reason = %why, "tool not offered: invalid x-mcp-header annotation");
@@ -79,14 +88,8 @@ impl Federation {
         let changed = self.tools.read().get(server) != Some(&tools);
         self.tools.write().insert(server.to_string(), tools);
         if changed {
-            // Nobody listening is fine: sessions subscribe when they open their GET stream.
-            let _ = self.changes.send(());
+            self.sessions.to_every_stream(LIST_CHANGED);
         }
-    }
-
-    /// Fires whenever a server's discovered tool list changes (`tools/list_changed`).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
-        self.changes.subscribe()
     }
 
     /// Keeps the running discovery (the first one set wins).
@@ -114,6 +117,18 @@ impl Federation {
             );
         }
         json!({ "servers": out })
+    }
+
+    /// The configured servers whose last discovery offered `capability` (`logging`, …).
+    pub fn offering(&self, capability: &str) -> Vec<String> {
+        let snapshot = self.discovery.get().map(Discovery::snapshot).unwrap_or_default();
+        snapshot.into_iter().filter(|(_, st)| st.offers(capability)).map(|(name, _)| name).collect()
+    }
+
+    /// The capabilities the federated endpoint offers now (see [`capabilities`]).
+    pub fn offered(&self) -> Value {
+        let upstream: Vec<&str> = PASSED_ON.iter().copied().filter(|c| !self.offering(c).is_empty()).collect();
+        capabilities(&upstream)
     }
 
     /// The federated name of `tool` on `server`.
@@ -190,36 +205,44 @@ impl Federation {
     }
 }
 
-/// What the gateway offers as an MCP server.
-pub fn capabilities() -> Value {
-    json!({
+/// Capabilities offered only when an upstream offers them (its methods are routed there).
+pub const PASSED_ON: &[&str] = &["logging", "completions"];
+
+/// What the gateway offers as an MCP server: tools, resources and prompts always; each of
+/// [`PASSED_ON`] in `upstream` too.
+pub fn capabilities(upstream: &[&str]) -> Value {
+    let mut caps = json!({
         "tools": {"listChanged": true},
         "resources": {},
         "prompts": {},
-    })
+    });
+    for c in PASSED_ON.iter().filter(|c| upstream.contains(c)) {
+        caps[*c] = json!({});
+    }
+    caps
 }
 
 use crate::mcp::server_info::server_info;
 
 /// The `initialize` result: the client's version if we speak it, else our newest handshake one.
-pub fn initialize_result(requested: Option<&str>) -> Value {
+pub fn initialize_result(requested: Option<&str>, capabilities: Value) -> Value {
     let version = requested
         .filter(|v| SUPPORTED_VERSIONS.contains(v) && !crate::mcp::confirm::is_modern(v))
         .unwrap_or(LATEST_HANDSHAKE);
     json!({
         "protocolVersion": version,
-        "capabilities": capabilities(),
+        "capabilities": capabilities,
         "serverInfo": server_info(),
         "instructions": "FastMCP gateway: tools of several MCP servers, named {server}__{tool}, behind one policy.",
     })
 }
 
 /// The `server/discover` result.
-pub fn discover_result() -> Value {
+pub fn discover_result(capabilities: Value) -> Value {
     json!({
         "resultType": "complete",
         "supportedVersions": SUPPORTED_VERSIONS,
-        "capabilities": capabilities(),
+        "capabilities": capabilities,
         "_meta": {"io.modelcontextprotocol/serverInfo": server_info()},
         "ttlMs": 0,
         "cacheScope": "private",
@@ -260,22 +283,37 @@ mod tests {
         assert_eq!(f.tool("alpha", "echo").unwrap()["annotations"], json!({"x": 1}));
     }
 
-    #[tokio::test]
-    async fn only_real_changes_are_announced() {
+    #[test]
+    fn only_real_changes_are_announced_on_streams_that_were_opened() {
         let f = fed();
-        let mut rx = f.subscribe();
+        let listening = f.sessions.create("o".into(), "2025-11-25".into(), false, 1).unwrap().session;
+        let quiet = f.sessions.create("o".into(), "2025-11-25".into(), false, 1).unwrap().session;
+        let mut stream = listening.outbox.attach(None);
+        let rx = stream.live.as_mut().unwrap();
         f.set_tools("a", vec![json!({"name": "x"})]);
-        assert!(rx.try_recv().is_ok());
+        assert_eq!(&*rx.try_recv().unwrap().data, LIST_CHANGED);
         f.set_tools("a", vec![json!({"name": "x"})]);
         assert!(rx.try_recv().is_err(), "same list, no notification");
         f.set_tools("a", vec![]);
         assert!(rx.try_recv().is_ok());
+        assert_eq!(quiet.outbox.retained().0, 0, "a session that never listened keeps nothing");
     }
 
     #[test]
     fn version_negotiation() {
-        assert_eq!(initialize_result(Some("2025-06-18"))["protocolVersion"], "2025-06-18");
-        assert_eq!(initialize_result(Some("1999-01-01"))["protocolVersion"], LATEST_HANDSHAKE);
-        assert_eq!(discover_result()["supportedVersions"][0], "2026-07-28");
+        assert_eq!(initialize_result(Some("2025-06-18"), capabilities(&[]))["protocolVersion"], "2025-06-18");
+        assert_eq!(initialize_result(Some("1999-01-01"), capabilities(&[]))["protocolVersion"], LATEST_HANDSHAKE);
+        assert_eq!(discover_result(capabilities(&[]))["supportedVersions"][0], "2026-07-28");
+    }
+
+    #[test]
+    fn logging_and_completions_are_offered_only_when_an_upstream_offers_them() {
+        let plain = capabilities(&[]);
+        assert!(plain.get("logging").is_none() && plain.get("completions").is_none(), "{plain}");
+        assert_eq!(plain["tools"]["listChanged"], true);
+        let both = capabilities(&["logging", "completions", "sampling"]);
+        assert_eq!((both["logging"].clone(), both["completions"].clone()), (json!({}), json!({})));
+        assert!(both.get("sampling").is_none(), "only what the gateway routes");
+        assert!(fed().offered().get("logging").is_none(), "nothing discovered, nothing passed on");
     }
 }

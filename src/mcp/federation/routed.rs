@@ -1,5 +1,6 @@
 //! A federated call that belongs to one server (`tools/call`, `prompts/get`,
-//! `resources/read|subscribe|unsubscribe`): resolved to its server and name, decided there
+//! `resources/read|subscribe|unsubscribe`, `completion/complete` by the prompt or resource
+//! its `ref` names): resolved to its server and name, decided there
 //! exactly as at `/mcp/{server}`, then planned for the upstream (pingora for HTTP servers,
 //! the upstream client for stdio servers and for calls confirmed by elicitation).
 
@@ -33,9 +34,13 @@ impl Gateway {
         body: &'a Value,
         modern: bool,
     ) -> Reply<'a> {
-        let target = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).unwrap_or("");
+        // `completion/complete` names its prompt or resource in `params.ref`.
+        let completion = method == "completion/complete";
+        let named = if completion { params.get("ref").unwrap_or(&Value::Null) } else { params };
+        let target = named.get("name").or_else(|| named.get("uri")).and_then(Value::as_str).unwrap_or("");
+        let by_uri = method.starts_with("resources/") || (completion && named.get("uri").is_some());
         let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
-        let resolved: Option<(String, &'a str)> = if method.starts_with("resources/") {
+        let resolved: Option<(String, &'a str)> = if by_uri {
             self.fed.resource_owner(target).map(|s| (s, target))
         } else {
             self.fed.resolve(target, &names)
@@ -58,7 +63,11 @@ impl Gateway {
         };
         // The body as the upstream names things, without the gateway's confirmation fields.
         let mut outgoing = confirm::strip_retry_fields(jsonrpc::strip_action_token(body.clone()));
-        if !method.starts_with("resources/") {
+        if completion {
+            if !by_uri {
+                outgoing["params"]["ref"]["name"] = json!(upstream_name);
+            }
+        } else if !method.starts_with("resources/") {
             outgoing["params"]["name"] = json!(upstream_name);
         }
         let mut forward = match verdict {
@@ -120,6 +129,7 @@ fn target_kind(method: &str) -> &'static str {
     match method {
         "tools/call" => "tool",
         "prompts/get" => "prompt",
+        "completion/complete" => "completion reference",
         _ => "resource",
     }
 }

@@ -2,6 +2,14 @@
 //! (its notifications streamed as they come), a 2025-11-25 confirmation asked on the call's
 //! stream, and a session's standalone stream of `tools/list_changed`. The glue opens the
 //! stream and hands over an [`EventSink`]; the core writes every event.
+//!
+//! On a session every event carries an SSE id and is kept in the session's replay window
+//! ([`super::replay`]): a POST's reply through [`RecordingSink`] (its opener may vanish; the
+//! call goes on and the client resumes it by GET with `Last-Event-ID`), the standalone stream
+//! as recorded by the federation. A GET resumes the stream its `Last-Event-ID` names; an id
+//! that cannot be honoured gets a fresh standalone stream that starts with one
+//! `tools/list_changed` (the only message that stream carries), so a client that may have
+//! missed changes re-lists.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::door::Reply;
+use super::replay::{Outbox, Resume, StreamId};
 use crate::catalog::McpServer;
 use crate::enforce::{Admitted, Completion, HeldCall, Outcome, Proof};
 use crate::gateway::Gateway;
@@ -24,6 +34,17 @@ pub trait EventSink: Send {
     async fn event(&mut self, message: &Value) -> Result<(), ()>;
     /// A comment line (keep-alive).
     async fn comment(&mut self, text: &str) -> Result<(), ()>;
+    /// One event with SSE id `id`: `data` is a serialized message, or empty for a priming
+    /// event (an id to resume from, no message). A sink that cannot carry ids writes the
+    /// message without one.
+    async fn frame(&mut self, id: &str, data: &str) -> Result<(), ()> {
+        let _ = id;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let message: Value = serde_json::from_str(data).map_err(|_| ())?;
+        self.event(&message).await
+    }
 }
 
 /// What to stream.
@@ -42,8 +63,18 @@ pub enum Stream<'a> {
     /// names in [`crate::mcp::elicitation::Pending`]), then run `body` as `then` says, or
     /// decline it.
     Elicit { held: Box<HeldCall<'a>>, ask_on: String, then: AfterConfirm, body: Value, id: Value },
-    /// A session's standalone stream.
-    Listen { session: Arc<GatewaySession>, owner: String },
+    /// A session's standalone stream, or the stream `last_event_id` names, resumed.
+    Listen { session: Arc<GatewaySession>, owner: String, last_event_id: Option<String> },
+    /// `inner`, a POST's reply on `session`: its events get ids and are kept for resumption.
+    Recorded { session: Arc<GatewaySession>, inner: Box<Stream<'a>> },
+}
+
+/// A federated POST's SSE reply on a session becomes resumable; anything else is unchanged.
+pub fn resumable(reply: Reply<'_>, session: Option<Arc<GatewaySession>>) -> Reply<'_> {
+    match (reply, session) {
+        (Reply::Stream(inner), Some(session)) => Reply::Stream(Box::new(Stream::Recorded { session, inner })),
+        (reply, _) => reply,
+    }
 }
 
 /// Where a call confirmed on its stream runs.
@@ -73,9 +104,19 @@ impl Gateway {
             Stream::Elicit { held, ask_on, then, body, id } => {
                 self.elicit(*held, &ask_on, then, body, &id, corr_id, sink).await
             }
-            Stream::Listen { session, owner } => {
-                self.listen(&session, &owner, sink).await;
+            Stream::Listen { session, owner, last_event_id } => {
+                self.listen(&session, &owner, last_event_id.as_deref(), sink).await;
                 StreamEnd { outcome: Outcome::Allowed, upstream_status: None }
+            }
+            Stream::Recorded { session, inner } => {
+                let stream = session.outbox.open_stream();
+                let mut recording = RecordingSink { inner: sink, outbox: &session.outbox, stream, opener: true };
+                if let Some(id) = session.outbox.prime(stream) {
+                    recording.opener = recording.inner.frame(&id, "").await.is_ok();
+                }
+                let end = Box::pin(self.run_stream(*inner, corr_id, &mut recording)).await;
+                session.outbox.finish(stream);
+                end
             }
         }
     }
@@ -214,19 +255,36 @@ impl Gateway {
         Some(status)
     }
 
-    /// `notifications/tools/list_changed` whenever discovery changes a server's tools, a
-    /// keep-alive comment every 30 s; ends when the client goes away or the session ends.
-    async fn listen(&self, gs: &GatewaySession, owner: &str, sink: &mut dyn EventSink) {
-        let mut changes = self.fed.subscribe();
-        let note = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+    /// The standalone stream (`notifications/tools/list_changed` whenever discovery changes
+    /// a server's tools), or the stream `last_event_id` names from after that id; a
+    /// keep-alive comment every 30 s. Ends when the client goes away, the session ends, the
+    /// resumed reply has ended, or a newer connection takes the stream over.
+    async fn listen(&self, gs: &GatewaySession, owner: &str, last_event_id: Option<&str>, sink: &mut dyn EventSink) {
+        let attached = gs.outbox.attach(last_event_id);
+        if let Some(p) = &attached.prime {
+            if sink.frame(&p.id, "").await.is_err() {
+                return;
+            }
+        }
+        for f in &attached.replay {
+            if sink.frame(&f.id, &f.data).await.is_err() {
+                return;
+            }
+        }
+        if attached.resume == Resume::Lost {
+            // Events may have been missed; the standalone stream only says "re-list".
+            tracing::debug!(session_stream = true, "Last-Event-ID cannot be honoured; fresh stream");
+            gs.outbox.record_standalone(super::LIST_CHANGED);
+        }
+        let Some(mut live) = attached.live else { return };
         loop {
-            match tokio::time::timeout(Duration::from_secs(30), changes.recv()).await {
-                Ok(Ok(())) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
-                    if sink.event(&note).await.is_err() {
+            match tokio::time::timeout(Duration::from_secs(30), live.recv()).await {
+                Ok(Some(f)) => {
+                    if sink.frame(&f.id, &f.data).await.is_err() {
                         return;
                     }
                 }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                Ok(None) => return,
                 Err(_) => {
                     let alive = self.fed.sessions.get(&gs.id, owner, chrono::Utc::now().timestamp()).is_ok();
                     if !alive || sink.comment("keep-alive").await.is_err() {
@@ -261,4 +319,37 @@ fn on_session(
         .into_iter()
         .collect();
     Box::new(move |on_note| post_on_session(&proof, &url, headers, timeout, &session, &body, on_note))
+}
+
+/// A POST's reply on a session: each event is recorded (id, replay window) and written to
+/// the opener's connection while it is there and owns the stream. The call goes on when the
+/// opener vanishes — its events wait for a resumption — unless the session has ended.
+struct RecordingSink<'s> {
+    inner: &'s mut dyn EventSink,
+    outbox: &'s Outbox,
+    stream: StreamId,
+    /// The opener's connection still takes writes.
+    opener: bool,
+}
+
+#[async_trait]
+impl EventSink for RecordingSink<'_> {
+    async fn event(&mut self, message: &Value) -> Result<(), ()> {
+        let data = message.to_string();
+        let recorded = self.outbox.record(self.stream, &data);
+        if self.opener && recorded.to_opener {
+            self.opener = self.inner.frame(&recorded.id, &data).await.is_ok();
+        }
+        if !self.opener && self.outbox.is_closed() {
+            return Err(());
+        }
+        Ok(())
+    }
+
+    async fn comment(&mut self, text: &str) -> Result<(), ()> {
+        if self.opener {
+            self.opener = self.inner.comment(text).await.is_ok();
+        }
+        Ok(())
+    }
 }
