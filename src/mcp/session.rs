@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
+use serde_json::Value;
 
 /// Idle sessions are swept at most this often (seconds), besides when the table is full.
 const SWEEP_EVERY_SECS: i64 = 60;
@@ -28,6 +29,10 @@ pub struct GatewaySession {
     pub protocol_version: String,
     /// The client declared the elicitation capability.
     pub elicitation: bool,
+    /// The capabilities the client declared at `initialize` (its `ClientCapabilities`
+    /// object): what the gateway may declare upstream on its behalf (sampling, elicitation,
+    /// roots) and relay to it.
+    pub client_capabilities: Value,
     /// Upstream session ids by server name (for 2025-11-25 upstreams).
     pub upstream: Mutex<HashMap<String, String>>,
     last_used: AtomicI64,
@@ -115,16 +120,18 @@ impl Sessions {
         Sessions { table: RwLock::new(Table::default()), ttl_secs: ttl_secs.max(1) as i64, limits }
     }
 
-    /// Creates a session for `owner`: idle sessions are swept now and then; `owner`'s least
-    /// recently used session ends when it has its maximum; [`SessionError::Full`] when the
-    /// table is full of other live sessions.
+    /// Creates a session for `owner` whose client declared `client_capabilities`: idle
+    /// sessions are swept now and then; `owner`'s least recently used session ends when it
+    /// has its maximum; [`SessionError::Full`] when the table is full of other live sessions.
     pub fn create(
         &self,
         owner: String,
         protocol_version: String,
-        elicitation: bool,
+        client_capabilities: Value,
         now: i64,
     ) -> Result<Created, SessionError> {
+        let elicitation = client_capabilities.get("elicitation").is_some_and(|e| !e.is_null());
+        let client_capabilities = if client_capabilities.is_object() { client_capabilities } else { Value::Null };
         let mut raw = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut raw);
         let session = Arc::new(GatewaySession {
@@ -132,6 +139,7 @@ impl Sessions {
             owner,
             protocol_version,
             elicitation,
+            client_capabilities,
             upstream: Mutex::new(HashMap::new()),
             last_used: AtomicI64::new(now),
         });
@@ -200,20 +208,22 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn sessions_belong_to_their_owner_and_expire() {
         let s = Sessions::new(10, LIMITS);
         let a = owner_key("acme", "alice");
-        let session = s.create(a.clone(), "2025-11-25".into(), true, 100).unwrap().session;
+        let session = s.create(a.clone(), "2025-11-25".into(), json!({"elicitation": {}}), 100).unwrap().session;
         assert_eq!(session.id.len(), 48);
+        assert!(session.elicitation, "derived from the declared capabilities");
         assert!(s.get(&session.id, &a, 105).is_ok());
         let mallory = owner_key("acme", "mallory");
         assert_eq!(s.get(&session.id, &mallory, 105).unwrap_err(), SessionError::NotFound);
         assert!(s.remove(&session.id, &mallory).is_none(), "only the owner ends a session");
         assert_eq!(s.get(&session.id, &a, 200).unwrap_err(), SessionError::NotFound, "idle past ttl");
         assert!(s.is_empty());
-        let again = s.create(a.clone(), "2025-11-25".into(), false, 300).unwrap().session;
+        let again = s.create(a.clone(), "2025-11-25".into(), json!({}), 300).unwrap().session;
         assert!(s.remove(&again.id, &a).is_some());
         assert_eq!(s.get("nope", &a, 300).unwrap_err(), SessionError::NotFound);
     }
@@ -224,17 +234,17 @@ mod tests {
     fn a_principal_at_its_quota_ends_its_own_oldest_session_and_others_still_get_one() {
         let s = Sessions::new(1000, SessionLimits { per_principal: 2, total: 3 });
         let greedy = owner_key("acme", "greedy");
-        let first = s.create(greedy.clone(), "v".into(), false, 1).unwrap().session;
-        let second = s.create(greedy.clone(), "v".into(), false, 2).unwrap().session;
+        let first = s.create(greedy.clone(), "v".into(), json!({}), 1).unwrap().session;
+        let second = s.create(greedy.clone(), "v".into(), json!({}), 2).unwrap().session;
         assert!(s.get(&first.id, &greedy, 3).is_ok(), "touched: now the second is the least recently used");
-        let third = s.create(greedy.clone(), "v".into(), false, 4).unwrap();
+        let third = s.create(greedy.clone(), "v".into(), json!({}), 4).unwrap();
         assert_eq!(third.ended, vec![second.id.clone()]);
         assert_eq!(s.get(&second.id, &greedy, 5).unwrap_err(), SessionError::NotFound);
         assert_eq!(s.owned_by(&greedy), 2);
         let other = owner_key("acme", "other");
-        assert!(s.create(other.clone(), "v".into(), false, 5).is_ok(), "another principal initializes");
+        assert!(s.create(other.clone(), "v".into(), json!({}), 5).is_ok(), "another principal initializes");
         // The table is full of live sessions: a third principal is refused, nobody is evicted.
-        assert_eq!(s.create(owner_key("acme", "third"), "v".into(), false, 6).unwrap_err(), SessionError::Full);
+        assert_eq!(s.create(owner_key("acme", "third"), "v".into(), json!({}), 6).unwrap_err(), SessionError::Full);
         assert_eq!(s.len(), 3);
     }
 
@@ -242,14 +252,14 @@ mod tests {
     fn idle_sessions_are_swept() {
         let s = Sessions::new(10, SessionLimits { per_principal: 5, total: 2 });
         let a = owner_key("t", "a");
-        let old = s.create(a.clone(), "v".into(), false, 0).unwrap().session;
-        s.create(owner_key("t", "b"), "v".into(), false, 5).unwrap();
+        let old = s.create(a.clone(), "v".into(), json!({}), 0).unwrap().session;
+        s.create(owner_key("t", "b"), "v".into(), json!({}), 5).unwrap();
         // Full; at 12 the first is idle past the TTL and swept to make room.
-        let c = s.create(owner_key("t", "c"), "v".into(), false, 12).unwrap();
+        let c = s.create(owner_key("t", "c"), "v".into(), json!({}), 12).unwrap();
         assert_eq!(c.ended, vec![old.id.clone()]);
         assert_eq!(s.owned_by(&a), 0);
         // A periodic sweep ends idle sessions even when there is room.
-        let late = s.create(a, "v".into(), false, 100).unwrap();
+        let late = s.create(a, "v".into(), json!({}), 100).unwrap();
         assert_eq!(late.ended.len(), 2, "b and c were idle");
         assert_eq!(s.len(), 1);
     }

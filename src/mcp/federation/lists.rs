@@ -1,6 +1,9 @@
-//! The federated lists: `tools/list` from what discovery found, and `resources/list`,
-//! `resources/templates/list`, `prompts/list` gathered from every server the caller may ask.
+//! The federated lists: `tools/list` from what discovery found (or, for a server the
+//! session declares client capabilities to, what its own upstream session lists), and
+//! `resources/list`, `resources/templates/list`, `prompts/list` gathered from every server
+//! the caller may ask.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -14,9 +17,15 @@ use crate::mcp::inbound::Answer;
 use crate::mcp::session::GatewaySession;
 
 impl Gateway {
-    /// Every discovered tool the caller may call, across servers, renamed `{server}__{tool}`.
-    pub(super) fn visible_tools(&self, req: &FedRequest<'_>, servers: &[Arc<McpServer>]) -> Vec<Value> {
-        self.fed.visible_tools(|name, tool| {
+    /// Every discovered tool the caller may call, across servers, renamed `{server}__{tool}`;
+    /// `own` lists replace discovery's for their servers.
+    pub(super) fn visible_tools(
+        &self,
+        req: &FedRequest<'_>,
+        servers: &[Arc<McpServer>],
+        own: &BTreeMap<String, Vec<Value>>,
+    ) -> Vec<Value> {
+        self.fed.visible_tools_over(own, |name, tool| {
             servers
                 .iter()
                 .find(|s| s.name == name)
@@ -57,13 +66,7 @@ impl Gateway {
             let Ok(permit) = self.enforce.authorize(call).await else { continue };
             let Ok(admitted) = self.enforce.admit(permit, None).await else { continue };
             asked += 1;
-            let ukey = match gs {
-                Some(s) => format!("s:{}", s.id),
-                None => format!("o:{}", crate::mcp::session::owner_key(&req.principal.tenant, &req.principal.sub)),
-            };
-            let Ok(client) =
-                self.fed.upstreams.client(server, &ukey, server.timeout(&self.cfg.limits), &admitted).await
-            else {
+            let Ok(client) = self.fed_client(req, server, gs, &admitted).await else {
                 continue;
             };
             let m = method.to_string();
