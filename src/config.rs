@@ -480,6 +480,15 @@ pub struct McpConfig {
     /// How long a held call waits for the client's answer to an `elicitation/create` request.
     #[serde(default = "default_elicitation_timeout")]
     pub elicitation_timeout_seconds: u64,
+    /// How long an upstream server's own request relayed to a federated client (sampling,
+    /// elicitation, roots, ping) waits for the client's answer; past it the server gets a
+    /// JSON-RPC error.
+    #[serde(default = "default_relay_timeout")]
+    pub relay_timeout_seconds: u64,
+    /// Relayed server requests one federated session keeps waiting for answers at most; past
+    /// it the session's oldest waiting request is answered upstream with an error.
+    #[serde(default = "default_relay_max_pending")]
+    pub relay_max_pending: usize,
     /// How an MCP door answers the refusal of one call (policy deny, spent or mismatched action
     /// token, per-call rate limit, argument validation): `jsonrpc` (default) — HTTP 200 with a
     /// JSON-RPC error whose `data` is the error shape, so every MCP SDK surfaces it and keeps
@@ -627,6 +636,12 @@ fn default_max_sessions() -> usize {
 }
 fn default_elicitation_timeout() -> u64 {
     120
+}
+fn default_relay_timeout() -> u64 {
+    120
+}
+fn default_relay_max_pending() -> usize {
+    16
 }
 fn default_credential_header() -> String {
     "authorization".into()
@@ -836,6 +851,7 @@ impl Config {
             ("holds.max_bytes_total", self.holds.max_bytes_total),
             ("mcp.max_sessions", self.mcp.max_sessions),
             ("mcp.max_sessions_per_principal", self.mcp.max_sessions_per_principal),
+            ("mcp.relay_max_pending", self.mcp.relay_max_pending),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));

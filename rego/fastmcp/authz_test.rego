@@ -79,3 +79,13 @@ test_unlisted_mcp_method_denied if {
 	d := authz.decision with input as object.union(mcp_call(["mcp-user"], []), {"action": "mcp.sampling/createMessage"})
 	not d.allow
 }
+
+test_server_requests_relayed_within_the_server_scope if {
+	d := authz.decision with input as object.union(mcp_call(["mcp-user"], []), {"action": "mcp.client.sampling/createMessage"})
+	d.allow
+	"mcp-client-requests" in d.reasons
+	other := authz.decision with input as object.union(mcp_call(["mcp-user"], []), {"action": "mcp.client.tasks/get"})
+	not other.allow
+	no_scope := object.union(call_on(["mcp-user"], [], "public", ["mcp.secrets"]), {"action": "mcp.client.roots/list"})
+	not authz.decision.allow with input as no_scope
+}

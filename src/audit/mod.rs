@@ -42,8 +42,9 @@ pub struct AuditEvent {
     pub instance: String,
     pub latency_ms: f64,
     pub mcp_method: Option<String>,
-    /// What kind of message was decided: `request`, `notification`, `response`, `stream`
-    /// (GET), `end_session` (DELETE) or `rest`.
+    /// What kind of message was decided: `request`, `notification`, `response`,
+    /// `server_request` (a server's own request relayed to the client), `stream` (GET),
+    /// `end_session` (DELETE) or `rest`.
     pub message: Option<&'static str>,
     pub outcome: AuditOutcome,
     /// `decision` (before acting) or `completion` (after the upstream answered or failed).
@@ -135,6 +136,12 @@ impl AuditLog {
         } else {
             Ok(())
         }
+    }
+
+    /// Appends `event` now, not fsynced: for a record written where nothing can be awaited
+    /// (a decision inside a response hook). The write is the same as [`AuditLog::append`]'s.
+    pub fn append_now(&self, event: &AuditEvent) -> Result<(), String> {
+        self.write(event).map(|_| ())
     }
 
     fn write(&self, event: &AuditEvent) -> Result<Arc<File>, String> {

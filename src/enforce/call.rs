@@ -14,6 +14,9 @@ pub enum MessageKind {
     Notification,
     /// A client's JSON-RPC response to a server's request (elicitation, sampling, roots).
     Response,
+    /// A server's own request to the client (sampling, elicitation, roots, ping), relayed
+    /// through the federated endpoint.
+    ServerRequest,
     /// A GET opening the server's SSE stream.
     Stream,
     /// A DELETE ending a session.
@@ -28,6 +31,7 @@ impl MessageKind {
             MessageKind::Request => "request",
             MessageKind::Notification => "notification",
             MessageKind::Response => "response",
+            MessageKind::ServerRequest => "server_request",
             MessageKind::Stream => "stream",
             MessageKind::EndSession => "end_session",
             MessageKind::Rest => "rest",

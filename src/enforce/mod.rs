@@ -353,6 +353,35 @@ impl Enforcer {
         decide(policy, action, &input::build(principal, action, resource, &facts)).map(|d| d.allow).unwrap_or(false)
     }
 
+    /// Decides `call` and records the outcome at once, without awaiting: for a message met
+    /// inside a response the gateway is streaming (an upstream's own request to the client,
+    /// `mcp.client.<method>`, seen in a synchronous response hook). Like
+    /// [`Enforcer::visible`] it takes no rate-limit token (the server sent the message, not the
+    /// caller) and holds nothing; unlike it, the outcome is recorded. An allowed call whose
+    /// record cannot be written is refused (fail closed).
+    pub fn decide_now(&self, call: &Call<'_>) -> Result<(), Refusal> {
+        let decision = match self.decide_call(call, false) {
+            Ok(d) => d,
+            Err(e) => return Err(self.record_refusal_now(call, &Decision::default(), e)),
+        };
+        if !decision.allow {
+            let err =
+                GatewayError::Forbidden { message: "forbidden by policy".into(), reasons: decision.reasons.clone() };
+            return Err(self.record_refusal_now(call, &decision, err));
+        }
+        let rec = record::decision(call, Outcome::Allowed, &decision, None, None);
+        if let Err(e) = self.audit.append_now(&rec) {
+            tracing::error!(corr_id = call.origin.corr_id, error = %e, "audit write failed; refusing the message");
+            return Err(unavailable());
+        }
+        Ok(())
+    }
+
+    /// [`Enforcer::refuse`] without awaiting (see [`Enforcer::decide_now`]).
+    pub fn refuse_now(&self, call: &Call<'_>, err: GatewayError) -> Refusal {
+        self.record_refusal_now(call, &Decision::default(), err)
+    }
+
     /// Approver mode applies to a hold of `call` (its safety tags include an approval tag).
     pub fn needs_approval(&self, call: &Call<'_>) -> bool {
         if self.cfg.approver_roles.is_empty() {
@@ -504,6 +533,11 @@ impl Enforcer {
     }
 
     async fn record_refusal(&self, call: &Call<'_>, d: &Decision, err: GatewayError) -> Refusal {
+        self.record_refusal_now(call, d, err)
+    }
+
+    /// A refusal's record is written, never fsynced: nothing to await.
+    fn record_refusal_now(&self, call: &Call<'_>, d: &Decision, err: GatewayError) -> Refusal {
         let outcome = Outcome::of(&err);
         let mut reasons = d.reasons.clone();
         if let GatewayError::Forbidden { reasons: r, .. } = &err {
@@ -515,7 +549,9 @@ impl Enforcer {
         }
         let decision = Decision { allow: false, reasons: reasons.clone(), ..Default::default() };
         let rec = record::decision(call, outcome, &decision, Some(err.status()), Some(err.code()));
-        self.write(&rec, false).await;
+        if let Err(e) = self.audit.append_now(&rec) {
+            tracing::error!(corr_id = %rec.corr_id, error = %e, "audit write failed");
+        }
         tracing::info!(
             corr_id = call.origin.corr_id,
             action = %call.action,

@@ -11,7 +11,7 @@
 use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 
-use crate::mcp::sse::{SseEvent, SseRewriter};
+use crate::mcp::sse::{EventEdit, SseEvent, SseRewriter};
 
 /// `error.message` of the replacement answer.
 pub const FAILURE_MESSAGE: &str = "the upstream's answer could not be checked by the gateway";
@@ -23,6 +23,9 @@ pub enum Rewrite {
     Keep,
     /// Send these bytes instead.
     Replace(Vec<u8>),
+    /// Leave the message out (an SSE event; a JSON body cannot lose its one message, so
+    /// there it fails).
+    Drop,
     /// The message cannot be checked: answer with the error instead.
     Fail,
 }
@@ -165,7 +168,9 @@ fn json_body(whole: Vec<u8>, out: &mut Vec<u8>, rewrite: &mut dyn FnMut(&[u8]) -
     match rewrite(&whole) {
         Rewrite::Keep => out.extend_from_slice(&whole),
         Rewrite::Replace(bytes) => out.extend_from_slice(&bytes),
-        Rewrite::Fail => return Err("the answer is not a JSON-RPC message the gateway can rewrite".into()),
+        Rewrite::Fail | Rewrite::Drop => {
+            return Err("the answer is not a JSON-RPC message the gateway can rewrite".into())
+        }
     }
     Ok(())
 }
@@ -185,8 +190,9 @@ fn sse_chunk(
             return Err("an event's data is not valid JSON".to_string());
         }
         match rewrite(ev.data.as_bytes()) {
-            Rewrite::Keep => Ok(None),
-            Rewrite::Replace(data) => Ok(Some(data)),
+            Rewrite::Keep => Ok(EventEdit::Keep),
+            Rewrite::Replace(data) => Ok(EventEdit::Replace(data)),
+            Rewrite::Drop => Ok(EventEdit::Drop),
             Rewrite::Fail => Err("an event is not a JSON-RPC message the gateway can rewrite".to_string()),
         }
     };

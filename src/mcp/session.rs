@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
+use serde_json::Value;
 
 use crate::mcp::federation::replay::{Outbox, ReplayBudget, ReplayLimits};
 
@@ -31,6 +32,10 @@ pub struct GatewaySession {
     pub protocol_version: String,
     /// The client declared the elicitation capability.
     pub elicitation: bool,
+    /// The capabilities the client declared at `initialize` (its `ClientCapabilities`
+    /// object): what the gateway may declare upstream on its behalf (sampling, elicitation,
+    /// roots) and relay to it.
+    pub client_capabilities: Value,
     /// Upstream session ids by server name (for 2025-11-25 upstreams).
     pub upstream: Mutex<HashMap<String, String>>,
     /// Its SSE streams and their replay window (`Last-Event-ID`).
@@ -144,16 +149,18 @@ impl Sessions {
         self.replay_budget.used()
     }
 
-    /// Creates a session for `owner`: idle sessions are swept now and then; `owner`'s least
-    /// recently used session ends when it has its maximum; [`SessionError::Full`] when the
-    /// table is full of other live sessions.
+    /// Creates a session for `owner` whose client declared `client_capabilities`: idle
+    /// sessions are swept now and then; `owner`'s least recently used session ends when it
+    /// has its maximum; [`SessionError::Full`] when the table is full of other live sessions.
     pub fn create(
         &self,
         owner: String,
         protocol_version: String,
-        elicitation: bool,
+        client_capabilities: Value,
         now: i64,
     ) -> Result<Created, SessionError> {
+        let elicitation = client_capabilities.get("elicitation").is_some_and(|e| !e.is_null());
+        let client_capabilities = if client_capabilities.is_object() { client_capabilities } else { Value::Null };
         let mut raw = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut raw);
         // Priming events (an id, empty data) came with 2025-11-25; dates compare as strings.
@@ -163,6 +170,7 @@ impl Sessions {
             owner,
             protocol_version,
             elicitation,
+            client_capabilities,
             upstream: Mutex::new(HashMap::new()),
             outbox: Outbox::new(self.replay, self.replay_budget.clone(), priming),
             last_used: AtomicI64::new(now),
@@ -232,20 +240,22 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn sessions_belong_to_their_owner_and_expire() {
         let s = Sessions::new(10, LIMITS, REPLAY, 1 << 20);
         let a = owner_key("acme", "alice");
-        let session = s.create(a.clone(), "2025-11-25".into(), true, 100).unwrap().session;
+        let session = s.create(a.clone(), "2025-11-25".into(), json!({"elicitation": {}}), 100).unwrap().session;
         assert_eq!(session.id.len(), 48);
+        assert!(session.elicitation, "derived from the declared capabilities");
         assert!(s.get(&session.id, &a, 105).is_ok());
         let mallory = owner_key("acme", "mallory");
         assert_eq!(s.get(&session.id, &mallory, 105).unwrap_err(), SessionError::NotFound);
         assert!(s.remove(&session.id, &mallory).is_none(), "only the owner ends a session");
         assert_eq!(s.get(&session.id, &a, 200).unwrap_err(), SessionError::NotFound, "idle past ttl");
         assert!(s.is_empty());
-        let again = s.create(a.clone(), "2025-11-25".into(), false, 300).unwrap().session;
+        let again = s.create(a.clone(), "2025-11-25".into(), json!({}), 300).unwrap().session;
         assert!(s.remove(&again.id, &a).is_some());
         assert_eq!(s.get("nope", &a, 300).unwrap_err(), SessionError::NotFound);
     }
@@ -257,7 +267,7 @@ mod tests {
     fn an_ended_session_releases_its_replay_window_and_ends_its_streams() {
         let s = Sessions::new(1000, LIMITS, REPLAY, 1 << 20);
         let a = owner_key("t", "a");
-        let session = s.create(a.clone(), "2025-11-25".into(), false, 1).unwrap().session;
+        let session = s.create(a.clone(), "2025-11-25".into(), serde_json::json!({}), 1).unwrap().session;
         let mut stream = session.outbox.attach(None);
         assert!(stream.prime.is_some(), "2025-11-25 sessions get a priming event");
         s.to_every_stream(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#);
@@ -267,7 +277,7 @@ mod tests {
         s.remove(&session.id, &a);
         assert_eq!(s.replay_bytes(), 0);
         assert!(rx.try_recv().is_err(), "the stream ends with the session");
-        let old = s.create(a, "2025-06-18".into(), false, 2).unwrap().session;
+        let old = s.create(a, "2025-06-18".into(), json!({}), 2).unwrap().session;
         assert!(old.outbox.attach(None).prime.is_none(), "older clients get no priming event");
     }
 
@@ -275,17 +285,17 @@ mod tests {
     fn a_principal_at_its_quota_ends_its_own_oldest_session_and_others_still_get_one() {
         let s = Sessions::new(1000, SessionLimits { per_principal: 2, total: 3 }, REPLAY, 1 << 20);
         let greedy = owner_key("acme", "greedy");
-        let first = s.create(greedy.clone(), "v".into(), false, 1).unwrap().session;
-        let second = s.create(greedy.clone(), "v".into(), false, 2).unwrap().session;
+        let first = s.create(greedy.clone(), "v".into(), json!({}), 1).unwrap().session;
+        let second = s.create(greedy.clone(), "v".into(), json!({}), 2).unwrap().session;
         assert!(s.get(&first.id, &greedy, 3).is_ok(), "touched: now the second is the least recently used");
-        let third = s.create(greedy.clone(), "v".into(), false, 4).unwrap();
+        let third = s.create(greedy.clone(), "v".into(), json!({}), 4).unwrap();
         assert_eq!(third.ended, vec![second.id.clone()]);
         assert_eq!(s.get(&second.id, &greedy, 5).unwrap_err(), SessionError::NotFound);
         assert_eq!(s.owned_by(&greedy), 2);
         let other = owner_key("acme", "other");
-        assert!(s.create(other.clone(), "v".into(), false, 5).is_ok(), "another principal initializes");
+        assert!(s.create(other.clone(), "v".into(), json!({}), 5).is_ok(), "another principal initializes");
         // The table is full of live sessions: a third principal is refused, nobody is evicted.
-        assert_eq!(s.create(owner_key("acme", "third"), "v".into(), false, 6).unwrap_err(), SessionError::Full);
+        assert_eq!(s.create(owner_key("acme", "third"), "v".into(), json!({}), 6).unwrap_err(), SessionError::Full);
         assert_eq!(s.len(), 3);
     }
 
@@ -293,14 +303,14 @@ mod tests {
     fn idle_sessions_are_swept() {
         let s = Sessions::new(10, SessionLimits { per_principal: 5, total: 2 }, REPLAY, 1 << 20);
         let a = owner_key("t", "a");
-        let old = s.create(a.clone(), "v".into(), false, 0).unwrap().session;
-        s.create(owner_key("t", "b"), "v".into(), false, 5).unwrap();
+        let old = s.create(a.clone(), "v".into(), json!({}), 0).unwrap().session;
+        s.create(owner_key("t", "b"), "v".into(), json!({}), 5).unwrap();
         // Full; at 12 the first is idle past the TTL and swept to make room.
-        let c = s.create(owner_key("t", "c"), "v".into(), false, 12).unwrap();
+        let c = s.create(owner_key("t", "c"), "v".into(), json!({}), 12).unwrap();
         assert_eq!(c.ended, vec![old.id.clone()]);
         assert_eq!(s.owned_by(&a), 0);
         // A periodic sweep ends idle sessions even when there is room.
-        let late = s.create(a, "v".into(), false, 100).unwrap();
+        let late = s.create(a, "v".into(), json!({}), 100).unwrap();
         assert_eq!(late.ended.len(), 2, "b and c were idle");
         assert_eq!(s.len(), 1);
     }

@@ -18,7 +18,7 @@ pub mod rewrite;
 #[cfg(test)]
 mod tests;
 
-pub use rewrite::SseRewriter;
+pub use rewrite::{EventEdit, SseRewriter};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 

@@ -3,7 +3,9 @@
 //!
 //! Each gateway session (or, for stateless clients, each principal) gets its own upstream
 //! client per server, so upstream session state (subscriptions, log level, …) is never shared
-//! between callers. Clients connect lazily, on a blocking thread (the client is synchronous).
+//! between callers. Clients connect lazily, on a blocking thread (the client is synchronous),
+//! declaring the client capabilities they are given (a federated session's relayed ones, see
+//! [`crate::mcp::federation::relay`]); a client keeps what it declared when it connected.
 //! Every client mirrors `x-mcp-header` arguments into `Mcp-Param-*` headers from one
 //! [`Registry`] of the discovered tools' marks.
 
@@ -60,13 +62,15 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// The client for `server` on behalf of `key`, connecting it if needed. Only an admitted
+    /// The client for `server` on behalf of `key`, connecting it if needed and declaring
+    /// `capabilities` then (the same key must always be given the same). Only an admitted
     /// call gets one (connecting runs the session handshake upstream on its behalf).
     pub async fn client(
         &self,
         server: &Arc<McpServer>,
         key: &str,
         timeout: Duration,
+        capabilities: Value,
         _admitted: &Admitted,
     ) -> Result<Arc<McpClient>, GatewayError> {
         let map_key = (server.name.clone(), key.to_string());
@@ -76,7 +80,7 @@ impl Upstreams {
             return Ok(c.clone());
         }
         let t = transport(server, timeout);
-        let connected = tokio::task::spawn_blocking(move || McpClient::connect(t))
+        let connected = tokio::task::spawn_blocking(move || McpClient::connect_with(t, None, capabilities))
             .await
             .map_err(|_| GatewayError::Provider { message: "upstream connect task failed".into() })?;
         let client = match connected {
@@ -129,8 +133,9 @@ pub fn forward_headers(client: &McpClient, method: &str, name: Option<&str>) -> 
 }
 
 /// The body as the upstream expects it: a 2026-07-28 upstream needs the per-request `_meta`
-/// a 2025-11-25 client never sends.
-pub fn upstream_body(mut body: Value, era: Era) -> Value {
+/// a 2025-11-25 client never sends, declaring `capabilities` (what the gateway's client for
+/// this caller declares, [`McpClient::declared_capabilities`]).
+pub fn upstream_body(mut body: Value, era: Era, capabilities: &Value) -> Value {
     if era != Era::Stateless20260728 {
         return body;
     }
@@ -145,7 +150,8 @@ pub fn upstream_body(mut body: Value, era: Era) -> Value {
         m.entry("io.modelcontextprotocol/protocolVersion").or_insert_with(|| json!("2026-07-28"));
         m.entry("io.modelcontextprotocol/clientInfo")
             .or_insert_with(|| json!({"name": "fastmcp-gateway", "version": env!("CARGO_PKG_VERSION")}));
-        m.entry("io.modelcontextprotocol/clientCapabilities").or_insert_with(|| json!({}));
+        // The gateway's client declares what it relays, whatever the caller put there.
+        m.insert("io.modelcontextprotocol/clientCapabilities".into(), capabilities.clone());
     }
     body
 }
@@ -156,12 +162,21 @@ mod tests {
 
     #[test]
     fn modern_upstreams_get_request_meta() {
-        let b = upstream_body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}), Era::Stateless20260728);
+        let none = json!({});
+        let b =
+            upstream_body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}), Era::Stateless20260728, &none);
         assert_eq!(b["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
-        let kept = json!({"params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-08-01"}}});
-        let b = upstream_body(kept, Era::Stateless20260728);
+        assert_eq!(b["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"], json!({}));
+        let kept = json!({"params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-08-01",
+            "io.modelcontextprotocol/clientCapabilities": {"roots": {}}}}});
+        let b = upstream_body(kept, Era::Stateless20260728, &json!({"sampling": {}}));
         assert_eq!(b["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-08-01");
-        let legacy = upstream_body(json!({"params": {}}), Era::Session20251125);
+        assert_eq!(
+            b["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"],
+            json!({"sampling": {}}),
+            "what the gateway relays, not what the caller claimed"
+        );
+        let legacy = upstream_body(json!({"params": {}}), Era::Session20251125, &none);
         assert_eq!(legacy, json!({"params": {}}));
     }
 }

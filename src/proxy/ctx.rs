@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::auth::Principal;
 use crate::catalog::McpServer;
 use crate::enforce::{Admitted, Outcome};
+use crate::mcp::federation::relay::ForwardRelay;
 use crate::mcp::inbound::ReadResponse;
 use crate::policy::PolicySnapshot;
 
@@ -53,6 +54,9 @@ pub struct Ctx {
     pub federated: bool,
     /// A 2026-07-28 client behind a 2025-11-25 upstream: results get `resultType`.
     pub mark_complete: bool,
+    /// A federated call: the upstream's own requests in its answer are decided and relayed
+    /// to the client (or refused) here.
+    pub relay: Option<ForwardRelay>,
     /// A forwarded `initialize` on `/mcp/{server}`: the session the upstream opens is
     /// recorded for this principal (`Some(declared elicitation)`).
     pub opens_session: Option<bool>,
@@ -86,6 +90,7 @@ impl Ctx {
             upstream_params: Vec::new(),
             federated: false,
             mark_complete: false,
+            relay: None,
             opens_session: None,
             ends_session: None,
         }

@@ -59,6 +59,7 @@ impl GatewayProxy {
                 ctx.server = Some(routed.server);
                 ctx.upstream_headers = routed.headers;
                 ctx.mark_complete = routed.mark_complete;
+                ctx.relay = routed.relay;
                 self.apply(session, ctx, Verdict::Forward(routed.forward), body, &policy).await
             }
             Reply::Stream(stream) => self.stream(session, ctx, *stream).await,

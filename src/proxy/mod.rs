@@ -115,7 +115,13 @@ impl ProxyHttp for GatewayProxy {
         // A POST's response must start (and keep flowing) within the timeout; a GET is the
         // long-lived SSE listening stream and may be idle for as long as the server likes.
         if ctx.is_post {
-            peer.options.read_timeout = Some(timeout);
+            // A call whose server may ask the client something waits on the client's answer
+            // too: its stream may stay quiet for as long as a relayed request may wait.
+            let relays = ctx.relay.as_ref().is_some_and(|r| {
+                r.route.session.is_some() && r.client.declared_capabilities().as_object().is_some_and(|c| !c.is_empty())
+            });
+            let quiet = if relays { timeout.max(self.gw.fed.relays.ttl()) } else { timeout };
+            peer.options.read_timeout = Some(quiet);
         }
         ctx.upstream_start = Some(Instant::now());
         Ok(Box::new(peer))

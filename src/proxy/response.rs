@@ -1,7 +1,9 @@
 //! pingora glue for the responses the gateway must read: a `tools/list` answer filtered per
-//! caller, and results a 2026-07-28 client needs marked `resultType: complete`. The
-//! fail-closed work is [`ResponseFilter`]'s; this file only moves headers and bytes for the
-//! `response_filter` and `response_body_filter` hooks.
+//! caller, results a 2026-07-28 client needs marked `resultType: complete`, and a federated
+//! answer's messages (the gateway's voice; the upstream's own requests handed to
+//! [`Gateway::relay_request`], which decides them). The fail-closed work is
+//! [`ResponseFilter`]'s; this file only moves headers and bytes for the `response_filter` and
+//! `response_body_filter` hooks.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -10,7 +12,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Ctx;
+use crate::enforce::Proof;
 use crate::gateway::Gateway;
+use crate::mcp::client::wire::{self, Incoming};
+use crate::mcp::federation::relay::{ForwardRelay, RelayStep};
+use crate::mcp::relay::ReplyTo;
 use crate::mcp::response_filter::{ResponseFilter, Rewrite, UpstreamHead};
 use crate::mcp::tools_list;
 
@@ -92,8 +98,11 @@ pub(super) fn on_body(gw: &Gateway, ctx: &mut Ctx, body: &mut Option<Bytes>, end
             _ => false,
         }
     });
-    let (mark, voice) = (ctx.mark_complete, ctx.federated);
+    let (mark, voice, relay) = (ctx.mark_complete, ctx.federated, ctx.relay.as_ref());
     let mut rewrite = |msg: &[u8]| {
+        if let Some(r) = relay.and_then(|relay| relay_message(gw, relay, msg, corr)) {
+            return r;
+        }
         let tools = visible.as_mut().map(|v| v as &mut dyn FnMut(&Value) -> bool);
         let out = rewrite_message(msg, tools, mark, corr);
         if voice {
@@ -136,10 +145,48 @@ fn rewrite_message(msg: &[u8], tools: Option<&mut dyn FnMut(&Value) -> bool>, ma
     }
 }
 
+/// An upstream's own request in a federated answer: relayed to the client under its new id,
+/// or left out while the upstream gets the refusal on its session. `None`: not a request.
+fn relay_message(gw: &Gateway, relay: &ForwardRelay, msg: &[u8], corr: &str) -> Option<Rewrite> {
+    let v = match server_request(msg) {
+        Ok(Some(v)) => v,
+        Ok(None) => return None,
+        Err(()) => return Some(Rewrite::Fail),
+    };
+    let to = ReplyTo::Upstream(relay.client.clone());
+    Some(match gw.relay_request(&relay.route, &v, to, corr) {
+        RelayStep::ToClient(out) => Rewrite::Replace(out.to_string().into_bytes()),
+        RelayStep::Answered(reply) => {
+            let client = relay.client.clone();
+            // The gateway's own answer to the server, off the response path.
+            std::thread::spawn(move || {
+                if let Err(e) = client.respond(&Proof::gateway_own("relay refusal"), &reply) {
+                    tracing::debug!(error = %e, "could not refuse a server's request");
+                }
+            });
+            Rewrite::Drop
+        }
+    })
+}
+
+/// `msg` when it is a server's own request (`None`: something else, or not JSON — the other
+/// rewrites judge that). Every message is parsed: a byte pre-check could miss an escaped
+/// `"method"` key and let an undecided request through. `Err`: a batch holding a request,
+/// which cannot be relayed one by one (fail closed).
+fn server_request(msg: &[u8]) -> Result<Option<Value>, ()> {
+    let Ok(v) = serde_json::from_slice::<Value>(msg) else { return Ok(None) };
+    match &v {
+        Value::Array(batch) if batch.iter().any(|m| wire::classify(m) == Incoming::Request) => Err(()),
+        _ if wire::classify(&v) == Incoming::Request => Ok(Some(v)),
+        _ => Ok(None),
+    }
+}
+
 /// A federated answer speaks as the gateway (its `serverInfo`), after the other rewrites.
 fn speak_as_gateway(out: Rewrite, msg: &[u8]) -> Rewrite {
     let current = match &out {
         Rewrite::Fail => return Rewrite::Fail,
+        Rewrite::Drop => return Rewrite::Drop,
         Rewrite::Keep => msg,
         Rewrite::Replace(b) => b.as_slice(),
     };
@@ -193,6 +240,17 @@ mod tests {
         assert_eq!(rewrite_message(LIST, None, false, "c"), Rewrite::Keep);
         assert_eq!(rewrite_message(b"[1]", Some(&mut v), false, "c"), Rewrite::Fail);
         assert_eq!(rewrite_message(b"[1]", None, true, "c"), Rewrite::Fail);
+    }
+
+    #[test]
+    fn server_requests_are_found_however_spelled_and_never_inside_a_batch() {
+        let escaped = br#"{"jsonrpc":"2.0","id":0,"\u006dethod":"sampling/createMessage"}"#;
+        assert_eq!(server_request(escaped).unwrap().unwrap()["method"], "sampling/createMessage");
+        assert!(server_request(br#"{"id":0,"result":{"method":"x"}}"#).unwrap().is_none(), "a result");
+        assert!(server_request(br#"{"method":"notifications/progress"}"#).unwrap().is_none(), "a notification");
+        assert!(server_request(b"not json").unwrap().is_none(), "judged by the other rewrites");
+        assert!(server_request(br#"[{"id":1,"result":{}},{"id":2,"method":"roots/list"}]"#).is_err());
+        assert!(server_request(br#"[{"id":1,"result":{}}]"#).unwrap().is_none());
     }
 
     #[test]

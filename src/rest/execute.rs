@@ -117,7 +117,8 @@ async fn mcp(
     };
     let timeout = server.timeout(&gw.cfg.limits);
     let key = format!("o:{}", crate::mcp::session::owner_key(&who.tenant, &who.sub));
-    let client = gw.fed.upstreams.client(&server, &key, timeout, admitted).await?;
+    // A REST caller has no MCP client behind it to relay the server's requests to.
+    let client = gw.fed.upstreams.client(&server, &key, timeout, json!({}), admitted).await?;
     let proof = admitted.proof();
     let params = json!({"name": tool, "arguments": input});
     let name = server.name.clone();

@@ -27,6 +27,8 @@ Prints exactly ONE JSON line on stdout and exits 0 (exit 2 only for bad command-
 --action-token T sends params._meta["fastmcp/action_token"] = T on tools/call.
 ARGS_JSON may be "@path" (read the JSON from a file) or "-" (stdin), for bodies too big for argv.
 --trace adds "trace": [{"method", "rpc", "status", "request_headers", "response_headers"}...].
+--sample TEXT declares sampling and answers every sampling/createMessage with TEXT (the
+requests' texts are listed under "sampled"); --root URI declares roots and lists URI.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["none", "accept", "decline"],
         help="declare elicitation and answer every elicitation/create this way (default: not declared)",
     )
+    p.add_argument("--sample", default=None, help="declare sampling; answer every request with this text")
+    p.add_argument("--root", default=None, help="declare roots; list this file:// URI")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     c = sub.add_parser("call")
@@ -219,6 +223,29 @@ async def run(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]
                 return mcp_types.ElicitResult(action="decline")
 
             extra: dict[str, Any] = {"elicitation_callback": on_elicit} if args.elicit != "none" else {}
+            sampled: list[str] = []
+
+            async def on_sample(context: Any, params: Any) -> Any:
+                import mcp_types
+
+                for m in params.messages:
+                    sampled.append(getattr(m.content, "text", ""))
+                return mcp_types.CreateMessageResult(
+                    role="assistant",
+                    content=mcp_types.TextContent(type="text", text=args.sample),
+                    model="fastmcp-test-model",
+                    stop_reason="endTurn",
+                )
+
+            async def on_roots(context: Any) -> Any:
+                import mcp_types
+
+                return mcp_types.ListRootsResult(roots=[mcp_types.Root(uri=args.root, name="test root")])
+
+            if args.sample is not None:
+                extra["sampling_callback"] = on_sample
+            if args.root is not None:
+                extra["list_roots_callback"] = on_roots
             transport = streamable_http_client(args.url, http_client=http)
             async with Client(transport, mode=args.mode, **extra) as client:
                 if args.command == "list":
@@ -245,6 +272,7 @@ async def run(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]
                     }
                 out["protocol_version"] = client.protocol_version
                 out["elicited"] = elicited
+                out["sampled"] = sampled
                 state["result"] = out
                 phase = state["phase"]
             state["phase"] = phase

@@ -59,15 +59,17 @@ impl HttpConn {
 
     /// POSTs one JSON-RPC message. When `expect_id` is set, reads the JSON or SSE answer
     /// until the response with that id arrives; notifications on the way go to `on_note`
-    /// and server-to-client requests are answered (see [`wire::reply_to_server_request`]).
+    /// and server-to-client requests are answered with what `on_request` returns (POSTed
+    /// back on the same session).
     pub(crate) fn post(
         &self,
         msg: &Value,
         extra: &[(&'static str, String)],
         expect_id: Option<&Value>,
         on_note: &mut dyn FnMut(&Value),
+        on_request: &mut dyn FnMut(&Value) -> Value,
     ) -> Result<Posted, ClientError> {
-        self.post_with(msg, extra, &[], expect_id, on_note)
+        self.post_with(msg, extra, &[], expect_id, on_note, on_request)
     }
 
     /// [`HttpConn::post`] with the request's `Mcp-Param-*` headers (`params`; never repeated
@@ -79,6 +81,7 @@ impl HttpConn {
         params: &[(String, String)],
         expect_id: Option<&Value>,
         on_note: &mut dyn FnMut(&Value),
+        on_request: &mut dyn FnMut(&Value) -> Value,
     ) -> Result<Posted, ClientError> {
         let mut req = self
             .agent
@@ -116,7 +119,7 @@ impl HttpConn {
         let response = if is_event_stream(&resp) {
             let mut reader = resp.into_body().into_reader();
             let mut stop = || false;
-            self.read_events(&mut reader, Some(id), &reply_headers, on_note, &mut stop)?
+            self.read_events(&mut reader, Some(id), &reply_headers, on_note, on_request, &mut stop)?
         } else if status == 202 || status == 204 {
             None
         } else {
@@ -133,7 +136,7 @@ impl HttpConn {
                 if wire::classify(&item) == Incoming::Response && item.get("id") == Some(id) {
                     found = Some(item);
                 } else {
-                    self.handle_side_message(&item, &reply_headers, on_note);
+                    self.handle_side_message(&item, &reply_headers, on_note, on_request);
                 }
             }
             found
@@ -171,7 +174,9 @@ impl HttpConn {
             return Err(self.http_error(status, resp));
         }
         let mut reader = resp.into_body().into_reader();
-        match self.read_events(&mut reader, None, extra, on_note, should_stop) {
+        // Requests on the listening stream belong to no call: the standard reply.
+        let mut standard = wire::reply_to_server_request;
+        match self.read_events(&mut reader, None, extra, on_note, &mut standard, should_stop) {
             Ok(_) | Err(ClientError::Timeout) => Ok(ListenOutcome::Ended),
             Err(e) => Err(e),
         }
@@ -216,6 +221,7 @@ impl HttpConn {
         expect_id: Option<&Value>,
         reply_headers: &[(&'static str, String)],
         on_note: &mut dyn FnMut(&Value),
+        on_request: &mut dyn FnMut(&Value) -> Value,
         should_stop: &mut dyn FnMut() -> bool,
     ) -> Result<Option<Value>, ClientError> {
         let mut parser = SseParser::new();
@@ -241,7 +247,7 @@ impl HttpConn {
                         return Ok(Some(msg));
                     }
                 } else {
-                    self.handle_side_message(&msg, reply_headers, on_note);
+                    self.handle_side_message(&msg, reply_headers, on_note, on_request);
                 }
             }
             if n == 0 || should_stop() {
@@ -250,20 +256,23 @@ impl HttpConn {
         }
     }
 
-    /// Delivers notifications and answers server-to-client requests.
+    /// Delivers notifications and answers server-to-client requests (with `on_request`'s
+    /// reply, which may take as long as the caller needs to get one).
     fn handle_side_message(
         &self,
         msg: &Value,
         reply_headers: &[(&'static str, String)],
         on_note: &mut dyn FnMut(&Value),
+        on_request: &mut dyn FnMut(&Value) -> Value,
     ) {
         match wire::classify(msg) {
             Incoming::Notification => on_note(msg),
             Incoming::Request => {
-                let reply = wire::reply_to_server_request(msg);
+                let reply = on_request(msg);
                 let method = msg.get("method").and_then(Value::as_str).unwrap_or_default();
                 tracing::debug!(url = %self.url, method, "answering server-initiated request");
-                if let Err(e) = self.post(&reply, reply_headers, None, &mut |_| {}) {
+                if let Err(e) = self.post(&reply, reply_headers, None, &mut |_| {}, &mut wire::reply_to_server_request)
+                {
                     tracing::debug!(url = %self.url, method, error = %e, "could not deliver reply to server request");
                 }
             }

@@ -5,10 +5,14 @@
 //! `server/discover` at 2026-07-28 first (stateless, every request self-describing), then
 //! the 2025-11-25 `initialize` handshake with an `Mcp-Session-Id` as fallback.
 //!
-//! Server-to-client requests (`elicitation/create`, `roots/list`, `sampling/createMessage`,
-//! …) are answered with a JSON-RPC "method not found" error (`ping` with an empty result):
-//! the gateway has no user, roots or model to offer, and an unanswered request would leave
-//! the upstream waiting.
+//! A client declares the capabilities it is connected with ([`McpClient::connect_with`]:
+//! in `initialize`, or in every 2026-07-28 request's `_meta`). Server-to-client requests
+//! (`elicitation/create`, `roots/list`, `sampling/createMessage`, …) arriving while a request
+//! is in flight go to that request's caller when it relays them
+//! ([`McpClient::request_relaying`]: the federated endpoint hands them to its own client);
+//! otherwise they are answered with a JSON-RPC "method not found" error (`ping` with an
+//! empty result): the gateway has no user, roots or model of its own, and an unanswered
+//! request would leave the upstream waiting.
 
 mod http;
 mod stdio;
@@ -187,6 +191,8 @@ pub struct McpClient {
     /// Where this server's tools' `x-mcp-header` marks are known (set by
     /// [`McpClient::mirror_params`]), and the server's name there.
     marks: OnceLock<(Arc<Registry>, String)>,
+    /// The client capabilities declared upstream (`{}`: none).
+    declared: Value,
 }
 
 impl fmt::Debug for McpClient {
@@ -206,6 +212,14 @@ impl McpClient {
     /// [`Era::Stateless20260728`] fails with [`ClientError::Protocol`] if the server does
     /// not speak it.
     pub fn connect_with_era(transport: Transport, era: Option<Era>) -> Result<McpClient, ClientError> {
+        Self::connect_with(transport, era, json!({}))
+    }
+
+    /// Like [`McpClient::connect_with_era`], declaring `capabilities` (a `ClientCapabilities`
+    /// object, e.g. `{"sampling": {}}`) to the server: in `initialize`, and in every
+    /// 2026-07-28 request's `_meta`. Whoever declares a capability must answer the server's
+    /// requests for it ([`McpClient::request_relaying`]).
+    pub fn connect_with(transport: Transport, era: Option<Era>, capabilities: Value) -> Result<McpClient, ClientError> {
         let describe = transport.describe();
         let conn = match transport {
             Transport::Http { url, headers, timeout } => Conn::Http(HttpConn::new(url, headers, timeout)),
@@ -226,6 +240,7 @@ impl McpClient {
             reinit: Mutex::new(()),
             closed: AtomicBool::new(false),
             marks: OnceLock::new(),
+            declared: capabilities,
         };
         let neg = match era {
             Some(Era::Session20251125) => client.handshake()?,
@@ -260,6 +275,11 @@ impl McpClient {
     /// The server's capabilities object (`{}` when it sent none).
     pub fn capabilities(&self) -> Value {
         self.neg.read().capabilities.clone()
+    }
+
+    /// The client capabilities this connection declared upstream (`{}`: none).
+    pub fn declared_capabilities(&self) -> &Value {
+        &self.declared
     }
 
     /// The current `Mcp-Session-Id` (session-era HTTP only); changes after re-initialisation.
@@ -327,22 +347,39 @@ impl McpClient {
     /// expired: the client re-initialises once and retries.
     pub fn request(
         &self,
+        admitted: &Proof,
+        method: &str,
+        params: Value,
+        on_notification: &mut dyn FnMut(&Value),
+    ) -> Result<Value, ClientError> {
+        self.request_relaying(admitted, method, params, on_notification, None)
+    }
+
+    /// Like [`McpClient::request`]; the server's own requests that arrive while waiting
+    /// (sampling, elicitation, roots, ping) are answered with what `on_request` returns — it
+    /// may block until the caller has an answer (bounded by the caller) — instead of the
+    /// standard "method not found" (`None`).
+    pub fn request_relaying(
+        &self,
         _admitted: &Proof,
         method: &str,
         params: Value,
         on_notification: &mut dyn FnMut(&Value),
+        mut on_request: Option<&mut dyn FnMut(&Value) -> Value>,
     ) -> Result<Value, ClientError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(ClientError::Unreachable("client is closed".into()));
         }
         let neg = self.neg.read().clone();
-        match self.send_request(&neg, method, params.clone(), None, on_notification) {
+        // A reborrow for the first attempt (the trait object's lifetime shortened explicitly).
+        let first = on_request.as_mut().map(|f| &mut **f as &mut dyn FnMut(&Value) -> Value);
+        match self.send_request(&neg, method, params.clone(), None, on_notification, first) {
             Err(ClientError::Http { status, body })
                 if neg.era == Era::Session20251125 && neg.session_id.is_some() && session_lost(status, &body) =>
             {
                 tracing::info!(upstream = %self.describe, "session expired; re-initialising");
                 let neg = self.reinitialize(neg.session_id.as_deref())?;
-                self.send_request(&neg, method, params, None, on_notification)
+                self.send_request(&neg, method, params, None, on_notification, on_request)
             }
             other => other,
         }
@@ -354,8 +391,27 @@ impl McpClient {
         let mut msg = wire::notification_message(method, params);
         let headers = self.headers_for(&neg, &mut msg);
         match &self.conn {
-            Conn::Http(h) => h.post(&msg, &headers, None, &mut |_| {}).map(|_| ()),
+            Conn::Http(h) => h.post(&msg, &headers, None, &mut |_| {}, &mut wire::reply_to_server_request).map(|_| ()),
             Conn::Stdio(s) => s.send(&msg),
+        }
+    }
+
+    /// Answers a request the server sent this client earlier: `response` (a JSON-RPC result
+    /// or error with the server's own id) is POSTed on the current session (HTTP; the server
+    /// acknowledges with 202) or written to the child (stdio). The caller's answer relayed by
+    /// the gateway, or the gateway's refusal of the request.
+    pub fn respond(&self, _admitted: &Proof, response: &Value) -> Result<(), ClientError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(ClientError::Unreachable("client is closed".into()));
+        }
+        let neg = self.neg.read().clone();
+        // A response carries no method: only the version and session headers (no `_meta`).
+        let headers = headers::message_headers(neg.dialect(), response);
+        match &self.conn {
+            Conn::Http(h) => {
+                h.post(response, &headers, None, &mut |_| {}, &mut wire::reply_to_server_request).map(|_| ())
+            }
+            Conn::Stdio(s) => s.send(response),
         }
     }
 
@@ -444,7 +500,7 @@ impl McpClient {
             capabilities: json!({}),
         };
         let timeout = Some(PROBE_TIMEOUT);
-        let resp = match self.send_request(&probe, "server/discover", Value::Null, timeout, &mut |_| {}) {
+        let resp = match self.send_request(&probe, "server/discover", Value::Null, timeout, &mut |_| {}, None) {
             Ok(r) => r,
             // HTTP-level rejection (400 "not initialized", 404, 405, …) or garbage: legacy.
             Err(ClientError::Http { status, .. }) => {
@@ -480,16 +536,16 @@ impl McpClient {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let params = json!({
             "protocolVersion": wire::SESSION_VERSION,
-            "capabilities": {},
+            "capabilities": self.declared.clone(),
             "clientInfo": wire::client_info(),
         });
         let msg = wire::request_message(id, "initialize", params);
         let (resp, session_id) = match &self.conn {
             Conn::Http(h) => {
-                let posted = h.post(&msg, &[], Some(&json!(id)), &mut |_| {})?;
+                let posted = h.post(&msg, &[], Some(&json!(id)), &mut |_| {}, &mut wire::reply_to_server_request)?;
                 (posted.response, posted.session_id)
             }
-            Conn::Stdio(s) => (Some(s.request(&msg, &json!(id), None, &mut |_| {})?), None),
+            Conn::Stdio(s) => (Some(s.request(&msg, &json!(id), None, &mut |_| {}, None)?), None),
         };
         let resp = resp.ok_or_else(|| ClientError::Protocol("no initialize response".into()))?;
         let result = into_result(resp)?;
@@ -508,7 +564,9 @@ impl McpClient {
         let mut note = wire::notification_message("notifications/initialized", Value::Null);
         let headers = self.headers_for(&neg, &mut note);
         match &self.conn {
-            Conn::Http(h) => h.post(&note, &headers, None, &mut |_| {}).map(|_| ())?,
+            Conn::Http(h) => {
+                h.post(&note, &headers, None, &mut |_| {}, &mut wire::reply_to_server_request).map(|_| ())?
+            }
             Conn::Stdio(s) => s.send(&note)?,
         }
         Ok(neg)
@@ -535,6 +593,7 @@ impl McpClient {
         params: Value,
         timeout: Option<Duration>,
         on_note: &mut dyn FnMut(&Value),
+        on_request: Option<&mut dyn FnMut(&Value) -> Value>,
     ) -> Result<Value, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mirrored = self.params_for(neg.era, method, &params);
@@ -543,10 +602,15 @@ impl McpClient {
         let id = json!(id);
         match &self.conn {
             Conn::Http(h) => {
-                let posted = h.post_with(&msg, &headers, &mirrored, Some(&id), on_note)?;
+                let mut standard = wire::reply_to_server_request;
+                let answer: &mut dyn FnMut(&Value) -> Value = match on_request {
+                    Some(f) => f,
+                    None => &mut standard,
+                };
+                let posted = h.post_with(&msg, &headers, &mirrored, Some(&id), on_note, answer)?;
                 posted.response.ok_or_else(|| ClientError::Protocol("no response".into()))
             }
-            Conn::Stdio(s) => s.request(&msg, &id, timeout, on_note),
+            Conn::Stdio(s) => s.request(&msg, &id, timeout, on_note, on_request),
         }
     }
 
@@ -554,7 +618,7 @@ impl McpClient {
     /// ([`headers::message_headers`], the same function federated forwarding uses).
     fn headers_for(&self, neg: &Negotiated, msg: &mut Value) -> Vec<(&'static str, String)> {
         if neg.era == Era::Stateless20260728 {
-            wire::stamp_meta(msg, &neg.version);
+            wire::stamp_meta(msg, &neg.version, &self.declared);
         }
         headers::message_headers(neg.dialect(), msg)
     }
@@ -588,7 +652,7 @@ pub fn post_on_session(
 ) -> Result<Value, ClientError> {
     let conn = HttpConn::new(url.to_string(), headers, timeout);
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
-    conn.post(msg, session, Some(&id), on_note)?
+    conn.post(msg, session, Some(&id), on_note, &mut wire::reply_to_server_request)?
         .response
         .ok_or_else(|| ClientError::Protocol("the server answered without a response".into()))
 }

@@ -3,7 +3,9 @@
 //! A reader thread owns the child's stdout and dispatches by id to the waiting callers
 //! (one channel per in-flight request), so several threads can run requests at once.
 //! Notifications go to the request named by their `progressToken` when there is one,
-//! otherwise to every in-flight request and to the optional background handler.
+//! otherwise to every in-flight request and to the optional background handler. A server's
+//! own request goes to an in-flight request whose caller relays such requests (all requests
+//! on one connection speak for the same client); with none, it gets the standard reply.
 //!
 //! The child starts with a cleared environment: `PATH` plus what the operator listed for the
 //! server (`mcp.servers.<name>.env`, `MCP_<NAME>_ENV`), never the gateway's own variables.
@@ -28,6 +30,8 @@ struct Pending {
     tx: mpsc::Sender<Value>,
     /// The request's `_meta.progressToken`, to route progress notifications to it alone.
     progress_token: Option<Value>,
+    /// Its caller answers the server's own requests (they are sent to it).
+    relays: bool,
 }
 
 /// State shared with the reader thread.
@@ -92,29 +96,44 @@ impl StdioConn {
         *self.shared.handler.lock() = handler;
     }
 
-    /// Sends a request and waits (bounded by the transport timeout) for its response.
+    /// Sends a request and waits (bounded by the transport timeout) for its response. The
+    /// server's own requests meanwhile are answered with `on_request`'s reply when it is
+    /// given (the time it takes is not the server's and does not count against the timeout).
     pub(crate) fn request(
         &self,
         msg: &Value,
         id: &Value,
         timeout: Option<Duration>,
         on_note: &mut dyn FnMut(&Value),
+        mut on_request: Option<&mut dyn FnMut(&Value) -> Value>,
     ) -> Result<Value, ClientError> {
         let key = id_key(id);
         let (tx, rx) = mpsc::channel();
         let progress_token = msg.pointer("/params/_meta/progressToken").cloned();
-        self.shared.pending.lock().insert(key.clone(), Pending { tx, progress_token });
+        let relays = on_request.is_some();
+        self.shared.pending.lock().insert(key.clone(), Pending { tx, progress_token, relays });
         // Whatever happens below, the pending slot must not outlive this call.
         let _guard = PendingGuard { shared: &self.shared, key };
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(ClientError::Unreachable("stdio server has exited".into()));
         }
         write_line(&self.shared, msg)?;
-        let deadline = Instant::now() + timeout.unwrap_or(self.timeout);
+        let mut deadline = Instant::now() + timeout.unwrap_or(self.timeout);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(m) if wire::classify(&m) == Incoming::Response => return Ok(m),
+                Ok(m) if wire::classify(&m) == Incoming::Request => {
+                    let asked = Instant::now();
+                    let reply = match on_request.as_deref_mut() {
+                        Some(answer) => answer(&m),
+                        None => wire::reply_to_server_request(&m),
+                    };
+                    deadline += asked.elapsed();
+                    if let Err(e) = write_line(&self.shared, &reply) {
+                        tracing::debug!(error = %e, "could not answer stdio server request");
+                    }
+                }
                 Ok(note) => on_note(&note),
                 Err(mpsc::RecvTimeoutError::Timeout) => return Err(ClientError::Timeout),
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -204,6 +223,10 @@ fn read_loop(stdout: BufReader<std::process::ChildStdout>, shared: &Shared) {
             }
             Incoming::Notification => route_notification(shared, msg),
             Incoming::Request => {
+                let relayed = shared.pending.lock().values().find(|p| p.relays).map(|p| p.tx.send(msg.clone()));
+                if relayed.is_some_and(|sent| sent.is_ok()) {
+                    continue;
+                }
                 let reply = wire::reply_to_server_request(&msg);
                 if let Err(e) = write_line(shared, &reply) {
                     tracing::debug!(error = %e, "could not answer stdio server request");
@@ -251,8 +274,38 @@ mod tests {
             StdioConn::spawn(&format!("sh -c '{}'", script.replace('\'', r"'\''")), &env, Duration::from_secs(10))
                 .expect("spawn");
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "x"});
-        let reply = conn.request(&msg, &serde_json::json!(1), None, &mut |_| {}).expect("reply");
+        let reply = conn.request(&msg, &serde_json::json!(1), None, &mut |_| {}, None).expect("reply");
         assert_eq!(reply["result"], serde_json::json!({"home": "unset", "listed": "yes", "path": "set"}));
+        conn.close();
+    }
+
+    /// A server that asks `roots/list` while answering request 1, and returns what it got.
+    fn asking_server() -> StdioConn {
+        let script = r#"read line; printf '{"jsonrpc":"2.0","id":"srv-1","method":"roots/list"}\n'; read reply; printf '{"jsonrpc":"2.0","id":1,"result":{"got":%s}}\n' "$reply""#;
+        StdioConn::spawn(&format!("sh -c '{}'", script.replace('\'', r"'\''")), &[], Duration::from_secs(10))
+            .expect("spawn")
+    }
+
+    #[test]
+    fn a_relaying_caller_answers_the_servers_own_request_and_others_get_the_standard_reply() {
+        let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
+        let conn = asking_server();
+        let mut asked = Vec::new();
+        let mut answer = |r: &Value| {
+            asked.push(r["method"].clone());
+            serde_json::json!({"jsonrpc": "2.0", "id": r["id"], "result": {"roots": []}})
+        };
+        let reply = conn.request(&msg, &serde_json::json!(1), None, &mut |_| {}, Some(&mut answer)).expect("reply");
+        assert_eq!(
+            reply["result"]["got"],
+            serde_json::json!({"jsonrpc": "2.0", "id": "srv-1", "result": {"roots": []}})
+        );
+        assert_eq!(asked, ["roots/list"]);
+        conn.close();
+        let conn = asking_server();
+        let reply = conn.request(&msg, &serde_json::json!(1), None, &mut |_| {}, None).expect("reply");
+        assert_eq!(reply["result"]["got"]["error"]["code"], wire::METHOD_NOT_FOUND, "{reply}");
+        assert_eq!(reply["result"]["got"]["id"], "srv-1");
         conn.close();
     }
 }

@@ -50,10 +50,10 @@ pub fn notification_message(method: &str, params: Value) -> Value {
     msg
 }
 
-/// Stamps a 2026-07-28 message: fills the reserved `_meta` keys, keeping caller-supplied
-/// keys such as `progressToken`. Non-object params cannot carry `_meta` and are left alone
-/// (the server will complain).
-pub fn stamp_meta(msg: &mut Value, version: &str) {
+/// Stamps a 2026-07-28 message: fills the reserved `_meta` keys (`capabilities`: what the
+/// client declares), keeping caller-supplied keys such as `progressToken`. Non-object params
+/// cannot carry `_meta` and are left alone (the server will complain).
+pub fn stamp_meta(msg: &mut Value, version: &str, capabilities: &Value) {
     let Some(obj) = msg.as_object_mut() else { return };
     let params = obj.entry("params").or_insert_with(|| Value::Object(Map::new()));
     let meta = params
@@ -63,7 +63,7 @@ pub fn stamp_meta(msg: &mut Value, version: &str) {
     if let Some(meta) = meta {
         meta.insert(META_PROTOCOL_VERSION.into(), Value::String(version.into()));
         meta.insert(META_CLIENT_INFO.into(), client_info());
-        meta.insert(META_CLIENT_CAPABILITIES.into(), json!({}));
+        meta.insert(META_CLIENT_CAPABILITIES.into(), capabilities.clone());
     }
 }
 
@@ -96,19 +96,23 @@ pub fn classify(msg: &Value) -> Incoming {
     }
 }
 
-/// The reply to a server-to-client request. The gateway has no user to ask (elicitation),
-/// no roots and no model (sampling), so everything but `ping` is answered "method not
-/// found" — promptly, so the server is not left waiting on a request nobody will answer.
+/// The reply to a server-to-client request when the caller relays nothing. The gateway has
+/// no user to ask (elicitation), no roots and no model (sampling), so everything but `ping`
+/// is answered "method not found" — promptly, so the server is not left waiting on a request
+/// nobody will answer.
 pub fn reply_to_server_request(req: &Value) -> Value {
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
     if req.get("method").and_then(Value::as_str) == Some("ping") {
+        let id = req.get("id").cloned().unwrap_or(Value::Null);
         return json!({ "jsonrpc": "2.0", "id": id, "result": {} });
     }
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": METHOD_NOT_FOUND, "message": "Method not found: the FastMCP gateway does not handle server-initiated requests" }
-    })
+    refusal(req, "Method not found: the FastMCP gateway does not handle server-initiated requests")
+}
+
+/// A JSON-RPC error answering the server's request `req` (`message` says why; nothing of the
+/// gateway's policy is shown to the server).
+pub fn refusal(req: &Value, message: &str) -> Value {
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": METHOD_NOT_FOUND, "message": message } })
 }
 
 /// Truncates text to at most `max` characters (on a char boundary) for error messages.
@@ -126,12 +130,13 @@ mod tests {
     #[test]
     fn modern_stamp_keeps_caller_meta() {
         let mut msg = request_message(7, "tools/call", json!({"name": "echo", "_meta": {"progressToken": 1}}));
-        stamp_meta(&mut msg, MODERN_VERSION);
+        stamp_meta(&mut msg, MODERN_VERSION, &json!({"sampling": {}}));
         assert_eq!(msg["params"]["_meta"]["progressToken"], 1);
+        assert_eq!(msg["params"]["_meta"][META_CLIENT_CAPABILITIES], json!({"sampling": {}}));
         assert_eq!(msg["params"]["_meta"][META_PROTOCOL_VERSION], MODERN_VERSION);
         assert_eq!(msg["params"]["name"], "echo");
         let mut bare = request_message(8, "tools/list", Value::Null);
-        stamp_meta(&mut bare, MODERN_VERSION);
+        stamp_meta(&mut bare, MODERN_VERSION, &json!({}));
         assert_eq!(bare["params"]["_meta"][META_CLIENT_INFO]["name"], CLIENT_NAME);
     }
 

@@ -63,6 +63,8 @@ pub struct Routed {
     pub headers: Vec<(&'static str, String)>,
     /// A 2026-07-28 client behind a 2025-11-25 upstream: results get `resultType`.
     pub mark_complete: bool,
+    /// Where the upstream's own requests on the response stream are decided and relayed.
+    pub relay: Option<super::relay::ForwardRelay>,
 }
 
 impl<'a> FedRequest<'a> {
@@ -152,6 +154,7 @@ impl Gateway {
         }
         self.fed.sessions.remove(&gs.id, &req.owner());
         self.fed.upstreams.end(&format!("s:{}", gs.id));
+        self.fed.relays.end(&gs.id);
         Reply::Json(Answer { status: 200, body: json!({}), headers: vec![], outcome: Outcome::Allowed, method: None })
     }
 
@@ -199,6 +202,10 @@ impl Gateway {
                     let e = GatewayError::bad_request("a client response needs the Mcp-Session-Id it answers on");
                     return self.fed_refuse(req, servers, MessageKind::Response, id.clone(), e).await;
                 };
+                if let Some(relayed) = self.fed.relays.take(&s.id, id) {
+                    // The answer to an upstream's own request relayed on this session.
+                    return self.relay_answer(req, servers, relayed, value).await;
+                }
                 return match self.fed_plumbing(req, servers, "response", &NO_PARAMS, MessageKind::Response).await {
                     Ok(p) => {
                         self.enforce.answered(p).await;
@@ -236,7 +243,7 @@ impl Gateway {
                         ))
                     }
                 };
-                self.answer_plumbing(req, servers, permit, id, method, params, modern).await
+                self.answer_plumbing(req, servers, gs.as_deref(), permit, id, method, params, modern).await
             }
             _ => {
                 let e = GatewayError::NotFound { message: format!("method not found: {method}") };
@@ -254,6 +261,7 @@ impl Gateway {
         &self,
         req: &FedRequest<'a>,
         servers: &'a [Arc<McpServer>],
+        gs: Option<&GatewaySession>,
         permit: Permit<'_>,
         id: &Value,
         method: &str,
@@ -265,12 +273,13 @@ impl Gateway {
                 let requested = params.get("protocolVersion").and_then(Value::as_str);
                 let init = initialize_result(requested, self.fed.offered());
                 let version = init["protocolVersion"].as_str().unwrap_or_default().to_string();
-                let elicitation = params.pointer("/capabilities/elicitation").is_some_and(|e| !e.is_null());
+                let declared = params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
                 let now = chrono::Utc::now().timestamp();
-                match self.fed.sessions.create(req.owner(), version, elicitation, now) {
+                match self.fed.sessions.create(req.owner(), version, declared, now) {
                     Ok(created) => {
                         for ended in &created.ended {
                             self.fed.upstreams.end(&format!("s:{ended}"));
+                            self.fed.relays.end(ended);
                         }
                         let s = created.session;
                         self.enforce.answered(permit).await;
@@ -298,7 +307,8 @@ impl Gateway {
             "ping" if modern => json!({"resultType": "complete"}),
             "ping" => json!({}),
             _ => {
-                let mut r = json!({"tools": self.visible_tools(req, servers)});
+                let own = self.session_tools(req, servers, gs).await;
+                let mut r = json!({"tools": self.visible_tools(req, servers, &own)});
                 if modern {
                     super::lists::cacheable(&mut r);
                 }

@@ -1,7 +1,10 @@
-//! The federated lists: `tools/list` from what discovery found, and `resources/list`,
-//! `resources/templates/list`, `prompts/list` gathered from every server the caller may ask.
-//! `logging/setLevel` fans out the same way, to the servers that offer logging.
+//! The federated lists: `tools/list` from what discovery found (or, for a server the
+//! session declares client capabilities to, what its own upstream session lists), and
+//! `resources/list`, `resources/templates/list`, `prompts/list` gathered from every server
+//! the caller may ask. `logging/setLevel` fans out the same way, to the servers that offer
+//! logging.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -15,9 +18,15 @@ use crate::mcp::inbound::Answer;
 use crate::mcp::session::GatewaySession;
 
 impl Gateway {
-    /// Every discovered tool the caller may call, across servers, renamed `{server}__{tool}`.
-    pub(super) fn visible_tools(&self, req: &FedRequest<'_>, servers: &[Arc<McpServer>]) -> Vec<Value> {
-        self.fed.visible_tools(|name, tool| {
+    /// Every discovered tool the caller may call, across servers, renamed `{server}__{tool}`;
+    /// `own` lists replace discovery's for their servers.
+    pub(super) fn visible_tools(
+        &self,
+        req: &FedRequest<'_>,
+        servers: &[Arc<McpServer>],
+        own: &BTreeMap<String, Vec<Value>>,
+    ) -> Vec<Value> {
+        self.fed.visible_tools_over(own, |name, tool| {
             servers
                 .iter()
                 .find(|s| s.name == name)
@@ -58,13 +67,7 @@ impl Gateway {
             let Ok(permit) = self.enforce.authorize(call).await else { continue };
             let Ok(admitted) = self.enforce.admit(permit, None).await else { continue };
             asked += 1;
-            let ukey = match gs {
-                Some(s) => format!("s:{}", s.id),
-                None => format!("o:{}", crate::mcp::session::owner_key(&req.principal.tenant, &req.principal.sub)),
-            };
-            let Ok(client) =
-                self.fed.upstreams.client(server, &ukey, server.timeout(&self.cfg.limits), &admitted).await
-            else {
+            let Ok(client) = self.fed_client(req, server, gs, &admitted).await else {
                 continue;
             };
             let m = method.to_string();
@@ -143,15 +146,13 @@ impl Gateway {
             let Ok(permit) = self.enforce.authorize(call).await else { continue };
             let Ok(admitted) = self.enforce.admit(permit, None).await else { continue };
             asked += 1;
-            let ukey = upstream_key(req, gs);
-            let client =
-                match self.fed.upstreams.client(server, &ukey, server.timeout(&self.cfg.limits), &admitted).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        failure = Some(e);
-                        continue;
-                    }
-                };
+            let client = match self.fed_client(req, server, gs, &admitted).await {
+                Ok(c) => c,
+                Err(e) => {
+                    failure = Some(e);
+                    continue;
+                }
+            };
             let (p, proof) = (params.clone(), admitted.proof());
             let set = tokio::task::spawn_blocking(move || client.request(&proof, METHOD, p, &mut |_| {})).await;
             match set {
@@ -188,14 +189,6 @@ impl Gateway {
             Outcome::Allowed,
             Some(METHOD),
         ))
-    }
-}
-
-/// The upstream client key of this caller: its session, else its principal.
-fn upstream_key(req: &FedRequest<'_>, gs: Option<&GatewaySession>) -> String {
-    match gs {
-        Some(s) => format!("s:{}", s.id),
-        None => format!("o:{}", crate::mcp::session::owner_key(&req.principal.tenant, &req.principal.sub)),
     }
 }
 

@@ -9,12 +9,13 @@
 
 pub mod door;
 mod lists;
+pub mod relay;
 pub mod replay;
 mod routed;
 pub mod stream;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use serde_json::{json, Value};
@@ -23,6 +24,7 @@ use crate::config::McpConfig;
 use crate::mcp::discovery::Discovery;
 use crate::mcp::elicitation::Pending;
 use crate::mcp::param_headers::Marks;
+use crate::mcp::relay::Relays;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::session::{SessionLimits, Sessions};
 use crate::mcp::upstream::Upstreams;
@@ -52,6 +54,8 @@ pub struct Federation {
     pub upstreams: Upstreams,
     /// Elicitations waiting for a 2025-11-25 client's answer.
     pub pending: Pending,
+    /// Upstream servers' own requests relayed to a client, waiting for its answer.
+    pub relays: Arc<Relays>,
 }
 
 impl Federation {
@@ -74,6 +78,10 @@ impl Federation {
             sealer,
             upstreams: Upstreams::default(),
             pending: Pending::default(),
+            relays: Arc::new(Relays::new(
+                cfg.relay_max_pending,
+                std::time::Duration::from_secs(cfg.relay_timeout_seconds),
+            )),
         })
     }
 
@@ -148,10 +156,23 @@ impl Federation {
     }
 
     /// Every discovered tool `visible(server, tool)` admits, renamed and in a stable order.
-    pub fn visible_tools(&self, mut visible: impl FnMut(&str, &Value) -> bool) -> Vec<Value> {
+    pub fn visible_tools(&self, visible: impl FnMut(&str, &Value) -> bool) -> Vec<Value> {
+        self.visible_tools_over(&BTreeMap::new(), visible)
+    }
+
+    /// Like [`Federation::visible_tools`], with `own` lists replacing discovery's for their
+    /// servers (what a session's own upstream session lists: servers offer tools by the
+    /// client capabilities declared to them).
+    pub fn visible_tools_over(
+        &self,
+        own: &BTreeMap<String, Vec<Value>>,
+        mut visible: impl FnMut(&str, &Value) -> bool,
+    ) -> Vec<Value> {
         let tools = self.tools.read();
+        let servers: BTreeSet<&String> = tools.keys().chain(own.keys()).collect();
         let mut out = Vec::new();
-        for (server, list) in tools.iter() {
+        for server in servers {
+            let Some(list) = own.get(server).or_else(|| tools.get(server)) else { continue };
             let mut named: Vec<(&str, &Value)> =
                 list.iter().filter_map(|t| Some((t.get("name")?.as_str()?, t))).collect();
             named.sort_by(|a, b| a.0.cmp(b.0));
@@ -281,13 +302,21 @@ mod tests {
             .collect();
         assert_eq!(names, ["alpha__echo", "zeta__a", "zeta__b"]);
         assert_eq!(f.tool("alpha", "echo").unwrap()["annotations"], json!({"x": 1}));
+        // A session's own list replaces discovery's for its server; other servers keep theirs.
+        let own = BTreeMap::from([
+            ("zeta".to_string(), vec![json!({"name": "c"})]),
+            ("new".into(), vec![json!({"name": "n"})]),
+        ]);
+        let names: Vec<String> =
+            f.visible_tools_over(&own, |_, _| true).iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+        assert_eq!(names, ["alpha__echo", "alpha__secret", "new__n", "zeta__c"]);
     }
 
     #[test]
     fn only_real_changes_are_announced_on_streams_that_were_opened() {
         let f = fed();
-        let listening = f.sessions.create("o".into(), "2025-11-25".into(), false, 1).unwrap().session;
-        let quiet = f.sessions.create("o".into(), "2025-11-25".into(), false, 1).unwrap().session;
+        let listening = f.sessions.create("o".into(), "2025-11-25".into(), serde_json::json!({}), 1).unwrap().session;
+        let quiet = f.sessions.create("o".into(), "2025-11-25".into(), serde_json::json!({}), 1).unwrap().session;
         let mut stream = listening.outbox.attach(None);
         let rx = stream.live.as_mut().unwrap();
         f.set_tools("a", vec![json!({"name": "x"})]);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::door::{FedRequest, Reply, Routed};
+use super::relay::ForwardRelay;
 use super::stream::{AfterConfirm, Stream};
 use crate::catalog::McpServer;
 use crate::enforce::{Completion, MessageKind};
@@ -18,7 +19,7 @@ use crate::mcp::client::Era;
 use crate::mcp::confirm;
 use crate::mcp::inbound::{Answer, Verdict};
 use crate::mcp::jsonrpc;
-use crate::mcp::session::{owner_key, GatewaySession};
+use crate::mcp::session::GatewaySession;
 use crate::mcp::upstream::{forward_headers, upstream_body};
 
 impl Gateway {
@@ -57,10 +58,8 @@ impl Gateway {
         } else {
             self.server_message(&inbound, method, params, MessageKind::Request, id).await
         };
-        let key = match &gs {
-            Some(s) => format!("s:{}", s.id),
-            None => format!("o:{}", owner_key(&req.principal.tenant, &req.principal.sub)),
-        };
+        let (key, declare) = self.fed_client_key(req, server, gs.as_deref());
+        let relay = self.relay_route(req, server, gs.as_deref());
         // The body as the upstream names things, without the gateway's confirmation fields.
         let mut outgoing = confirm::strip_retry_fields(jsonrpc::strip_action_token(body.clone()));
         if completion {
@@ -78,31 +77,30 @@ impl Gateway {
                     let e = GatewayError::Unavailable { message: "elicitation needs a session".into() };
                     return self.fed_refuse(req, servers, MessageKind::Request, id.clone(), e).await;
                 };
-                let then = AfterConfirm::Client { server: server.clone(), key };
+                let then = AfterConfirm::Client { server: server.clone(), key, declare, relay };
                 let ask_on = session.id.clone();
                 return Reply::Stream(Box::new(Stream::Elicit { held, ask_on, then, body: outgoing, id: id.clone() }));
             }
             Verdict::Forward(f) => f,
         };
-        let client =
-            match self.fed.upstreams.client(server, &key, server.timeout(&self.cfg.limits), &forward.admitted).await {
-                Ok(c) => c,
-                Err(e) => {
-                    let end =
-                        Completion { status: Some(e.status()), error_code: Some(e.code().into()), result_hash: None };
-                    let code = e.code();
-                    self.enforce.complete(forward.admitted, end).await;
-                    tracing::warn!(corr_id = req.corr_id, server = %server.name, code, "upstream connect failed");
-                    return Reply::Json(Answer {
-                        status: e.status(),
-                        body: e.jsonrpc_body(id, req.corr_id),
-                        headers: vec![],
-                        outcome: crate::enforce::Outcome::Failed,
-                        method: Some(method.to_string()),
-                    });
-                }
-            };
-        let outgoing = upstream_body(outgoing, client.era());
+        let timeout = server.timeout(&self.cfg.limits);
+        let client = match self.fed.upstreams.client(server, &key, timeout, declare, &forward.admitted).await {
+            Ok(c) => c,
+            Err(e) => {
+                let end = Completion { status: Some(e.status()), error_code: Some(e.code().into()), result_hash: None };
+                let code = e.code();
+                self.enforce.complete(forward.admitted, end).await;
+                tracing::warn!(corr_id = req.corr_id, server = %server.name, code, "upstream connect failed");
+                return Reply::Json(Answer {
+                    status: e.status(),
+                    body: e.jsonrpc_body(id, req.corr_id),
+                    headers: vec![],
+                    outcome: crate::enforce::Outcome::Failed,
+                    method: Some(method.to_string()),
+                });
+            }
+        };
+        let outgoing = upstream_body(outgoing, client.era(), client.declared_capabilities());
         // A 2026-07-28 client behind a 2025-11-25 upstream needs `resultType` on results.
         let mark_complete = modern && client.era() == Era::Session20251125;
         if server.url.is_none() {
@@ -114,6 +112,7 @@ impl Gateway {
                 body: outgoing,
                 id: id.clone(),
                 mark_complete,
+                relay,
             }));
         }
         let headers = forward_headers(&client, method, Some(upstream_name));
@@ -121,7 +120,8 @@ impl Gateway {
         // upstream gets the ones its own tool's marks ask for, from the body it receives.
         forward.params = client.param_headers(method, &outgoing["params"]);
         forward.body = Some(bytes::Bytes::from(serde_json::to_vec(&outgoing).unwrap_or_default()));
-        Reply::Forward(Box::new(Routed { server: server.clone(), forward, headers, mark_complete }))
+        let relay = Some(ForwardRelay { route: relay, client });
+        Reply::Forward(Box::new(Routed { server: server.clone(), forward, headers, mark_complete, relay }))
     }
 }
 

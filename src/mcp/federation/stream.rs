@@ -1,7 +1,8 @@
 //! SSE responses the federated core produces itself: a call run through the upstream client
-//! (its notifications streamed as they come), a 2025-11-25 confirmation asked on the call's
-//! stream, and a session's standalone stream of `tools/list_changed`. The glue opens the
-//! stream and hands over an [`EventSink`]; the core writes every event.
+//! (its notifications streamed as they come, the server's own requests relayed to the client
+//! and their answers awaited, see [`super::relay`]), a 2025-11-25 confirmation asked on the
+//! call's stream, and a session's standalone stream of `tools/list_changed`. The glue opens
+//! the stream and hands over an [`EventSink`]; the core writes every event.
 //!
 //! On a session every event carries an SSE id and is kept in the session's replay window
 //! ([`super::replay`]): a POST's reply through [`RecordingSink`] (its opener may vanish; the
@@ -18,12 +19,14 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::door::Reply;
+use super::relay::{RelayRoute, RelayStep};
 use super::replay::{Outbox, Resume, StreamId};
 use crate::catalog::McpServer;
 use crate::enforce::{Admitted, Completion, HeldCall, Outcome, Proof};
 use crate::gateway::Gateway;
-use crate::mcp::client::{post_on_session, ClientError, McpClient};
+use crate::mcp::client::{post_on_session, wire, ClientError, McpClient};
 use crate::mcp::confirm;
+use crate::mcp::relay::ReplyTo;
 use crate::mcp::session::GatewaySession;
 use crate::mcp::upstream::{client_error, upstream_body};
 
@@ -58,6 +61,8 @@ pub enum Stream<'a> {
         body: Value,
         id: Value,
         mark_complete: bool,
+        /// Where the server's own requests meanwhile are relayed.
+        relay: RelayRoute,
     },
     /// Ask the user to confirm `held` on this stream (answers arrive on the session `ask_on`
     /// names in [`crate::mcp::elicitation::Pending`]), then run `body` as `then` says, or
@@ -79,8 +84,9 @@ pub fn resumable(reply: Reply<'_>, session: Option<Arc<GatewaySession>>) -> Repl
 
 /// Where a call confirmed on its stream runs.
 pub enum AfterConfirm {
-    /// Federated: through the gateway's own upstream client for this caller (`key`).
-    Client { server: Arc<McpServer>, key: String },
+    /// Federated: through the gateway's own upstream client for this caller (`key`,
+    /// declaring `declare`), the server's own requests relayed on `relay`.
+    Client { server: Arc<McpServer>, key: String, declare: Value, relay: RelayRoute },
     /// `/mcp/{server}`: on the client's own upstream session (`session` = its
     /// `Mcp-Session-Id` and `MCP-Protocol-Version` headers).
     Session { server: Arc<McpServer>, session: Vec<(&'static str, String)> },
@@ -96,9 +102,10 @@ impl Gateway {
     /// Writes `stream` to `sink` until it is done or the client goes away.
     pub async fn run_stream(&self, stream: Stream<'_>, corr_id: &str, sink: &mut dyn EventSink) -> StreamEnd {
         match stream {
-            Stream::Execute { admitted, client, server, method, body, id, mark_complete } => {
+            Stream::Execute { admitted, client, server, method, body, id, mark_complete, relay } => {
                 let run = on_client(client, method, body, admitted.proof());
-                let status = self.execute(admitted, run, &server, &id, mark_complete, true, corr_id, sink).await;
+                let how = Voice { mark_complete, as_gateway: true, relay: Some(&relay) };
+                let status = self.execute(admitted, run, &server, &id, how, corr_id, sink).await;
                 StreamEnd { outcome: Outcome::Allowed, upstream_status: status }
             }
             Stream::Elicit { held, ask_on, then, body, id } => {
@@ -164,40 +171,41 @@ impl Gateway {
             }
         };
         // Federated answers speak as the gateway; a proxied session's are its server's own.
-        let voice = matches!(then, AfterConfirm::Client { .. });
-        let (server, run) = match then {
-            AfterConfirm::Client { server, key } => {
-                let client =
-                    match self.fed.upstreams.client(&server, &key, server.timeout(&self.cfg.limits), &admitted).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let end = Completion {
-                                status: Some(e.status()),
-                                error_code: Some(e.code().into()),
-                                result_hash: None,
-                            };
-                            self.enforce.complete(admitted, end).await;
-                            let _ = sink.event(&e.jsonrpc_body(id, corr_id)).await;
-                            return StreamEnd { outcome: Outcome::Failed, upstream_status: Some(e.status()) };
-                        }
-                    };
-                let body = upstream_body(body, client.era());
+        let (server, run, relay) = match then {
+            AfterConfirm::Client { server, key, declare, relay } => {
+                let timeout = server.timeout(&self.cfg.limits);
+                let client = match self.fed.upstreams.client(&server, &key, timeout, declare, &admitted).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let end = Completion {
+                            status: Some(e.status()),
+                            error_code: Some(e.code().into()),
+                            result_hash: None,
+                        };
+                        self.enforce.complete(admitted, end).await;
+                        let _ = sink.event(&e.jsonrpc_body(id, corr_id)).await;
+                        return StreamEnd { outcome: Outcome::Failed, upstream_status: Some(e.status()) };
+                    }
+                };
+                let body = upstream_body(body, client.era(), client.declared_capabilities());
                 let run = on_client(client, "tools/call".into(), body, admitted.proof());
-                (server, run)
+                (server, run, Some(relay))
             }
             AfterConfirm::Session { server, session } => {
                 let timeout = server.timeout(&self.cfg.limits);
                 let run = on_session(&server, session, body, timeout, admitted.proof());
-                (server, run)
+                (server, run, None)
             }
         };
-        let status = self.execute(admitted, run, &server, id, false, voice, corr_id, sink).await;
+        let how = Voice { mark_complete: false, as_gateway: relay.is_some(), relay: relay.as_ref() };
+        let status = self.execute(admitted, run, &server, id, how, corr_id, sink).await;
         StreamEnd { outcome: Outcome::Confirmed, upstream_status: status }
     }
 
-    /// Runs the admitted call (`run`, on a blocking thread), streams its notifications and
-    /// its response (`voice`: speaking as the gateway), and writes its completion record. Returns the upstream status (200, or
-    /// the error's).
+    /// Runs the admitted call (`run`, on a blocking thread), streams its notifications, relays
+    /// the server's own requests (decided, then asked on this stream; the blocking call waits
+    /// for the answer, bounded by `mcp.relay_timeout_seconds`), streams its response as `how`
+    /// says, and writes its completion record. Returns the upstream status (200, or the error's).
     #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
@@ -205,34 +213,66 @@ impl Gateway {
         run: Run,
         server: &McpServer,
         id: &Value,
-        mark_complete: bool,
-        voice: bool,
+        how: Voice<'_>,
         corr_id: &str,
         sink: &mut dyn EventSink,
     ) -> Option<u16> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Side>();
         let started = std::time::Instant::now();
-        // The client is synchronous: it runs on a blocking thread and hands notifications over.
+        let wait = self.fed.relays.ttl();
+        // The client is synchronous: it runs on a blocking thread and hands messages over.
         let task = tokio::task::spawn_blocking(move || {
+            let notes = tx.clone();
             let mut forward = |n: &Value| {
-                let _ = tx.send(n.clone());
+                let _ = notes.send(Side::Note(n.clone()));
             };
-            run(&mut forward)
+            let mut ask = |r: &Value| {
+                let (reply, answer) = std::sync::mpsc::channel();
+                if tx.send(Side::Ask(r.clone(), reply)).is_err() {
+                    return wire::refusal(r, "the client cannot be asked");
+                }
+                answer.recv_timeout(wait).unwrap_or_else(|_| wire::refusal(r, "the client did not answer in time"))
+            };
+            run(&mut forward, &mut ask)
         });
         let mut gone = false;
-        while let Some(n) = rx.recv().await {
-            if !gone && sink.event(&n).await.is_err() {
-                gone = true;
+        while let Some(side) = rx.recv().await {
+            match side {
+                Side::Note(n) => {
+                    if !gone && sink.event(&n).await.is_err() {
+                        gone = true;
+                    }
+                }
+                Side::Ask(r, reply) => {
+                    let step = match how.relay {
+                        Some(route) if !gone => self.relay_request(route, &r, ReplyTo::Waiter(reply.clone()), corr_id),
+                        _ => RelayStep::Answered(wire::refusal(&r, "the client cannot be asked")),
+                    };
+                    match step {
+                        RelayStep::ToClient(question) => {
+                            if sink.event(&question).await.is_err() {
+                                gone = true;
+                                let session = how.relay.and_then(|route| route.session.as_deref()).unwrap_or("");
+                                if let Some(e) = self.fed.relays.take(session, &question["id"]) {
+                                    e.fail("the client went away");
+                                }
+                            }
+                        }
+                        RelayStep::Answered(refusal) => {
+                            let _ = reply.send(refusal);
+                        }
+                    }
+                }
             }
         }
         let outcome = task.await.map_err(|_| ClientError::Protocol("task failed".into()));
         let (response, status, code) = match outcome.and_then(|r| r) {
             Ok(mut r) => {
                 r["id"] = id.clone();
-                if mark_complete {
+                if how.mark_complete {
                     r = crate::mcp::tools_list::mark_complete(&r).unwrap_or(r);
                 }
-                if voice {
+                if how.as_gateway {
                     r = crate::mcp::server_info::as_gateway(&r).unwrap_or(r);
                 }
                 (r, 200, None)
@@ -296,13 +336,30 @@ impl Gateway {
     }
 }
 
-/// A blocking upstream call: notifications to the callback, the JSON-RPC response back.
-type Run = Box<dyn FnOnce(&mut dyn FnMut(&Value)) -> Result<Value, ClientError> + Send>;
+/// How [`Gateway::execute`] answers: `resultType` marked, in the gateway's voice, and where
+/// the server's own requests are relayed (`None`: they get the standard refusal).
+struct Voice<'r> {
+    mark_complete: bool,
+    as_gateway: bool,
+    relay: Option<&'r RelayRoute>,
+}
+
+/// What the blocking call hands the stream: a notification, or a server request and where
+/// its answer goes.
+enum Side {
+    Note(Value),
+    Ask(Value, std::sync::mpsc::Sender<Value>),
+}
+
+/// A blocking upstream call: notifications to the first callback, the server's own requests
+/// to the second (which returns their answer), the JSON-RPC response back.
+type Run =
+    Box<dyn FnOnce(&mut dyn FnMut(&Value), &mut dyn FnMut(&Value) -> Value) -> Result<Value, ClientError> + Send>;
 
 /// `method` with `body`'s params through the gateway's own client.
 fn on_client(client: Arc<McpClient>, method: String, body: Value, proof: Proof) -> Run {
     let params = body.get("params").cloned().unwrap_or(json!({}));
-    Box::new(move |on_note| client.request(&proof, &method, params, on_note))
+    Box::new(move |on_note, on_request| client.request_relaying(&proof, &method, params, on_note, Some(on_request)))
 }
 
 /// `body` as it is, on the client's own upstream session.
@@ -318,7 +375,8 @@ fn on_session(
         .and_then(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
         .into_iter()
         .collect();
-    Box::new(move |on_note| post_on_session(&proof, &url, headers, timeout, &session, &body, on_note))
+    // The client's own session: its server's requests there are not the gateway's to relay.
+    Box::new(move |on_note, _| post_on_session(&proof, &url, headers, timeout, &session, &body, on_note))
 }
 
 /// A POST's reply on a session: each event is recorded (id, replay window) and written to

@@ -203,3 +203,23 @@ fn bodiless_statuses_are_left_alone() {
     assert!(f.push(b"", true, &mut |_| Rewrite::Fail).is_empty());
     assert!(filter(200, Some(JSON), None, CAP).reads_body());
 }
+
+#[test]
+fn a_dropped_message_leaves_an_event_stream_but_fails_a_json_body() {
+    let drop_requests = |msg: &[u8]| {
+        if serde_json::from_slice::<Value>(msg).is_ok_and(|v| v.get("method").is_some()) {
+            Rewrite::Drop
+        } else {
+            Rewrite::Keep
+        }
+    };
+    let stream = "data: {\"method\":\"sampling/createMessage\",\"id\":0}\n\ndata: {\"id\":1,\"result\":{}}\n\n";
+    let mut f = filter(200, Some(SSE), None, CAP);
+    let out = f.push(stream.as_bytes(), true, &mut { drop_requests });
+    assert_eq!(String::from_utf8(out).unwrap(), "data: {\"id\":1,\"result\":{}}\n\n");
+    assert_eq!(f.take_failure(), None);
+    let mut f = filter(200, Some(JSON), None, CAP);
+    let out = f.push(b"{\"method\":\"roots/list\",\"id\":0}", true, &mut { drop_requests });
+    let out = String::from_utf8(out).unwrap();
+    assert!(error_reason(&out).contains("not a JSON-RPC message"), "{out}");
+}

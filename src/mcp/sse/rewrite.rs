@@ -13,15 +13,24 @@ pub struct SseRewriter {
     replaced_cr: bool,
 }
 
-/// What a transform decides for one event: `Ok(None)` keep it, `Ok(Some(data))` replace its
-/// data, `Err(reason)` stop.
-pub type EventRewrite = Result<Option<Vec<u8>>, String>;
+/// What a transform decides for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventEdit {
+    /// Pass it on byte for byte.
+    Keep,
+    /// Replace its data (its other fields stay).
+    Replace(Vec<u8>),
+    /// Leave it out of the stream entirely.
+    Drop,
+}
+
+/// A transform's answer for one event: `Err(reason)` stops the stream.
+pub type EventRewrite = Result<EventEdit, String>;
 
 impl SseRewriter {
     /// Feeds a chunk and appends the bytes ready to send to `out`. `transform` gets each
-    /// complete event and returns `Ok(None)` to keep it, `Ok(Some(data))` to replace its data,
-    /// or `Err(reason)` to stop: then `out` holds what was checked before that event, and the
-    /// rest of the chunk is dropped.
+    /// complete event and keeps, replaces or drops it, or returns `Err(reason)` to stop: then
+    /// `out` holds what was checked before that event, and the rest of the chunk is dropped.
     pub fn push(
         &mut self,
         chunk: &[u8],
@@ -34,11 +43,12 @@ impl SseRewriter {
                 SseItem::Other(raw) if replaced_cr && raw == b"\n" => {}
                 SseItem::Other(raw) => out.extend_from_slice(&raw),
                 SseItem::Event(ev) => match transform(&ev)? {
-                    None => out.extend_from_slice(&ev.raw),
-                    Some(data) => {
+                    EventEdit::Keep => out.extend_from_slice(&ev.raw),
+                    EventEdit::Replace(data) => {
                         out.extend_from_slice(&replaced(&ev.raw, &data));
                         self.replaced_cr = ev.raw.ends_with(b"\r");
                     }
+                    EventEdit::Drop => self.replaced_cr = ev.raw.ends_with(b"\r"),
                 },
             }
         }
@@ -101,7 +111,7 @@ mod tests {
     use super::*;
 
     fn keep(_: &SseEvent) -> EventRewrite {
-        Ok(None)
+        Ok(EventEdit::Keep)
     }
 
     fn run(stream: &[u8], chunk: usize, transform: &mut dyn FnMut(&SseEvent) -> EventRewrite) -> Vec<u8> {
@@ -116,7 +126,9 @@ mod tests {
 
     #[test]
     fn events_split_across_chunks_are_rewritten_whole() {
-        let mut f = |ev: &SseEvent| Ok(ev.data.contains("tools").then(|| b"{\"x\":1}".to_vec()));
+        let mut f = |ev: &SseEvent| {
+            Ok(if ev.data.contains("tools") { EventEdit::Replace(b"{\"x\":1}".to_vec()) } else { EventEdit::Keep })
+        };
         let stream = b"event: message\nid: 7\ndata: {\"tools\":\ndata: []}\n\ndata: ping\n\n: comment\n\n";
         for chunk in 1..=stream.len() {
             assert_eq!(
@@ -154,14 +166,23 @@ mod tests {
     fn a_refused_event_stops_the_stream_after_the_checked_ones() {
         let mut r = SseRewriter::default();
         let mut out = Vec::new();
-        let mut f = |ev: &SseEvent| if ev.data == "bad" { Err("no".to_string()) } else { Ok(None) };
+        let mut f = |ev: &SseEvent| if ev.data == "bad" { Err("no".to_string()) } else { Ok(EventEdit::Keep) };
         assert_eq!(r.push(b": k\n\ndata: ok\n\ndata: bad\n\ndata: late\n\n", &mut out, &mut f), Err("no".into()));
         assert_eq!(out, b": k\n\ndata: ok\n\n");
     }
 
     #[test]
+    fn a_dropped_event_leaves_nothing_even_split_inside_its_last_crlf() {
+        let mut f = |ev: &SseEvent| Ok(if ev.data == "gone" { EventEdit::Drop } else { EventEdit::Keep });
+        let stream = b"data: a\n\nid: 3\r\ndata: gone\r\n\r\ndata: b\n\n";
+        for chunk in 1..=stream.len() {
+            assert_eq!(run(stream, chunk, &mut f), b"data: a\n\ndata: b\n\n", "chunk {chunk}");
+        }
+    }
+
+    #[test]
     fn a_replaced_event_split_inside_its_last_crlf_gets_no_extra_blank_line() {
-        let mut f = |_: &SseEvent| Ok(Some(b"new".to_vec()));
+        let mut f = |_: &SseEvent| Ok(EventEdit::Replace(b"new".to_vec()));
         let mut r = SseRewriter::default();
         let mut out = Vec::new();
         r.push(b"data: old\r\n\r", &mut out, &mut f).unwrap();
