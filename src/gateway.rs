@@ -12,7 +12,7 @@ use crate::mcp::federation::Federation;
 use crate::mcp::proxied_sessions::ProxiedSessions;
 use crate::policy::reload::Reloader;
 use crate::policy::PolicyEngine;
-use crate::state::StateStore;
+use crate::state::{Backend, StateStore};
 
 /// Shared, immutable-after-start gateway state.
 pub struct Gateway {
@@ -25,6 +25,8 @@ pub struct Gateway {
     /// The enforcement core every door calls (decide → limit → hold → record).
     pub enforce: Enforcer,
     pub state: Arc<dyn StateStore>,
+    /// Which state backend runs (for `/ready`; only `state/` looks inside).
+    pub backend: Backend,
     pub audit: AuditLog,
     pub catalog: Catalog,
     /// The federated `/mcp` endpoint: discovered tools, sessions, the MRTR state sealer.
@@ -42,6 +44,7 @@ pub struct Parts {
     pub policy: Arc<PolicyEngine>,
     pub reloader: Option<Arc<Reloader>>,
     pub state: Arc<dyn StateStore>,
+    pub backend: Backend,
     pub audit: AuditLog,
     pub catalog: Catalog,
     pub fed: Federation,
@@ -65,6 +68,7 @@ impl Gateway {
             policy: p.policy,
             reloader: p.reloader,
             state: p.state,
+            backend: p.backend,
             audit: p.audit,
             catalog: p.catalog,
             fed: p.fed,
@@ -118,6 +122,7 @@ pub(crate) mod testing {
             policy: Arc::new(PolicyEngine::enabled(CompiledPolicy::compile(&PolicySources::embedded()).unwrap())),
             reloader: None,
             state: Arc::new(MemoryState::default()),
+            backend: Backend::memory(),
             audit: AuditLog::open(&cfg.audit.dir, "t".into()).unwrap(),
             catalog: Catalog::new(&cfg.mcp.servers).unwrap(),
             fed: Federation::new(&cfg.mcp).unwrap(),
