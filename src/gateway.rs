@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::enforce::{EnforceConfig, Enforcer};
 use crate::error::GatewayError;
 use crate::mcp::federation::Federation;
-use crate::mcp::proxied_sessions::ProxiedSessions;
+use crate::mcp::proxied_sessions::{ProxiedSessions, ProxiedStore};
 use crate::policy::reload::Reloader;
 use crate::policy::PolicyEngine;
 use crate::state::{Backend, StateStore};
@@ -32,7 +32,7 @@ pub struct Gateway {
     /// The federated `/mcp` endpoint: discovered tools, sessions, the MRTR state sealer.
     pub fed: Federation,
     /// Sessions opened through `/mcp/{server}`: their owner and client capabilities.
-    pub proxied: ProxiedSessions,
+    pub proxied: Arc<dyn ProxiedStore>,
     /// The REST tool API's stores, providers and broker.
     pub rest: crate::rest::RestState,
 }
@@ -62,7 +62,7 @@ impl Gateway {
         };
         Gateway {
             enforce: Enforcer::new(ecfg, p.state.clone(), p.audit.clone()),
-            proxied: ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds),
+            proxied: p.backend.proxied(ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds)),
             cfg: p.cfg,
             auth: p.auth,
             policy: p.policy,

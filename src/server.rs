@@ -73,7 +73,8 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
     if let (Some(r), true) = (&reloader, cfg.policy.watch_interval_ms > 0) {
         r.clone().watch(std::time::Duration::from_millis(cfg.policy.watch_interval_ms))?;
     }
-    let fed = Federation::new(&cfg.mcp)?;
+    let mut fed = Federation::new(&cfg.mcp)?;
+    backend.share_federation(&mut fed, !cfg.mcp.request_state_key.0.is_empty());
     let mut rest = RestState::build(&cfg, gateway_signer(&cfg)?)?;
     rest.idempotency = backend.idempotency(rest.idempotency.clone(), crate::rest::idempotency_limits(&cfg));
     let state = backend.state(MemoryState::default());

@@ -40,6 +40,26 @@ impl GatewaySession {
     }
 }
 
+impl GatewaySession {
+    /// A session as a shared store keeps it (its upstream sessions are per instance).
+    pub fn restored(
+        id: String,
+        owner: String,
+        protocol_version: String,
+        elicitation: bool,
+        now: i64,
+    ) -> GatewaySession {
+        GatewaySession {
+            id,
+            owner,
+            protocol_version,
+            elicitation,
+            upstream: Mutex::new(HashMap::new()),
+            last_used: AtomicI64::new(now),
+        }
+    }
+}
+
 /// Why a session id was not usable, or a session not created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionError {
@@ -47,6 +67,47 @@ pub enum SessionError {
     NotFound,
     /// Too many live sessions in total.
     Full,
+    /// The shared session store does not answer (fail closed: 503).
+    Unavailable,
+}
+
+/// Where federated sessions live: this process ([`Sessions`]) or a store shared by every
+/// instance (chosen in `state/`).
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    /// See [`Sessions::create`].
+    async fn create(
+        &self,
+        owner: String,
+        protocol_version: String,
+        elicitation: bool,
+        now: i64,
+    ) -> Result<Created, SessionError>;
+    /// See [`Sessions::get`].
+    async fn get(&self, id: &str, owner: &str, now: i64) -> Result<Arc<GatewaySession>, SessionError>;
+    /// Ends session `id` if `owner` owns it; true when it did.
+    async fn remove(&self, id: &str, owner: &str) -> Result<bool, SessionError>;
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Sessions {
+    async fn create(
+        &self,
+        owner: String,
+        protocol_version: String,
+        elicitation: bool,
+        now: i64,
+    ) -> Result<Created, SessionError> {
+        Sessions::create(self, owner, protocol_version, elicitation, now)
+    }
+
+    async fn get(&self, id: &str, owner: &str, now: i64) -> Result<Arc<GatewaySession>, SessionError> {
+        Sessions::get(self, id, owner, now)
+    }
+
+    async fn remove(&self, id: &str, owner: &str) -> Result<bool, SessionError> {
+        Ok(Sessions::remove(self, id, owner).is_some())
+    }
 }
 
 /// The owner key of a principal.
@@ -110,6 +171,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// The idle lifetime and bounds (for a shared store built beside this one).
+    pub fn settings(&self) -> (i64, SessionLimits) {
+        (self.ttl_secs, self.limits)
+    }
+
     pub fn new(ttl_secs: u64, limits: SessionLimits) -> Sessions {
         let limits = SessionLimits { per_principal: limits.per_principal.max(1), total: limits.total.max(1) };
         Sessions { table: RwLock::new(Table::default()), ttl_secs: ttl_secs.max(1) as i64, limits }

@@ -11,6 +11,7 @@ pub mod fallback;
 pub mod memory;
 pub mod redis;
 pub mod rules;
+mod shared_sessions;
 
 pub use backend::Backend;
 

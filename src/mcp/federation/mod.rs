@@ -13,16 +13,16 @@ mod routed;
 pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
 use crate::config::McpConfig;
 use crate::mcp::discovery::Discovery;
-use crate::mcp::elicitation::Pending;
+use crate::mcp::elicitation::{Elicitations, Pending};
 use crate::mcp::request_state::StateSealer;
-use crate::mcp::session::{SessionLimits, Sessions};
+use crate::mcp::session::{SessionLimits, SessionStore, Sessions};
 use crate::mcp::upstream::Upstreams;
 
 /// Protocol versions the federated endpoint speaks, newest first.
@@ -40,12 +40,15 @@ pub struct Federation {
     discovery: OnceLock<Discovery>,
     /// The server that listed each resource URI (for `resources/read`).
     resource_owners: RwLock<HashMap<String, String>>,
-    pub sessions: Sessions,
-    pub sealer: StateSealer,
+    /// Sessions (this process's, or shared: `state::Backend::share_federation`).
+    pub sessions: Arc<dyn SessionStore>,
+    /// The memory sessions (their bounds and TTL configure a shared store too).
+    pub local_sessions: Arc<Sessions>,
+    pub sealer: Arc<StateSealer>,
     /// Upstream clients per (server, session or principal).
     pub upstreams: Upstreams,
     /// Elicitations waiting for a 2025-11-25 client's answer.
-    pub pending: Pending,
+    pub pending: Arc<dyn Elicitations>,
     /// Tool list changes, for sessions' GET streams.
     changes: tokio::sync::broadcast::Sender<()>,
 }
@@ -53,18 +56,20 @@ pub struct Federation {
 impl Federation {
     pub fn new(cfg: &McpConfig) -> Result<Federation, String> {
         let sealer = StateSealer::new(&cfg.request_state_key.0).map_err(|e| format!("mcp.request_state_key: {e}"))?;
+        let local = Arc::new(Sessions::new(
+            cfg.session_ttl_seconds,
+            SessionLimits { per_principal: cfg.max_sessions_per_principal, total: cfg.max_sessions },
+        ));
         Ok(Federation {
             separator: cfg.separator.clone(),
             tools: RwLock::new(BTreeMap::new()),
             resource_owners: RwLock::new(HashMap::new()),
             discovery: OnceLock::new(),
-            sessions: Sessions::new(
-                cfg.session_ttl_seconds,
-                SessionLimits { per_principal: cfg.max_sessions_per_principal, total: cfg.max_sessions },
-            ),
-            sealer,
+            sessions: local.clone(),
+            local_sessions: local,
+            sealer: Arc::new(sealer),
             upstreams: Upstreams::default(),
-            pending: Pending::default(),
+            pending: Arc::new(Pending::default()),
             changes: tokio::sync::broadcast::channel(16).0,
         })
     }

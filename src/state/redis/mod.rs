@@ -14,6 +14,7 @@
 pub mod client;
 mod scripts;
 pub mod scripts_idem;
+pub mod sessions;
 pub mod store;
 
 pub use client::{Redis, Settings};
