@@ -84,6 +84,21 @@ fn metric(gw: &Gateway, line_start: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
+/// Commands Redis ran since `config resetstat`, by name, without the health pings and the
+/// test's own `info`/`config`.
+fn commands_besides_health(redis: &RedisServer) -> Vec<(String, u64)> {
+    redis
+        .cli(&["info", "commandstats"])
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            Some((name.to_string(), calls))
+        })
+        .filter(|(n, _)| !matches!(n.as_str(), "ping" | "info" | "config|resetstat" | "config"))
+        .collect()
+}
+
 #[test]
 fn fail_open_serves_from_memory_per_instance_and_shares_again_after_a_restart() {
     let dir = temp_dir("faults-open");
@@ -128,6 +143,19 @@ fn fail_closed_refuses_with_503_and_forwards_nothing_then_recovers() {
     assert_eq!(call(gw, &token).status, 200);
     assert_eq!(gw.admin("GET", "/ready").status, 200);
 
+    // The hot path: an allowed tools/call with no hold costs one Redis command (the limit
+    // script), nothing else.
+    redis.cli(&["config", "resetstat"]);
+    for _ in 0..4 {
+        assert_eq!(call(gw, &token).status, 200);
+    }
+    let mut commands = commands_besides_health(&redis);
+    commands.sort();
+    println!("Redis commands for 4 allowed calls: {commands:?}");
+    // One EVALSHA per call; TIME, GET and SET are that script's own (Redis counts them too).
+    let expected: Vec<(String, u64)> = ["evalsha", "get", "set", "time"].iter().map(|c| (c.to_string(), 4)).collect();
+    assert_eq!(commands, expected, "one round trip per call");
+
     redis.kill();
     let r = call(gw, &token);
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
@@ -135,7 +163,7 @@ fn fail_closed_refuses_with_503_and_forwards_nothing_then_recovers() {
     assert_eq!(body["error"]["data"]["code"], "UNAVAILABLE", "{body}");
     assert!(body["error"]["data"]["corr_id"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
     assert!(!body.to_string().contains("redis://"), "no connection details in the answer: {body}");
-    assert_eq!(upstream.load(Ordering::SeqCst), 1, "nothing forwarded");
+    assert_eq!(upstream.load(Ordering::SeqCst), 5, "nothing forwarded");
     wait_redis(gw, false);
     assert_eq!(gw.admin("GET", "/ready").status, 503, "fail_closed: not ready without Redis");
 
@@ -143,7 +171,7 @@ fn fail_closed_refuses_with_503_and_forwards_nothing_then_recovers() {
     wait_redis(gw, true);
     assert_eq!(gw.admin("GET", "/ready").status, 200);
     assert_eq!(call(gw, &token).status, 200, "served again without a restart");
-    assert_eq!(upstream.load(Ordering::SeqCst), 2);
+    assert_eq!(upstream.load(Ordering::SeqCst), 6);
 
     // A Redis that stops answering: each request waits the timeout (300 ms), then 503.
     redis.pause();
@@ -154,7 +182,7 @@ fn fail_closed_refuses_with_503_and_forwards_nothing_then_recovers() {
     println!("SIGSTOPped Redis: {statuses:?} in {took:?} for 3 calls (timeout 300 ms)");
     assert_eq!(statuses, [503, 503, 503]);
     assert!(took < Duration::from_secs(20), "bounded by the timeout, not hanging: {took:?}");
-    assert_eq!(upstream.load(Ordering::SeqCst), 2, "nothing forwarded while Redis was stopped");
+    assert_eq!(upstream.load(Ordering::SeqCst), 6, "nothing forwarded while Redis was stopped");
     wait_redis(gw, true);
     assert_eq!(call(gw, &token).status, 200);
 }
