@@ -11,10 +11,13 @@
 #   WARMUP       unmeasured wrk run before each measured one, 0 = none (default 2s)
 #   SKIP_BUILD   1 = do not run cargo build          (default 0)
 #   FASTMCP_BIN  gateway binary                      (default target/release/fastmcp)
+#   UPSTREAM_BIN bench upstream binary               (default bench/upstream/target/release/bench-upstream)
 #   KEEP_TMP     1 = keep the temp dir (configs, logs, wrk output) and print its path
 #
 # Scenarios: direct (wrk -> bench-upstream), passthrough (gateway with auth, policy and rate
-# limiting off), full (gateway defaults with a minted JWT; rate limit raised out of the way).
+# limiting off), full (gateway defaults with a minted JWT; rate limit raised out of the way),
+# full-redis (full with its state in a local redis-server the script starts: one Redis round
+# trip per call, the rate-limit script; skipped when redis-server is not installed).
 # For gateway runs the gateway's CPU time (utime+stime from /proc/PID/stat) over the measured
 # wrk run is divided by the number of requests. The verdict line compares against the targets
 # (full >= 0.27x direct, <= 60 us gateway CPU per request); it is informational and never
@@ -34,7 +37,7 @@ TARGET_CPU_US=60    # full gateway CPU per request, microseconds, at most
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 FASTMCP_BIN=${FASTMCP_BIN:-$ROOT/target/release/fastmcp}
-UPSTREAM_BIN=$ROOT/bench/upstream/target/release/bench-upstream
+UPSTREAM_BIN=${UPSTREAM_BIN:-$ROOT/bench/upstream/target/release/bench-upstream}
 LUA=$ROOT/bench/tools_call.lua
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -161,7 +164,7 @@ if [[ "$SKIP_BUILD" != 1 ]]; then
 fi
 [[ -x "$UPSTREAM_BIN" ]] || die "$UPSTREAM_BIN missing (build bench/upstream)"
 
-read -r UP_PORT GW_PORT ADMIN_PORT < <(free_ports 3)
+read -r UP_PORT GW_PORT ADMIN_PORT REDIS_PORT < <(free_ports 4)
 
 # ---------------------------------------------------------------------------------------------
 # Upstream
@@ -172,17 +175,19 @@ wait_port "$UP_PID" "$UP_PORT" bench-upstream "$TMP/upstream.log" || die "upstre
 log "upstream pid $UP_PID on 127.0.0.1:$UP_PORT"
 
 # Results, indexed by scenario.
-declare -A RPS P50 P99 CPU REQ NON2XX ERRS NOTE
-SCENARIOS=(direct passthrough full)
+declare -A RPS P50 P99 CPU REQ NON2XX ERRS NOTE REDIS_CPU
+SCENARIOS=(direct passthrough full full-redis)
+REDIS_PID=""
 
 # run_wrk NAME URL TOKEN [PID]: warm-up + measured wrk run; fills the result arrays.
 run_wrk() {
-  local name=$1 url=$2 token=$3 pid=${4:-} out="$TMP/wrk-$1.txt" t0 t1 line
+  local name=$1 url=$2 token=$3 pid=${4:-} out="$TMP/wrk-$1.txt" t0 t1 r0=0 r1=0 line
   if [[ "$WARMUP" != 0 && "$WARMUP" != 0s ]]; then
     BENCH_TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$LUA" "$url" \
       >"$TMP/wrk-$name-warmup.txt" 2>&1 || true
   fi
   [[ -n "$pid" ]] && t0=$(cpu_ticks "$pid")
+  [[ -n "$REDIS_PID" ]] && r0=$(cpu_ticks "$REDIS_PID")
   log "$name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION $url"
   if ! BENCH_TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
       -s "$LUA" "$url" >"$out" 2>&1; then
@@ -191,6 +196,7 @@ run_wrk() {
     return 0
   fi
   [[ -n "$pid" ]] && t1=$(cpu_ticks "$pid")
+  [[ -n "$REDIS_PID" ]] && r1=$(cpu_ticks "$REDIS_PID")
   sed 's/^/    /' "$out" >&2
   line=$(grep '^BENCH ' "$out" | tail -n 1 || true)
   if [[ -z "$line" ]]; then
@@ -205,6 +211,10 @@ run_wrk() {
   ERRS[$name]=$(bench_field "$line" errors)
   if [[ -n "$pid" ]]; then
     CPU[$name]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${REQ[$name]}" \
+      'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "" }')
+  fi
+  if [[ -n "$REDIS_PID" ]]; then
+    REDIS_CPU[$name]=$(awk -v d=$((r1 - r0)) -v hz="$CLK_TCK" -v n="${REQ[$name]}" \
       'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "" }')
   fi
   if [[ "${NON2XX[$name]:-0}" != 0 || "${ERRS[$name]:-0}" != 0 ]]; then
@@ -228,6 +238,9 @@ write_config() {
     else
       echo "rate_limit: {default_rps: 1000000, burst: 1000000}"
     fi
+    if [[ "$mode" == full-redis ]]; then
+      echo "state: {redis_url: \"redis://127.0.0.1:$REDIS_PORT\"}"
+    fi
     echo "mcp:"
     echo "  servers:"
     echo "    bench:"
@@ -248,7 +261,7 @@ run_gateway() {
   fi
   export FASTMCP_LISTEN="127.0.0.1:$GW_PORT" FASTMCP_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
   export FASTMCP_DATA_DIR="$dir/data" AUDIT_WORM_DIR="$dir/audit" LOG_LEVEL=warn
-  if [[ "$mode" == full ]]; then
+  if [[ "$mode" == full || "$mode" == full-redis ]]; then
     if ! token=$("$FASTMCP_BIN" token mint --sub bench --tenant acme --roles mcp-admin \
         --ttl 1h 2>"$dir/mint.err"); then
       log "$mode: token mint failed:"; cat "$dir/mint.err" >&2
@@ -287,6 +300,20 @@ run_gateway() {
 run_wrk direct "http://127.0.0.1:$UP_PORT/mcp" ""
 run_gateway passthrough
 run_gateway full
+if command -v redis-server >/dev/null 2>&1; then
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    >"$TMP/redis.log" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  if wait_port "$REDIS_PID" "$REDIS_PORT" redis-server "$TMP/redis.log"; then
+    run_gateway full-redis
+  else
+    NOTE[full-redis]="redis-server did not start"
+  fi
+  stop_pid "$REDIS_PID"; forget_pid "$REDIS_PID"; REDIS_PID=""
+else
+  NOTE[full-redis]="redis-server not installed"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -307,6 +334,13 @@ for s in "${SCENARIOS[@]}"; do
     "$(ratio "${RPS[$s]:-}" "${RPS[passthrough]:-}")" "${NOTE[$s]:-}"
 done
 echo
+if [[ -n "${RPS[full-redis]:-}" && -n "${RPS[full]:-}" ]]; then
+  awk -v r="${RPS[full-redis]}" -v f="${RPS[full]}" -v p50r="${P50[full-redis]}" -v p50f="${P50[full]}" \
+      -v p99r="${P99[full-redis]}" -v p99f="${P99[full]}" -v cr="${CPU[full-redis]:-0}" -v cf="${CPU[full]:-0}" \
+      -v rc="${REDIS_CPU[full-redis]:-0}" 'BEGIN {
+    printf "REDIS: full-redis vs full: throughput %.3fx (cost %.1f%%, target <= 15%%), p50 %+d us, p99 %+d us, gateway CPU %+.1f us/req, redis-server CPU %.1f us/req\n",
+      r / f, (1 - r / f) * 100, p50r - p50f, p99r - p99f, cr - cf, rc }'
+fi
 
 full_ratio=$(ratio "${RPS[full]:-}" "${RPS[direct]:-}")
 full_cpu=${CPU[full]:-}

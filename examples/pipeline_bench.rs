@@ -34,6 +34,7 @@ async fn main() {
             policy: Arc::new(policy),
             reloader: None,
             state: Arc::new(MemoryState::default()),
+            backend: fastmcp::state::Backend::memory(),
             audit: AuditLog::open(&dir, "bench".into()).expect("audit"),
             catalog: Catalog::new(&cfg.mcp.servers).expect("catalog"),
             fed: fastmcp::mcp::federation::Federation::new(&cfg.mcp).expect("federation"),

@@ -440,10 +440,101 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// Redis URL for shared state. Env `REDIS_URL`. Not wired yet: memory is used and a
-    /// warning is logged.
+    /// Redis for state shared by several gateway instances (rate limits, holds, idempotency,
+    /// MCP sessions and their pending elicitations, the MRTR sealing key). Env `REDIS_URL`.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS (verified against the
+    /// same trusted roots as every upstream: `SSL_CERT_FILE` / `SSL_CERT_DIR`, else the
+    /// platform store). Empty (default): everything stays in this process's memory.
     #[serde(default)]
-    pub redis_url: String,
+    pub redis_url: Secret,
+    /// How the Redis backend is reached and what happens when it is not.
+    #[serde(default)]
+    pub redis: RedisConfig,
+}
+
+/// The Redis backend (`state.redis`); used only when `state.redis_url` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Every Redis call is bounded by this (milliseconds): a Redis that stops answering costs
+    /// a request at most this long before the fail mode applies.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// What a request gets when Redis cannot answer, for every kind of state without its own
+    /// setting below: `fail_closed` (default) — 503 UNAVAILABLE, nothing forwarded;
+    /// `fail_open` — this instance's memory serves until Redis is back (limits become per
+    /// instance, holds and sessions are only known to the instance that made them, an
+    /// idempotent retry on another instance may run again), counted in
+    /// `fastmcp_state_fallback_total{kind}`.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// `on_error` for rate limits (empty: `on_error`). `fail_open` keeps calls flowing at a
+    /// per-instance limit while Redis is away.
+    #[serde(default)]
+    pub limits_on_error: Option<OnError>,
+    /// `on_error` for confirmation holds (empty: `on_error`).
+    #[serde(default)]
+    pub holds_on_error: Option<OnError>,
+    /// `on_error` for idempotency records (empty: `on_error`).
+    #[serde(default)]
+    pub idempotency_on_error: Option<OnError>,
+    /// `on_error` for MCP sessions and pending elicitations (empty: `on_error`).
+    #[serde(default)]
+    pub sessions_on_error: Option<OnError>,
+    /// `REDIS_URL` names one node of a Redis Cluster (the others are discovered from it).
+    #[serde(default)]
+    pub cluster: bool,
+    /// More cluster seed nodes (`host:port`), tried besides the `REDIS_URL` node; they share
+    /// its scheme and credentials. Implies `cluster`.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// How often (milliseconds) the backend pings Redis: it keeps `/ready` current and
+    /// reconnects on its own after an outage.
+    #[serde(default = "default_redis_health_ms")]
+    pub health_interval_ms: u64,
+    /// How long an idempotency claim stays in flight (seconds) when its call never completes
+    /// — the instance running it died. Past it a retry with the same key runs the call again
+    /// (whether the first run happened is unknown); before it the retry gets 409.
+    #[serde(default = "default_idempotency_lease")]
+    pub idempotency_lease_seconds: u64,
+}
+
+fn default_idempotency_lease() -> u64 {
+    300
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            timeout_ms: default_redis_timeout_ms(),
+            on_error: OnError::default(),
+            limits_on_error: None,
+            holds_on_error: None,
+            idempotency_on_error: None,
+            sessions_on_error: None,
+            cluster: false,
+            nodes: Vec::new(),
+            health_interval_ms: default_redis_health_ms(),
+            idempotency_lease_seconds: default_idempotency_lease(),
+        }
+    }
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    250
+}
+
+fn default_redis_health_ms() -> u64 {
+    1000
+}
+
+/// See [`RedisConfig::on_error`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    #[default]
+    FailClosed,
+    FailOpen,
 }
 
 /// MCP servers.
@@ -790,6 +881,7 @@ impl Config {
             ));
         }
         self.validate_admin()?;
+        self.validate_redis()?;
         if !matches!(self.auth.algorithm.as_str(), "RS256" | "ES256") {
             return Err(ConfigError::new("auth.algorithm", "must be RS256 or ES256"));
         }
@@ -918,6 +1010,21 @@ impl Config {
 }
 
 impl Config {
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let url = &self.state.redis_url.0;
+        if !(url.is_empty() || url.starts_with("redis://") || url.starts_with("rediss://")) {
+            // The value may hold a password: never echoed.
+            return Err(ConfigError::new("state.redis_url", "must start with redis:// or rediss://"));
+        }
+        if !(1..=60_000).contains(&self.state.redis.timeout_ms) {
+            return Err(ConfigError::new("state.redis.timeout_ms", "must be between 1 and 60000"));
+        }
+        if !(50..=60_000).contains(&self.state.redis.health_interval_ms) {
+            return Err(ConfigError::new("state.redis.health_interval_ms", "must be between 50 and 60000"));
+        }
+        Ok(())
+    }
+
     fn validate_admin(&self) -> Result<(), ConfigError> {
         let a = &self.admin;
         if !a.token.0.is_empty() && !a.token_file.is_empty() {

@@ -9,10 +9,10 @@ use crate::config::Config;
 use crate::enforce::{EnforceConfig, Enforcer};
 use crate::error::GatewayError;
 use crate::mcp::federation::Federation;
-use crate::mcp::proxied_sessions::ProxiedSessions;
+use crate::mcp::proxied_sessions::{ProxiedSessions, ProxiedStore};
 use crate::policy::reload::Reloader;
 use crate::policy::PolicyEngine;
-use crate::state::StateStore;
+use crate::state::{Backend, StateStore};
 
 /// Shared, immutable-after-start gateway state.
 pub struct Gateway {
@@ -25,12 +25,14 @@ pub struct Gateway {
     /// The enforcement core every door calls (decide → limit → hold → record).
     pub enforce: Enforcer,
     pub state: Arc<dyn StateStore>,
+    /// Which state backend runs (for `/ready`; only `state/` looks inside).
+    pub backend: Backend,
     pub audit: AuditLog,
     pub catalog: Catalog,
     /// The federated `/mcp` endpoint: discovered tools, sessions, the MRTR state sealer.
     pub fed: Federation,
     /// Sessions opened through `/mcp/{server}`: their owner and client capabilities.
-    pub proxied: ProxiedSessions,
+    pub proxied: Arc<dyn ProxiedStore>,
     /// The REST tool API's stores, providers and broker.
     pub rest: crate::rest::RestState,
 }
@@ -42,6 +44,7 @@ pub struct Parts {
     pub policy: Arc<PolicyEngine>,
     pub reloader: Option<Arc<Reloader>>,
     pub state: Arc<dyn StateStore>,
+    pub backend: Backend,
     pub audit: AuditLog,
     pub catalog: Catalog,
     pub fed: Federation,
@@ -59,12 +62,13 @@ impl Gateway {
         };
         Gateway {
             enforce: Enforcer::new(ecfg, p.state.clone(), p.audit.clone()),
-            proxied: ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds),
+            proxied: p.backend.proxied(ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds)),
             cfg: p.cfg,
             auth: p.auth,
             policy: p.policy,
             reloader: p.reloader,
             state: p.state,
+            backend: p.backend,
             audit: p.audit,
             catalog: p.catalog,
             fed: p.fed,
@@ -118,6 +122,7 @@ pub(crate) mod testing {
             policy: Arc::new(PolicyEngine::enabled(CompiledPolicy::compile(&PolicySources::embedded()).unwrap())),
             reloader: None,
             state: Arc::new(MemoryState::default()),
+            backend: Backend::memory(),
             audit: AuditLog::open(&cfg.audit.dir, "t".into()).unwrap(),
             catalog: Catalog::new(&cfg.mcp.servers).unwrap(),
             fed: Federation::new(&cfg.mcp).unwrap(),

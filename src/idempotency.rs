@@ -22,10 +22,12 @@
 mod budget;
 mod key;
 mod memory;
+mod redis;
 
 pub use budget::{IdempotencyLimits, RECORD_OVERHEAD};
 pub use key::{parse_key, IdemKey, MAX_KEY_LEN};
 pub use memory::{Clock, ManualClock, MemoryIdempotencyStore, SystemClock, DEFAULT_MAX_RECORDS};
+pub use redis::{RedisIdempotency, ResilientIdempotency};
 
 use std::time::Duration;
 

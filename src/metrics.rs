@@ -18,6 +18,10 @@ pub struct Metrics {
     pub audit_records: IntCounterVec,
     pub holds_pending: IntGauge,
     pub policy_reloads: IntCounterVec,
+    /// Calls a Redis-backed kind of state served from this instance's memory (fail_open).
+    pub state_fallback: IntCounterVec,
+    /// 1 while the Redis backend answers (0 when it does not, or none is configured).
+    pub state_backend_up: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -45,6 +49,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let holds_pending = IntGauge::new("fastmcp_holds_pending", "Confirmation holds waiting for a confirm")
         .unwrap_or_else(|e| panic!("{e}"));
     registry.register(Box::new(holds_pending.clone())).unwrap_or_else(|e| panic!("{e}"));
+    let state_backend_up = IntGauge::new("fastmcp_state_backend_up", "1 while the Redis state backend answers")
+        .unwrap_or_else(|e| panic!("{e}"));
+    registry.register(Box::new(state_backend_up.clone())).unwrap_or_else(|e| panic!("{e}"));
     Metrics {
         requests: counter(
             &registry,
@@ -90,6 +97,13 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["result"],
         ),
         policy_reloads: counter(&registry, "fastmcp_policy_reloads_total", "Policy reloads by result", &["result"]),
+        state_fallback: counter(
+            &registry,
+            "fastmcp_state_fallback_total",
+            "Calls served from per-instance memory because Redis did not answer (fail_open), by kind",
+            &["kind"],
+        ),
+        state_backend_up,
         holds_pending,
         registry,
     }

@@ -53,9 +53,7 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
         tracing::warn!("policy is DISABLED (policy.enabled=false): every call is allowed");
         PolicyEngine::disabled()
     };
-    if !cfg.state.redis_url.is_empty() {
-        tracing::warn!("REDIS_URL is set but this build keeps state in memory (single instance only)");
-    }
+    let backend = crate::state::Backend::open(&cfg.state)?;
     let catalog = Catalog::new(&cfg.mcp.servers)?;
     for name in catalog.server_names() {
         tracing::info!(server = %name, route = %format!("/mcp/{name}"), "MCP server configured");
@@ -75,10 +73,12 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
     if let (Some(r), true) = (&reloader, cfg.policy.watch_interval_ms > 0) {
         r.clone().watch(std::time::Duration::from_millis(cfg.policy.watch_interval_ms))?;
     }
-    let fed = Federation::new(&cfg.mcp)?;
-    let rest = RestState::build(&cfg, gateway_signer(&cfg)?)?;
-    let state: Arc<dyn crate::state::StateStore> = Arc::new(MemoryState::default());
-    Ok(Gateway::new(Parts { cfg, auth, policy, reloader, state, audit, catalog, fed, rest }))
+    let mut fed = Federation::new(&cfg.mcp)?;
+    backend.share_federation(&mut fed, !cfg.mcp.request_state_key.0.is_empty());
+    let mut rest = RestState::build(&cfg, gateway_signer(&cfg)?)?;
+    rest.idempotency = backend.idempotency(rest.idempotency.clone(), crate::rest::idempotency_limits(&cfg));
+    let state = backend.state(MemoryState::default());
+    Ok(Gateway::new(Parts { cfg, auth, policy, reloader, state, backend, audit, catalog, fed, rest }))
 }
 
 /// The key that signs gateway-minted JWTs (broker `gateway_jwt` / token exchange): the dev

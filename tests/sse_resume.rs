@@ -239,7 +239,16 @@ fn wait_tools(gw: &Gateway, n: u64) {
 }
 
 fn start(tag: &str, fake: &Versioned, max_events: usize) -> Gateway {
-    let gw = Gateway::builder(tag)
+    start_on(tag, fake, max_events, None)
+}
+
+/// A gateway whose sessions live in `redis` when given (this instance adopts them).
+fn start_on(tag: &str, fake: &Versioned, max_events: usize, redis: Option<&str>) -> Gateway {
+    let mut b = Gateway::builder(tag);
+    if let Some(url) = redis {
+        b = b.env("REDIS_URL", url);
+    }
+    let gw = b
         .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .config(&format!(
             "mcp:\n  refresh_interval_seconds: 1\n  replay:\n    max_events_per_session: {max_events}\n  servers:\n    fake:\n      url: \"{}\"\n",
@@ -254,11 +263,24 @@ fn start(tag: &str, fake: &Versioned, max_events: usize) -> Gateway {
 fn a_dropped_standalone_stream_resumes_with_exactly_the_missed_events() {
     let fake = Versioned::start();
     let gw = start("resume-standalone", &fake, 3);
+    standalone_resumes(&gw, &fake);
+}
+
+/// The same with sessions kept in Redis: the instance serving a session holds its streams.
+#[test]
+fn a_shared_session_resumes_its_stream_on_the_instance_serving_it() {
+    let redis = common::redis::RedisServer::start(&temp_dir("resume-redis"));
+    let fake = Versioned::start();
+    let gw = start_on("resume-standalone-redis", &fake, 3, Some(&redis.url()));
+    standalone_resumes(&gw, &fake);
+}
+
+fn standalone_resumes(gw: &Gateway, fake: &Versioned) {
     let admin = gw.mint("root", "acme", "mcp-admin");
-    let sid = initialize(&gw, &admin, json!({}));
+    let sid = initialize(gw, &admin, json!({}));
     let change = |to: u32| {
         fake.version.store(to, Ordering::SeqCst);
-        wait_tools(&gw, u64::from(to) + 1);
+        wait_tools(gw, u64::from(to) + 1);
     };
 
     // A fresh stream starts with a priming event: an id, no message.
@@ -291,7 +313,7 @@ fn a_dropped_standalone_stream_resumes_with_exactly_the_missed_events() {
 
     // An id of another session matches nothing there: a fresh stream of its own, which first
     // tells the client to re-list (it may have missed changes).
-    let other = initialize(&gw, &admin, json!({}));
+    let other = initialize(gw, &admin, json!({}));
     let mut theirs = SseConn::get(gw.port, &admin, &other, e1.id.as_deref());
     let p = theirs.next().expect("priming");
     assert!(p.data.is_empty() && p.stream() != e1.stream(), "{p:?}");

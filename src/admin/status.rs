@@ -16,19 +16,23 @@ impl AdminApp {
         Reply::json(200, json!({"status": "ok"}))
     }
 
-    /// `GET /ready`: 503 while no JWT verification key is loaded.
+    /// `GET /ready`: 503 while no JWT verification key is loaded, or while the Redis state
+    /// backend does not answer and some kind of state fails closed without it.
     pub(super) fn ready(&self) -> Reply {
         let keys = self.gw.auth.as_ref().map(|a| a.key_count()).unwrap_or(1);
-        let ready = keys > 0;
-        Reply::json(
-            if ready { 200 } else { 503 },
-            json!({
-                "ready": ready,
-                "policy_revision": self.gw.policy.revision(),
-                "jwt_keys": keys,
-                "mcp_servers": self.gw.catalog.server_names(),
-            }),
-        )
+        let state = self.gw.backend.readiness();
+        let ready = keys > 0 && state.is_none_or(|s| s.up || !s.required);
+        let mut body = json!({
+            "ready": ready,
+            "policy_revision": self.gw.policy.revision(),
+            "jwt_keys": keys,
+            "mcp_servers": self.gw.catalog.server_names(),
+            "state": if state.is_some() { "redis" } else { "memory" },
+        });
+        if let Some(s) = state {
+            body["redis_up"] = json!(s.up);
+        }
+        Reply::json(if ready { 200 } else { 503 }, body)
     }
 
     /// `GET /admin/mcp/servers`: discovery status per configured server.

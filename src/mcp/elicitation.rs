@@ -5,11 +5,60 @@
 //! answer is only accepted from the session the question was asked on.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::RngCore;
 use serde_json::Value;
 use tokio::sync::oneshot;
+
+/// The answer to one question, when it comes (`None`: nobody answered within the wait, or
+/// the store failed).
+pub type AnswerFuture = Pin<Box<dyn Future<Output = Option<Value>> + Send>>;
+
+/// Where pending questions live: this process ([`Pending`]) or a store shared by every
+/// instance, so the answer may be POSTed to any of them (chosen in `state/`).
+#[async_trait::async_trait]
+pub trait Elicitations: Send + Sync {
+    /// Registers a question on `session` (before it is sent): its JSON-RPC id, and the
+    /// answer, awaited for at most `wait`. `None` when the store cannot register it.
+    async fn ask(&self, session: &str, wait: Duration) -> Option<(String, AnswerFuture)>;
+    /// Hands `response` to question `id` on `session`; false when nobody waits for it.
+    async fn deliver(&self, session: &str, id: &Value, response: Value) -> bool;
+    /// Is question `id` waiting on `session`?
+    async fn waits(&self, session: &str, id: &Value) -> bool;
+    /// Drops a question nobody answered.
+    async fn forget(&self, session: &str, id: &str);
+}
+
+/// A new question id.
+pub fn question_id() -> String {
+    let mut raw = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut raw);
+    format!("fastmcp-confirm-{}", hex::encode(raw))
+}
+
+#[async_trait::async_trait]
+impl Elicitations for Pending {
+    async fn ask(&self, session: &str, wait: Duration) -> Option<(String, AnswerFuture)> {
+        let (id, rx) = Pending::ask(self, session);
+        Some((id, Box::pin(async move { tokio::time::timeout(wait, rx).await.ok()?.ok() })))
+    }
+
+    async fn deliver(&self, session: &str, id: &Value, response: Value) -> bool {
+        Pending::deliver(self, session, id, response)
+    }
+
+    async fn waits(&self, session: &str, id: &Value) -> bool {
+        Pending::waits(self, session, id)
+    }
+
+    async fn forget(&self, session: &str, id: &str) {
+        Pending::forget(self, session, id)
+    }
+}
 
 /// Questions waiting for an answer, by (session id, request id).
 #[derive(Default)]
@@ -20,9 +69,7 @@ pub struct Pending {
 impl Pending {
     /// Registers a new question on `session`: its JSON-RPC id and the answer's receiver.
     pub fn ask(&self, session: &str) -> (String, oneshot::Receiver<Value>) {
-        let mut raw = [0u8; 12];
-        rand::thread_rng().fill_bytes(&mut raw);
-        let id = format!("fastmcp-confirm-{}", hex::encode(raw));
+        let id = question_id();
         let (tx, rx) = oneshot::channel();
         self.waiting.lock().insert((session.to_string(), id.clone()), tx);
         (id, rx)

@@ -57,10 +57,14 @@ impl Gateway {
         if let Some(sid) = req.session_id {
             let owner = owner_key(&req.principal.tenant, &req.principal.sub);
             let now = chrono::Utc::now().timestamp();
-            match self.proxied.owned(&req.server.name, sid, &owner, now) {
+            match self.proxied.owned(&req.server.name, sid, &owner, now).await {
                 // A 2025-11-25 session that declared elicitation: holds are asked natively.
-                Ok(s) => req.session_elicitation = s.elicitation,
+                Ok(Some(s)) => req.session_elicitation = s.elicitation,
                 Err(_) => {
+                    let e = GatewayError::Unavailable { message: "session store unavailable".into() };
+                    return self.refuse_message(&req, kind_of_method(req.http_method), None, e).await;
+                }
+                Ok(None) => {
                     let e = GatewayError::NotFound { message: "session not found; initialize again".into() };
                     return self.refuse_message(&req, kind_of_method(req.http_method), None, e).await;
                 }
@@ -120,7 +124,7 @@ impl Gateway {
                     let e = GatewayError::bad_request("a client response needs the Mcp-Session-Id it answers on");
                     return self.refuse_message(req, MessageKind::Response, Some(id.clone()), e).await;
                 };
-                if self.fed.pending.waits(&pending_key(&req.server.name, sid), id) {
+                if self.fed.pending.waits(&pending_key(&req.server.name, sid), id).await {
                     return self.own_answer(req, sid, id, value).await;
                 }
                 self.server_message(req, "response", &NO_PARAMS, MessageKind::Response, id).await
@@ -135,7 +139,7 @@ impl Gateway {
         match self.enforce.authorize(call).await {
             Ok(p) => {
                 self.enforce.answered(p).await;
-                self.fed.pending.deliver(&pending_key(&req.server.name, sid), id, value.clone());
+                self.fed.pending.deliver(&pending_key(&req.server.name, sid), id, value.clone()).await;
                 Verdict::Accepted(crate::enforce::Outcome::Allowed)
             }
             Err(r) => Verdict::Answer(Answer::refusal(&r, id, req.corr_id, None, self.cfg.mcp.refusal_status)),

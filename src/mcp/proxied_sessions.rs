@@ -37,6 +37,55 @@ pub enum Unknown {
     NotFound,
 }
 
+/// Where proxied sessions live: this process ([`ProxiedSessions`]) or a store shared by
+/// every instance (chosen in `state/`). A store that cannot answer refuses (`Err`): the door
+/// answers 503, or `state/`'s fail_open falls back to memory.
+#[async_trait::async_trait]
+pub trait ProxiedStore: Send + Sync {
+    /// See [`ProxiedSessions::opened`].
+    async fn opened(&self, server: &str, id: &str, owner: &str, elicitation: bool, now: i64)
+        -> Result<(), Unavailable>;
+    /// See [`ProxiedSessions::owned`]; `Ok(None)` when not found.
+    async fn owned(&self, server: &str, id: &str, owner: &str, now: i64)
+        -> Result<Option<ProxiedSession>, Unavailable>;
+    /// See [`ProxiedSessions::closed`].
+    async fn closed(&self, server: &str, id: &str, owner: &str) -> Result<(), Unavailable>;
+}
+
+/// The shared store did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+#[async_trait::async_trait]
+impl ProxiedStore for ProxiedSessions {
+    async fn opened(
+        &self,
+        server: &str,
+        id: &str,
+        owner: &str,
+        elicitation: bool,
+        now: i64,
+    ) -> Result<(), Unavailable> {
+        ProxiedSessions::opened(self, server, id, owner, elicitation, now);
+        Ok(())
+    }
+
+    async fn owned(
+        &self,
+        server: &str,
+        id: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<Option<ProxiedSession>, Unavailable> {
+        Ok(ProxiedSessions::owned(self, server, id, owner, now).ok())
+    }
+
+    async fn closed(&self, server: &str, id: &str, owner: &str) -> Result<(), Unavailable> {
+        ProxiedSessions::closed(self, server, id, owner);
+        Ok(())
+    }
+}
+
 /// All proxied sessions, by (server, session id).
 pub struct ProxiedSessions {
     map: Mutex<HashMap<(String, String), ProxiedSession>>,
@@ -44,6 +93,11 @@ pub struct ProxiedSessions {
 }
 
 impl ProxiedSessions {
+    /// The idle lifetime, seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
     pub fn new(ttl_secs: u64) -> ProxiedSessions {
         ProxiedSessions { map: Mutex::new(HashMap::new()), ttl_secs: ttl_secs.max(1) as i64 }
     }

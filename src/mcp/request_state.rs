@@ -48,9 +48,14 @@ pub enum StateError {
     Mismatch,
 }
 
+fn aes_key(raw: &[u8]) -> Result<LessSafeKey, String> {
+    let unbound = UnboundKey::new(&AES_256_GCM, raw).map_err(|_| "unusable key".to_string())?;
+    Ok(LessSafeKey::new(unbound))
+}
+
 /// Seals and opens hold states with one AES-256-GCM key.
 pub struct StateSealer {
-    key: LessSafeKey,
+    key: parking_lot::RwLock<std::sync::Arc<LessSafeKey>>,
 }
 
 impl StateSealer {
@@ -70,8 +75,21 @@ impl StateSealer {
             }
             k
         };
-        let unbound = UnboundKey::new(&AES_256_GCM, &raw).map_err(|_| "unusable key".to_string())?;
-        Ok(StateSealer { key: LessSafeKey::new(unbound) })
+        Ok(StateSealer { key: parking_lot::RwLock::new(std::sync::Arc::new(aes_key(&raw)?)) })
+    }
+
+    /// Replaces the key with `raw` (32 bytes): the deployment's shared key, once it is known.
+    /// States sealed with the old key stop opening (the client confirms again).
+    pub fn rekey(&self, raw: &[u8]) -> Result<(), String> {
+        if raw.len() != 32 {
+            return Err(format!("must be 32 bytes, got {}", raw.len()));
+        }
+        *self.key.write() = std::sync::Arc::new(aes_key(raw)?);
+        Ok(())
+    }
+
+    fn current(&self) -> std::sync::Arc<LessSafeKey> {
+        self.key.read().clone()
     }
 
     /// The opaque `requestState` string for `state`.
@@ -79,7 +97,7 @@ impl StateSealer {
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         let mut buf = serde_json::to_vec(state).map_err(|e| e.to_string())?;
-        self.key
+        self.current()
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut buf)
             .map_err(|_| "seal failed".to_string())?;
         let mut out = nonce.to_vec();
@@ -107,7 +125,8 @@ impl StateSealer {
         let (nonce, rest) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| StateError::Invalid)?;
         let mut buf = rest.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::from(AAD), &mut buf).map_err(|_| StateError::Invalid)?;
+        let key = self.current();
+        let plain = key.open_in_place(nonce, Aad::from(AAD), &mut buf).map_err(|_| StateError::Invalid)?;
         let state: HoldState = serde_json::from_slice(plain).map_err(|_| StateError::Invalid)?;
         if state.exp < now {
             return Err(StateError::Expired);

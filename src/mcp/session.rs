@@ -40,6 +40,8 @@ pub struct GatewaySession {
     pub upstream: Mutex<HashMap<String, String>>,
     /// Its SSE streams and their replay window (`Last-Event-ID`).
     pub outbox: Outbox,
+    /// Kept by a shared store (Redis is the truth; this instance holds its streams).
+    pub shared: bool,
     last_used: AtomicI64,
 }
 
@@ -57,6 +59,47 @@ pub enum SessionError {
     NotFound,
     /// Too many live sessions in total.
     Full,
+    /// The shared session store does not answer (fail closed: 503).
+    Unavailable,
+}
+
+/// Where federated sessions live: this process ([`Sessions`]) or a store shared by every
+/// instance (chosen in `state/`).
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    /// See [`Sessions::create`].
+    async fn create(
+        &self,
+        owner: String,
+        protocol_version: String,
+        client_capabilities: Value,
+        now: i64,
+    ) -> Result<Created, SessionError>;
+    /// See [`Sessions::get`].
+    async fn get(&self, id: &str, owner: &str, now: i64) -> Result<Arc<GatewaySession>, SessionError>;
+    /// Ends session `id` if `owner` owns it; true when it did.
+    async fn remove(&self, id: &str, owner: &str) -> Result<bool, SessionError>;
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Sessions {
+    async fn create(
+        &self,
+        owner: String,
+        protocol_version: String,
+        client_capabilities: Value,
+        now: i64,
+    ) -> Result<Created, SessionError> {
+        Sessions::create(self, owner, protocol_version, client_capabilities, now)
+    }
+
+    async fn get(&self, id: &str, owner: &str, now: i64) -> Result<Arc<GatewaySession>, SessionError> {
+        Sessions::get(self, id, owner, now)
+    }
+
+    async fn remove(&self, id: &str, owner: &str) -> Result<bool, SessionError> {
+        Ok(Sessions::remove(self, id, owner).is_some())
+    }
 }
 
 /// The owner key of a principal.
@@ -125,6 +168,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// The idle lifetime and bounds (for a shared store built beside this one).
+    pub fn settings(&self) -> (i64, SessionLimits) {
+        (self.ttl_secs, self.limits)
+    }
+
     /// `replay` bounds each session's window, `replay_total` all of them together.
     pub fn new(ttl_secs: u64, limits: SessionLimits, replay: ReplayLimits, replay_total: usize) -> Sessions {
         let limits = SessionLimits { per_principal: limits.per_principal.max(1), total: limits.total.max(1) };
@@ -159,22 +207,62 @@ impl Sessions {
         client_capabilities: Value,
         now: i64,
     ) -> Result<Created, SessionError> {
-        let elicitation = client_capabilities.get("elicitation").is_some_and(|e| !e.is_null());
-        let client_capabilities = if client_capabilities.is_object() { client_capabilities } else { Value::Null };
         let mut raw = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut raw);
+        let session = self.build(hex::encode(raw), owner, protocol_version, client_capabilities, false, now);
+        self.insert(session, now)
+    }
+
+    /// This instance's copy of a session a shared store keeps (created here or on another
+    /// instance): the one already in the table, else a new one holding its streams here. The
+    /// store has checked the owner. Never refused: when the table is full of other sessions,
+    /// the copy serves this request without a replay window kept past it.
+    pub fn adopt(
+        &self,
+        id: &str,
+        owner: &str,
+        protocol_version: String,
+        client_capabilities: Value,
+        now: i64,
+    ) -> Arc<GatewaySession> {
+        if let Some(s) = self.table.read().map.get(id).filter(|s| s.owner == owner && s.shared).cloned() {
+            s.last_used.store(now, Ordering::Relaxed);
+            return s;
+        }
+        let session = self.build(id.to_string(), owner.to_string(), protocol_version, client_capabilities, true, now);
+        match self.insert(session.clone(), now) {
+            Ok(created) => created.session,
+            Err(_) => session,
+        }
+    }
+
+    fn build(
+        &self,
+        id: String,
+        owner: String,
+        protocol_version: String,
+        client_capabilities: Value,
+        shared: bool,
+        now: i64,
+    ) -> Arc<GatewaySession> {
+        let elicitation = client_capabilities.get("elicitation").is_some_and(|e| !e.is_null());
+        let client_capabilities = if client_capabilities.is_object() { client_capabilities } else { Value::Null };
         // Priming events (an id, empty data) came with 2025-11-25; dates compare as strings.
         let priming = protocol_version.as_str() >= "2025-11-25";
-        let session = Arc::new(GatewaySession {
-            id: hex::encode(raw),
+        Arc::new(GatewaySession {
+            id,
             owner,
             protocol_version,
             elicitation,
             client_capabilities,
             upstream: Mutex::new(HashMap::new()),
             outbox: Outbox::new(self.replay, self.replay_budget.clone(), priming),
+            shared,
             last_used: AtomicI64::new(now),
-        });
+        })
+    }
+
+    fn insert(&self, session: Arc<GatewaySession>, now: i64) -> Result<Created, SessionError> {
         let mut t = self.table.write();
         let mut ended = Vec::new();
         if now - t.last_sweep >= SWEEP_EVERY_SECS.min(self.ttl_secs) || t.map.len() >= self.limits.total {

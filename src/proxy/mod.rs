@@ -185,7 +185,7 @@ impl ProxyHttp for GatewayProxy {
                 .with_label_values(&[&format!("mcp:{}", server.name)])
                 .observe(t.elapsed().as_secs_f64());
         }
-        self.track_session(resp, ctx);
+        self.track_session(resp, ctx).await;
         resp.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
         if ctx.federated {
             resp.remove_header("mcp-session-id");
@@ -297,7 +297,7 @@ impl GatewayProxy {
 
     /// A forwarded `initialize` opened a session upstream: it belongs to this principal. A
     /// forwarded DELETE ended one.
-    fn track_session(&self, resp: &ResponseHeader, ctx: &Ctx) {
+    async fn track_session(&self, resp: &ResponseHeader, ctx: &Ctx) {
         let (Some(server), Some(p)) = (ctx.server.as_ref(), ctx.principal.as_ref()) else { return };
         if ctx.federated || !resp.status.is_success() {
             return;
@@ -305,11 +305,15 @@ impl GatewayProxy {
         let owner = owner_key(&p.tenant, &p.sub);
         if let Some(elicitation) = ctx.opens_session {
             if let Some(sid) = resp.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-                self.gw.proxied.opened(&server.name, sid, &owner, elicitation, chrono::Utc::now().timestamp());
+                let now = chrono::Utc::now().timestamp();
+                if self.gw.proxied.opened(&server.name, sid, &owner, elicitation, now).await.is_err() {
+                    // The client's next request on it is "not found" and it initializes again.
+                    tracing::error!(corr_id = %ctx.corr_id, "session store unavailable: upstream session not recorded");
+                }
             }
         }
         if let Some(sid) = &ctx.ends_session {
-            self.gw.proxied.closed(&server.name, sid, &owner);
+            let _ = self.gw.proxied.closed(&server.name, sid, &owner).await;
         }
     }
 

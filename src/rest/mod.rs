@@ -85,18 +85,23 @@ impl RestState {
             schemas: SchemaCache::new(),
             idempotency: Arc::new(MemoryIdempotencyStore::with_limits(
                 Arc::new(SystemClock::new()),
-                IdempotencyLimits {
-                    max_records: DEFAULT_MAX_RECORDS,
-                    max_bytes: cfg.rest.idempotency_max_bytes,
-                    max_bytes_per_subject: cfg.rest.idempotency_max_bytes_per_subject,
-                    max_answer_bytes: cfg.rest.idempotency_max_answer_bytes,
-                },
+                idempotency_limits(cfg),
             )),
             broker,
             database: Arc::new(database),
             sender: Sender::default(),
             outbound: outbound::Outbound::from_config(cfg)?,
         })
+    }
+}
+
+/// The idempotency store's bounds from `rest.idempotency_*`.
+pub fn idempotency_limits(cfg: &Config) -> IdempotencyLimits {
+    IdempotencyLimits {
+        max_records: DEFAULT_MAX_RECORDS,
+        max_bytes: cfg.rest.idempotency_max_bytes,
+        max_bytes_per_subject: cfg.rest.idempotency_max_bytes_per_subject,
+        max_answer_bytes: cfg.rest.idempotency_max_answer_bytes,
     }
 }
 

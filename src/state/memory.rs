@@ -7,6 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use super::rules::{self, Redeem};
 use super::{Hold, HoldConsume, HoldPut, HoldQuota, RateOutcome, RateSpec, Redeemer, StateError, StateStore};
 
 const SHARDS: usize = 16;
@@ -46,20 +47,10 @@ impl MemoryState {
         }
         let b = map.entry(key.to_string()).or_insert(Bucket { tokens: burst, last: now });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * spec.rps).min(burst);
+        let (left, outcome) = rules::take(spec, b.tokens + elapsed * spec.rps);
+        b.tokens = left;
         b.last = now;
-        let allowed = b.tokens >= 1.0;
-        if allowed {
-            b.tokens -= 1.0;
-        }
-        let secs = |x: f64| (x / spec.rps).ceil().max(0.0) as u64;
-        RateOutcome {
-            allowed,
-            limit: spec.burst,
-            remaining: b.tokens.floor().max(0.0) as u64,
-            reset_secs: secs(burst - b.tokens),
-            retry_after_secs: if allowed { 0 } else { secs(1.0 - b.tokens).max(1) },
-        }
+        outcome
     }
 }
 
@@ -101,27 +92,17 @@ impl StateStore for MemoryState {
         let Some(h) = holds.get(token_hash) else {
             return Ok(HoldConsume::NotFound);
         };
-        if h.expires_at <= now {
-            holds.remove(token_hash);
-            return Ok(HoldConsume::Expired);
-        }
-        let who = match who {
-            Redeemer::Approver { sub, binding, .. } if h.sub == sub => Redeemer::Caller { binding },
-            other => other,
-        };
-        match who {
-            Redeemer::Caller { binding } if h.binding != binding => return Ok(HoldConsume::Mismatch),
-            Redeemer::Caller { .. } if h.needs_approval && h.approved_by.is_none() => {
-                return Ok(HoldConsume::AwaitingApproval)
+        match rules::redeem(h, who, now) {
+            Redeem::Keep(why) => Ok(why.outcome()),
+            Redeem::Expired => {
+                holds.remove(token_hash);
+                Ok(HoldConsume::Expired)
             }
-            Redeemer::Approver { tenant, tool_id, args_hash, .. }
-                if h.tenant != tenant || h.tool_id != tool_id || h.args_hash != args_hash =>
-            {
-                return Ok(HoldConsume::Mismatch)
-            }
-            _ => {}
+            Redeem::Consume => Ok(holds
+                .remove(token_hash)
+                .map(|h| HoldConsume::Consumed(Box::new(h)))
+                .unwrap_or(HoldConsume::NotFound)),
         }
-        Ok(holds.remove(token_hash).map(|h| HoldConsume::Consumed(Box::new(h))).unwrap_or(HoldConsume::NotFound))
     }
 
     async fn peek_hold(&self, token_hash: &str) -> Result<Option<Hold>, StateError> {

@@ -1,10 +1,19 @@
 //! Shared state: rate-limit buckets and confirmation holds behind one async trait.
 //!
 //! Every operation is a single atomic step (take a token; consume a hold if its binding
-//! matches) so a Redis backend can implement each as one Lua script. The embedded backend is
-//! [`memory::MemoryState`].
+//! matches). The embedded backend is [`memory::MemoryState`]; [`redis`] shares state between
+//! instances (one Lua script per step), behind the fail modes of [`fallback`]. Which one runs
+//! is chosen here ([`Backend`]) and known nowhere else; the decisions both make are in
+//! [`rules`].
 
+mod backend;
+pub mod fallback;
 pub mod memory;
+pub mod redis;
+pub mod rules;
+mod shared_sessions;
+
+pub use backend::Backend;
 
 use async_trait::async_trait;
 
@@ -30,7 +39,7 @@ pub struct RateOutcome {
 }
 
 /// A pending confirmation, stored under the SHA-256 of its action token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hold {
     pub id: String,
     pub sub: String,

@@ -68,6 +68,23 @@ impl Roots {
         self.store.clone()
     }
 
+    /// The roots as PEM, for clients that take a bundle (the Redis client); empty after a
+    /// load failure, so such a client trusts nothing.
+    pub fn pem(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let mut out = Vec::new();
+        for cert in self.ureq.iter() {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(cert.der());
+            out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"-----END CERTIFICATE-----\n");
+        }
+        out
+    }
+
     /// Why loading failed, if it did.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()

@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod lenient;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -21,7 +21,7 @@ use crate::mcp::confirm;
 use crate::mcp::inbound::{id_of, Answer, Forward, Inbound, Parsed};
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::proxied::CLIENT_NOTIFICATIONS;
-use crate::mcp::session::{owner_key, GatewaySession};
+use crate::mcp::session::{owner_key, GatewaySession, SessionError};
 use crate::policy::PolicySnapshot;
 
 /// One request to `/mcp`, after authentication.
@@ -103,8 +103,12 @@ impl Gateway {
     pub async fn federated<'a>(&self, req: &FedRequest<'a>, servers: &'a [Arc<McpServer>]) -> Reply<'a> {
         let now = chrono::Utc::now().timestamp();
         let gsession = match req.session_id {
-            Some(id) => match self.fed.sessions.get(id, &req.owner(), now) {
+            Some(id) => match self.fed.sessions.get(id, &req.owner(), now).await {
                 Ok(s) => Some(s),
+                Err(SessionError::Unavailable) => {
+                    let e = GatewayError::Unavailable { message: "session store unavailable".into() };
+                    return self.fed_refuse(req, servers, MessageKind::Request, Value::Null, e).await;
+                }
                 Err(_) => {
                     // The spec's answer to an unknown session: 404, and the client re-initializes.
                     let e = GatewayError::NotFound { message: "session not found; initialize again".into() };
@@ -152,7 +156,7 @@ impl Gateway {
             let last_event_id = req.last_event_id.map(String::from);
             return Reply::Stream(Box::new(Stream::Listen { session: gs, owner: req.owner(), last_event_id }));
         }
-        self.fed.sessions.remove(&gs.id, &req.owner());
+        let _ = self.fed.sessions.remove(&gs.id, &req.owner()).await;
         self.fed.upstreams.end(&format!("s:{}", gs.id));
         self.fed.relays.end(&gs.id);
         Reply::Json(Answer { status: 200, body: json!({}), headers: vec![], outcome: Outcome::Allowed, method: None })
@@ -209,7 +213,7 @@ impl Gateway {
                 return match self.fed_plumbing(req, servers, "response", &NO_PARAMS, MessageKind::Response).await {
                     Ok(p) => {
                         self.enforce.answered(p).await;
-                        self.fed.pending.deliver(&s.id, id, value.clone());
+                        self.fed.pending.deliver(&s.id, id, value.clone()).await;
                         Reply::Accepted
                     }
                     Err(r) => Reply::Json(Answer::refusal(&r, id, req.corr_id, None, self.cfg.mcp.refusal_status)),
@@ -275,7 +279,7 @@ impl Gateway {
                 let version = init["protocolVersion"].as_str().unwrap_or_default().to_string();
                 let declared = params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
                 let now = chrono::Utc::now().timestamp();
-                match self.fed.sessions.create(req.owner(), version, declared, now) {
+                match self.fed.sessions.create(req.owner(), version, declared, now).await {
                     Ok(created) => {
                         for ended in &created.ended {
                             self.fed.upstreams.end(&format!("s:{ended}"));
@@ -288,10 +292,13 @@ impl Gateway {
                         a.headers.push(("mcp-session-id", s.id.clone()));
                         return Reply::Json(a);
                     }
-                    Err(_) => {
-                        let e = GatewayError::Unavailable {
-                            message: "too many sessions (mcp.max_sessions); retry later".into(),
+                    Err(why) => {
+                        let message = if why == SessionError::Unavailable {
+                            "session store unavailable; retry later"
+                        } else {
+                            "too many sessions (mcp.max_sessions); retry later"
                         };
+                        let e = GatewayError::Unavailable { message: message.into() };
                         let r = self.enforce.refuse_permit(permit, e).await;
                         return Reply::Json(Answer::refusal(
                             &r,

@@ -22,11 +22,11 @@ use serde_json::{json, Value};
 
 use crate::config::McpConfig;
 use crate::mcp::discovery::Discovery;
-use crate::mcp::elicitation::Pending;
+use crate::mcp::elicitation::{Elicitations, Pending};
 use crate::mcp::param_headers::Marks;
 use crate::mcp::relay::Relays;
 use crate::mcp::request_state::StateSealer;
-use crate::mcp::session::{SessionLimits, Sessions};
+use crate::mcp::session::{SessionLimits, SessionStore, Sessions};
 use crate::mcp::upstream::Upstreams;
 use replay::ReplayLimits;
 
@@ -48,12 +48,15 @@ pub struct Federation {
     discovery: OnceLock<Discovery>,
     /// The server that listed each resource URI (for `resources/read`).
     resource_owners: RwLock<HashMap<String, String>>,
-    pub sessions: Sessions,
-    pub sealer: StateSealer,
+    /// Sessions (this process's, or shared: `state::Backend::share_federation`).
+    pub sessions: Arc<dyn SessionStore>,
+    /// The memory sessions (their bounds and TTL configure a shared store too).
+    pub local_sessions: Arc<Sessions>,
+    pub sealer: Arc<StateSealer>,
     /// Upstream clients per (server, session or principal).
     pub upstreams: Upstreams,
     /// Elicitations waiting for a 2025-11-25 client's answer.
-    pub pending: Pending,
+    pub pending: Arc<dyn Elicitations>,
     /// Upstream servers' own requests relayed to a client, waiting for its answer.
     pub relays: Arc<Relays>,
 }
@@ -61,23 +64,22 @@ pub struct Federation {
 impl Federation {
     pub fn new(cfg: &McpConfig) -> Result<Federation, String> {
         let sealer = StateSealer::new(&cfg.request_state_key.0).map_err(|e| format!("mcp.request_state_key: {e}"))?;
+        let local = Arc::new(Sessions::new(
+            cfg.session_ttl_seconds,
+            SessionLimits { per_principal: cfg.max_sessions_per_principal, total: cfg.max_sessions },
+            ReplayLimits { max_events: cfg.replay.max_events_per_session, max_bytes: cfg.replay.max_bytes_per_session },
+            cfg.replay.max_bytes_total,
+        ));
         Ok(Federation {
             separator: cfg.separator.clone(),
             tools: RwLock::new(BTreeMap::new()),
             resource_owners: RwLock::new(HashMap::new()),
             discovery: OnceLock::new(),
-            sessions: Sessions::new(
-                cfg.session_ttl_seconds,
-                SessionLimits { per_principal: cfg.max_sessions_per_principal, total: cfg.max_sessions },
-                ReplayLimits {
-                    max_events: cfg.replay.max_events_per_session,
-                    max_bytes: cfg.replay.max_bytes_per_session,
-                },
-                cfg.replay.max_bytes_total,
-            ),
-            sealer,
+            sessions: local.clone(),
+            local_sessions: local,
+            sealer: Arc::new(sealer),
             upstreams: Upstreams::default(),
-            pending: Pending::default(),
+            pending: Arc::new(Pending::default()),
             relays: Arc::new(Relays::new(
                 cfg.relay_max_pending,
                 std::time::Duration::from_secs(cfg.relay_timeout_seconds),
@@ -96,7 +98,7 @@ impl Federation {
         let changed = self.tools.read().get(server) != Some(&tools);
         self.tools.write().insert(server.to_string(), tools);
         if changed {
-            self.sessions.to_every_stream(LIST_CHANGED);
+            self.local_sessions.to_every_stream(LIST_CHANGED);
         }
     }
 
@@ -315,8 +317,9 @@ mod tests {
     #[test]
     fn only_real_changes_are_announced_on_streams_that_were_opened() {
         let f = fed();
-        let listening = f.sessions.create("o".into(), "2025-11-25".into(), serde_json::json!({}), 1).unwrap().session;
-        let quiet = f.sessions.create("o".into(), "2025-11-25".into(), serde_json::json!({}), 1).unwrap().session;
+        let listening =
+            f.local_sessions.create("o".into(), "2025-11-25".into(), serde_json::json!({}), 1).unwrap().session;
+        let quiet = f.local_sessions.create("o".into(), "2025-11-25".into(), serde_json::json!({}), 1).unwrap().session;
         let mut stream = listening.outbox.attach(None);
         let rx = stream.live.as_mut().unwrap();
         f.set_tools("a", vec![json!({"name": "x"})]);

@@ -142,19 +142,26 @@ impl Gateway {
         sink: &mut dyn EventSink,
     ) -> StreamEnd {
         let tool_id = held.call().tool_id.clone().unwrap_or_default();
-        let (question_id, answer_rx) = self.fed.pending.ask(ask_on);
+        let wait = Duration::from_secs(self.cfg.mcp.elicitation_timeout_seconds);
+        let Some((question_id, answer_rx)) = self.fed.pending.ask(ask_on, wait).await else {
+            // The question cannot be registered (shared store down): the hold stays pending.
+            let e = crate::error::GatewayError::Unavailable { message: "session store unavailable".into() };
+            let _ = sink.event(&e.jsonrpc_body(id, corr_id)).await;
+            return StreamEnd { outcome: Outcome::Held, upstream_status: None };
+        };
         let question = json!({"jsonrpc": "2.0", "id": question_id, "method": "elicitation/create",
             "params": confirm::elicitation_params(&tool_id, &held.decision.reasons)});
         if sink.event(&question).await.is_err() {
-            self.fed.pending.forget(ask_on, &question_id);
+            self.fed.pending.forget(ask_on, &question_id).await;
             // The client is gone; the hold stays pending until its TTL (its token still works).
             return StreamEnd { outcome: Outcome::Held, upstream_status: None };
         }
-        let wait = Duration::from_secs(self.cfg.mcp.elicitation_timeout_seconds);
-        let answer = match tokio::time::timeout(wait, answer_rx).await {
-            Ok(Ok(response)) => response.get("result").and_then(confirm::answer_of).unwrap_or(confirm::Answer::Decline),
+        let answer = match tokio::time::timeout(wait + Duration::from_secs(1), answer_rx).await {
+            Ok(Some(response)) => {
+                response.get("result").and_then(confirm::answer_of).unwrap_or(confirm::Answer::Decline)
+            }
             _ => {
-                self.fed.pending.forget(ask_on, &question_id);
+                self.fed.pending.forget(ask_on, &question_id).await;
                 confirm::Answer::Decline
             }
         };
@@ -326,7 +333,7 @@ impl Gateway {
                 }
                 Ok(None) => return,
                 Err(_) => {
-                    let alive = self.fed.sessions.get(&gs.id, owner, chrono::Utc::now().timestamp()).is_ok();
+                    let alive = self.fed.sessions.get(&gs.id, owner, chrono::Utc::now().timestamp()).await.is_ok();
                     if !alive || sink.comment("keep-alive").await.is_err() {
                         return;
                     }

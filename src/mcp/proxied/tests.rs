@@ -99,7 +99,7 @@ async fn every_message_kind_is_decided_and_only_admitted_ones_forward() {
     assert_eq!(send(&gw, &admin, "POST", b"[1]", None).await.0, 400);
     assert_eq!(send(&gw, &admin, "POST", b"", None).await.0, 400);
 
-    gw.proxied.opened("demo", "mine", "acme\0a", false, chrono::Utc::now().timestamp());
+    gw.proxied.opened("demo", "mine", "acme\0a", false, chrono::Utc::now().timestamp()).await.unwrap();
     assert_eq!(send(&gw, &admin, "POST", &answer, Some("mine")).await.1, Outcome::Allowed, "own session");
     assert_eq!(send(&gw, &admin, "DELETE", b"", Some("mine")).await.1, Outcome::Allowed);
 

@@ -16,7 +16,7 @@ use crate::mcp::session::{owner_key, GatewaySession};
 
 fn session(gw: &Gateway, p: &Principal, declared: Value) -> Arc<GatewaySession> {
     let owner = owner_key(&p.tenant, &p.sub);
-    gw.fed.sessions.create(owner, "2025-11-25".into(), declared, chrono::Utc::now().timestamp()).unwrap().session
+    gw.fed.local_sessions.create(owner, "2025-11-25".into(), declared, chrono::Utc::now().timestamp()).unwrap().session
 }
 
 fn route(gw: &Gateway, p: &Principal, session: Option<&str>) -> RelayRoute {
