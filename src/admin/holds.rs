@@ -76,6 +76,6 @@ impl AdminApp {
             Err(e) => (Reply::error(e, corr_id), End::Refused(e)),
         };
         let rec = self.record("holds.decide", corr_id, Some(actor), end, Some(held));
-        Done { reply, record: Some(rec), durable: true }
+        Done { reply, record: Some(rec), durable: true, stream: None }
     }
 }

@@ -108,15 +108,13 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Vec<ChainReport>, Brea
     Ok(out)
 }
 
-/// A checkpoint-file entry: covered seq → (hash, file line, record seq, signature).
-type FileCheckpoints = HashMap<u64, (String, usize, u64, String)>;
+/// A checkpoint-file entry: (hash, file line, record seq, signature).
+type FileCheckpoint = (String, usize, u64, String);
+/// Checkpoint-file entries by covered seq.
+type FileCheckpoints = HashMap<u64, FileCheckpoint>;
 
 /// Reads and signature-checks `instance`'s checkpoint file.
-fn checkpoint_lines(
-    path: &Path,
-    instance: &str,
-    keys: &TrustedKeys,
-) -> Result<Vec<(u64, (String, usize, u64, String))>, Break> {
+fn checkpoint_lines(path: &Path, instance: &str, keys: &TrustedKeys) -> Result<Vec<(u64, FileCheckpoint)>, Break> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let brk = |line: usize, seq: Option<u64>, reason: String| Break { file: name.clone(), line, seq, reason };
     let mut out = Vec::new();
