@@ -40,6 +40,7 @@ pub(super) struct Checkpoints {
 
 struct Open {
     day: String,
+    day_no: i64,
     name: String,
     f: Arc<File>,
     /// Bytes of whole records in the file: a failed append is cut back to it.
@@ -173,9 +174,10 @@ impl Chain {
     /// back so the file never holds half a record followed by more.
     fn write(&mut self, mut event: AuditEvent) -> Result<Arc<File>, AuditError> {
         let now = (self.clock)();
-        let day = now.format("%Y%m%d").to_string();
-        if self.file.as_ref().is_none_or(|o| o.day != day) {
-            self.rotate(&day)?;
+        // The day number decides rotation; the file name is formatted only when it changes.
+        let day_no = now.timestamp().div_euclid(86_400);
+        if self.file.as_ref().is_none_or(|o| o.day_no != day_no) {
+            self.rotate(&now.format("%Y%m%d").to_string(), day_no)?;
         }
         let Some(open) = self.file.as_mut() else { return Err(AuditError::Stopped) };
         if open.dirty {
@@ -218,7 +220,7 @@ impl Chain {
 
     /// Opens the file of `day` (the previous one is synced by the fsync thread, which took
     /// it with its last records).
-    fn rotate(&mut self, day: &str) -> Result<(), AuditError> {
+    fn rotate(&mut self, day: &str, day_no: i64) -> Result<(), AuditError> {
         let name = files::file_name(&self.instance, day);
         let path = self.dir.join(&name);
         let created = !path.exists();
@@ -228,7 +230,7 @@ impl Chain {
             // The new name must survive a crash with the records in it.
             files::sync_dir(&self.dir).map_err(|e| AuditError::write(&name, e))?;
         }
-        self.file = Some(Open { day: day.to_string(), name, f: Arc::new(f), len, dirty: false });
+        self.file = Some(Open { day: day.to_string(), day_no, name, f: Arc::new(f), len, dirty: false });
         Ok(())
     }
 
