@@ -178,7 +178,8 @@ fn the_live_stream_is_ordered_filtered_and_resumes_without_gaps() {
     let (port, _) = counting_upstream();
     let base = temp_dir("sse");
     let (audit, data) = (base.join("audit"), base.join("data"));
-    let gw = builder("sse", port, &audit, &data, "gw-a").start();
+    // A ring of 3 records: the resumption below reads what it missed from the files.
+    let gw = builder("sse", port, &audit, &data, "gw-a").env("FASTMCP__AUDIT__STREAM__BUFFER", "3").start();
     let alice = gw.mint("alice", "acme", "mcp-user");
     let bob = gw.mint("bob", "acme", "mcp-user");
     call(&gw, &alice, "before-connect");

@@ -282,3 +282,30 @@ mod trail {
         assert_eq!(again.backlog.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
     }
 }
+
+#[tokio::test]
+async fn several_instances_and_a_legacy_chain_verify_in_one_directory() {
+    let dir = tmpdir("multi");
+    let a = AuditLog::open(&dir, "gw-a".into()).unwrap();
+    let b = AuditLog::open(&dir, "gw-b".into()).unwrap();
+    for i in 0..3 {
+        a.append(&ev(i), true).await.unwrap();
+        b.append(&ev(i), true).await.unwrap();
+    }
+    drop((a, b));
+    // A chain written before chains were per instance: `audit-YYYYMMDD.jsonl`.
+    let old = tmpdir("multi-old");
+    write_n(&old, 2).await;
+    let (f, _) = lines(&old);
+    std::fs::rename(&f, dir.join("audit-20240101.jsonl")).unwrap();
+    let report = super::verify::verify(&dir, &Default::default()).unwrap();
+    let chains: Vec<(&str, u64)> = report.iter().map(|c| (c.instance.as_str(), c.records)).collect();
+    assert_eq!(chains, vec![("", 2), ("gw-a", 3), ("gw-b", 3)]);
+    // Tampering in one instance's chain names that instance's file.
+    let (fb, mut lb) = (dir.join(chain_files(&dir).unwrap()[2].file_name().unwrap()), Vec::<String>::new());
+    lb.extend(std::fs::read_to_string(&fb).unwrap().lines().map(String::from));
+    lb[1] = lb[1].replace("c1", "cX");
+    std::fs::write(&fb, lb.join("\n") + "\n").unwrap();
+    let b = verify_dir(&dir).unwrap_err();
+    assert!(b.file.starts_with("audit-gw-b-") && b.line == 2, "{b}");
+}
