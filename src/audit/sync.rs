@@ -143,7 +143,11 @@ impl Round {
         let top = self.held.last().map(|r| r.seq).unwrap_or(0);
         match &result {
             Ok(()) => {
-                METRICS.audit_fsync_batch.observe(batch as f64);
+                if batch > 0 {
+                    // Rounds that only answer waiters whose records an earlier fsync covered
+                    // sync nothing: not a batch.
+                    METRICS.audit_fsync_batch.observe(batch as f64);
+                }
                 health.synced(top);
                 hub.publish(std::mem::take(&mut self.held));
                 if let (Some(file), false) = (&self.checkpoints, self.lines.is_empty()) {
