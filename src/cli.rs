@@ -1,4 +1,7 @@
-//! Command line (DESIGN §2): `serve`, `token mint`, `audit verify`, `policy test|eval`.
+//! Command line (DESIGN §2): `serve`, `token mint`, `audit verify|pubkey|reindex|query`
+//! (`cli/audit.rs`), `policy test|eval`.
+
+mod audit;
 
 use std::path::PathBuf;
 
@@ -8,6 +11,7 @@ use crate::auth::devkeys::DevKey;
 use crate::auth::parse_alg;
 use crate::config::Config;
 use crate::policy::{testrunner, CompiledPolicy, PolicySources};
+use audit::AuditCommand;
 
 #[derive(Parser)]
 #[command(name = "fastmcp", version, about = "Policy enforcement point for AI-agent tool traffic")]
@@ -68,17 +72,6 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand)]
-enum AuditCommand {
-    /// Check the hash chain; exit 1 naming the first bad record.
-    Verify {
-        /// Audit directory (default: the configured audit.dir).
-        dir: Option<PathBuf>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
 enum PolicyCommand {
     /// Run every test_* rule of *_test.rego (like `opa test`).
     Test {
@@ -113,19 +106,7 @@ pub fn run() -> i32 {
         Command::Token { command: TokenCommand::Mint { sub, tenant, roles, scopes, ttl, config } } => {
             with_config(config, |cfg| mint(&cfg, &sub, &tenant, &roles, &scopes, &ttl))
         }
-        Command::Audit { command: AuditCommand::Verify { dir, config } } => with_config(config, |cfg| {
-            let dir = dir.unwrap_or(cfg.audit.dir);
-            match crate::audit::verify::verify_dir(&dir) {
-                Ok(n) => {
-                    println!("audit chain intact: {n} records in {}", dir.display());
-                    0
-                }
-                Err(b) => {
-                    println!("audit chain BROKEN at {b}");
-                    1
-                }
-            }
-        }),
+        Command::Audit { command } => audit::run(command),
         Command::Policy { command: PolicyCommand::Test { dirs, coverage, config } } => with_config(config, |cfg| {
             let dirs = if dirs.is_empty() { vec![cfg.policy.rego_dir.clone()] } else { dirs };
             policy_test(&cfg, &dirs, coverage)

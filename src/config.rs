@@ -420,8 +420,143 @@ pub struct AuditConfig {
     /// Minimum microseconds between two audit fsyncs (group commit): under load, records that
     /// arrive meanwhile share one fsync, at the cost of up to this much added latency.
     pub group_commit_us: u64,
-    /// Instance name in records; empty means the host name.
+    /// Instance name in records and chain file names (`audit-<instance>-YYYYMMDD.jsonl`);
+    /// empty means the host name. Instances sharing a directory must have distinct names.
     pub instance: String,
+    /// What an admitted read-only call does when its record cannot be written or synced:
+    /// `fail_closed` (503, the default: nothing happens unrecorded) or `continue` (let
+    /// through, counted in `fastmcp_audit_unrecorded_total`). Write-class calls are always
+    /// refused.
+    #[serde(default)]
+    pub on_error: crate::audit::OnError,
+    /// Signed checkpoints (truncation and rewrite evidence).
+    #[serde(default)]
+    pub checkpoint: AuditCheckpointConfig,
+    /// The live stream `GET /admin/audit/stream`.
+    #[serde(default)]
+    pub stream: AuditStreamConfig,
+    /// Keep the SQLite index `<dir>/index.sqlite` up to date (for `fastmcp audit query`).
+    #[serde(default = "default_true")]
+    pub index: bool,
+    /// The Redis Stream sink, used when `REDIS_URL` is set.
+    #[serde(default)]
+    pub redis: AuditRedisConfig,
+    /// Also print every record to stdout as a JSON line (for log shippers).
+    #[serde(default)]
+    pub stdout: bool,
+    /// Archive or delete this instance's daily files older than this many days (0: keep
+    /// all), once a signed checkpoint covers them. Needs `checkpoint.enabled`.
+    #[serde(default)]
+    pub retention_days: u32,
+    /// `archive` (gzip beside the chain, still verified) or `delete`.
+    #[serde(default)]
+    pub retention_action: crate::audit::retention::RetentionAction,
+}
+
+/// Signed audit checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCheckpointConfig {
+    /// Sign checkpoints.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A checkpoint after this many records…
+    #[serde(default = "default_checkpoint_records")]
+    pub every_records: u64,
+    /// …or this many seconds after the last one, when records came meanwhile.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub every_seconds: u64,
+    /// The Ed25519 signing key (PKCS#8 DER), created with mode 0600 when absent. Empty:
+    /// `<data_dir>/audit-checkpoint.key`. Instances may share one key or have their own.
+    #[serde(default)]
+    pub key_file: String,
+    /// Directory of `checkpoints-<instance>.jsonl`; empty: the audit directory. Put it on
+    /// another disk or host mount to keep evidence out of reach of whoever can edit the chain.
+    #[serde(default)]
+    pub dir: String,
+}
+
+impl Default for AuditCheckpointConfig {
+    fn default() -> Self {
+        AuditCheckpointConfig {
+            enabled: true,
+            every_records: default_checkpoint_records(),
+            every_seconds: default_checkpoint_seconds(),
+            key_file: String::new(),
+            dir: String::new(),
+        }
+    }
+}
+
+/// The live audit stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditStreamConfig {
+    /// Records kept in memory for `Last-Event-ID` resumption (older ones are read from the
+    /// files).
+    #[serde(default = "default_stream_buffer")]
+    pub buffer: usize,
+    /// Records a consumer may fall behind before it is dropped (it can resume).
+    #[serde(default = "default_stream_queue")]
+    pub queue: usize,
+}
+
+impl Default for AuditStreamConfig {
+    fn default() -> Self {
+        AuditStreamConfig { buffer: default_stream_buffer(), queue: default_stream_queue() }
+    }
+}
+
+/// The audit Redis Stream sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRedisConfig {
+    /// Write records to the stream when `REDIS_URL` is set.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The stream key; `<key>:pos` holds each instance's last added seq (keep a `{…}` hash
+    /// tag for Redis Cluster).
+    #[serde(default = "default_audit_stream_key")]
+    pub stream_key: String,
+    /// `XADD … MAXLEN ~` this many entries.
+    #[serde(default = "default_audit_stream_maxlen")]
+    pub maxlen: u64,
+    /// Connect, read and write timeout of the sink's connection (milliseconds).
+    #[serde(default = "default_audit_redis_timeout")]
+    pub timeout_ms: u64,
+}
+
+impl Default for AuditRedisConfig {
+    fn default() -> Self {
+        AuditRedisConfig {
+            enabled: true,
+            stream_key: default_audit_stream_key(),
+            maxlen: default_audit_stream_maxlen(),
+            timeout_ms: default_audit_redis_timeout(),
+        }
+    }
+}
+
+fn default_checkpoint_records() -> u64 {
+    1000
+}
+fn default_checkpoint_seconds() -> u64 {
+    60
+}
+fn default_stream_buffer() -> usize {
+    10_000
+}
+fn default_stream_queue() -> usize {
+    1024
+}
+fn default_audit_stream_key() -> String {
+    "{fastmcp}:audit".into()
+}
+fn default_audit_stream_maxlen() -> u64 {
+    1_000_000
+}
+fn default_audit_redis_timeout() -> u64 {
+    2000
 }
 
 /// Size and time limits.
@@ -911,6 +1046,7 @@ impl Config {
         if self.holds.ttl_seconds == 0 {
             return Err(ConfigError::new("holds.ttl_seconds", "must be positive"));
         }
+        self.validate_audit()?;
         if !(self.rate_limit.default_rps > 0.0 && self.rate_limit.default_rps.is_finite()) {
             return Err(ConfigError::new("rate_limit.default_rps", "must be a positive number"));
         }
@@ -1021,6 +1157,29 @@ impl Config {
         }
         if !(50..=60_000).contains(&self.state.redis.health_interval_ms) {
             return Err(ConfigError::new("state.redis.health_interval_ms", "must be between 50 and 60000"));
+        }
+        Ok(())
+    }
+
+    fn validate_audit(&self) -> Result<(), ConfigError> {
+        let a = &self.audit;
+        if !a.instance.is_empty() && !crate::audit::files::valid_instance(&a.instance) {
+            return Err(ConfigError::new("audit.instance", "1-64 of A-Z a-z 0-9 . _ - (it names the chain's files)"));
+        }
+        if a.checkpoint.every_records == 0 || a.checkpoint.every_seconds == 0 {
+            return Err(ConfigError::new("audit.checkpoint", "every_records and every_seconds must be at least 1"));
+        }
+        if a.retention_days > 0 && !a.checkpoint.enabled {
+            return Err(ConfigError::new(
+                "audit.retention_days",
+                "needs audit.checkpoint.enabled: files are only removed once a signed checkpoint covers them",
+            ));
+        }
+        if a.stream.queue == 0 {
+            return Err(ConfigError::new("audit.stream.queue", "must be at least 1"));
+        }
+        if a.redis.stream_key.is_empty() || a.redis.timeout_ms == 0 {
+            return Err(ConfigError::new("audit.redis", "stream_key must be set and timeout_ms at least 1"));
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -22,6 +24,38 @@ pub struct Metrics {
     pub state_fallback: IntCounterVec,
     /// 1 while the Redis backend answers (0 when it does not, or none is configured).
     pub state_backend_up: IntGauge,
+    /// 1 while audit records are written and synced; 0 while the trail fails closed.
+    pub audit_healthy: IntGauge,
+    /// Audit write (`kind=write`) and fsync (`kind=sync`) failures.
+    pub audit_failures: IntCounterVec,
+    /// Times the audit trail came back after a failure (without a restart).
+    pub audit_recoveries: IntCounter,
+    /// Read-only calls let through unrecorded (`audit.on_error: continue`).
+    pub audit_unrecorded: IntCounter,
+    /// Records per audit fsync (group commit batch sizes).
+    pub audit_fsync_batch: Histogram,
+    /// Records a full sink queue dropped (the sink refills them from the files).
+    pub audit_sink_dropped: IntCounterVec,
+    /// Sink write failures by sink.
+    pub audit_sink_errors: IntCounterVec,
+    /// Signed checkpoints written.
+    pub audit_checkpoints: IntCounter,
+    /// Torn tails moved to quarantine at startup.
+    pub audit_quarantined: IntCounter,
+    /// Live audit streams dropped for falling behind.
+    pub audit_stream_dropped: IntCounter,
+}
+
+fn int_counter(reg: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    c
+}
+
+fn gauge(reg: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    reg.register(Box::new(g.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    g
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -104,14 +138,67 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["kind"],
         ),
         state_backend_up,
+        audit_healthy: gauge(
+            &registry,
+            "fastmcp_audit_healthy",
+            "1 while audit records are written and synced, 0 while failed closed",
+        ),
+        audit_failures: counter(&registry, "fastmcp_audit_failures_total", "Audit write and fsync failures", &["kind"]),
+        audit_recoveries: int_counter(
+            &registry,
+            "fastmcp_audit_recoveries_total",
+            "Audit trail recoveries after a failure",
+        ),
+        audit_unrecorded: int_counter(
+            &registry,
+            "fastmcp_audit_unrecorded_total",
+            "Read-only calls let through without a record (audit.on_error: continue)",
+        ),
+        audit_fsync_batch: {
+            let opts = HistogramOpts::new("fastmcp_audit_fsync_batch_records", "Records made durable per audit fsync")
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0]);
+            let h = Histogram::with_opts(opts).unwrap_or_else(|e| panic!("{e}"));
+            registry.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("{e}"));
+            h
+        },
+        audit_sink_dropped: counter(
+            &registry,
+            "fastmcp_audit_sink_dropped_total",
+            "Audit records a full sink queue dropped (refilled from the files)",
+            &["sink"],
+        ),
+        audit_sink_errors: counter(
+            &registry,
+            "fastmcp_audit_sink_errors_total",
+            "Audit sink write failures",
+            &["sink"],
+        ),
+        audit_checkpoints: int_counter(
+            &registry,
+            "fastmcp_audit_checkpoints_total",
+            "Signed audit checkpoints written",
+        ),
+        audit_quarantined: int_counter(
+            &registry,
+            "fastmcp_audit_quarantined_total",
+            "Torn audit tails moved to quarantine",
+        ),
+        audit_stream_dropped: int_counter(
+            &registry,
+            "fastmcp_audit_stream_dropped_total",
+            "Live audit streams dropped for falling behind",
+        ),
         holds_pending,
         registry,
     }
 });
 
-/// Counts audit records written by the writer thread.
+/// Counts audit records written (on every append: the label lookup is done once).
 pub fn audit_records(n: u64, ok: bool) {
-    METRICS.audit_records.with_label_values(&[if ok { "ok" } else { "error" }]).inc_by(n);
+    static COUNTERS: LazyLock<[IntCounter; 2]> = LazyLock::new(|| {
+        [METRICS.audit_records.with_label_values(&["ok"]), METRICS.audit_records.with_label_values(&["error"])]
+    });
+    COUNTERS[usize::from(!ok)].inc_by(n);
 }
 
 /// The registry in Prometheus text format.

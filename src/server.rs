@@ -8,7 +8,6 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
-use crate::audit::AuditLog;
 use crate::auth::devkeys::DevKey;
 use crate::auth::keys::{KeySet, VerifyKey};
 use crate::auth::refresh::Schedule;
@@ -35,13 +34,7 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
         tracing::warn!("authentication is DISABLED (auth.enabled=false): every caller is anonymous");
         None
     };
-    let instance = if cfg.audit.instance.is_empty() {
-        std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "fastmcp".into())
-    } else {
-        cfg.audit.instance.clone()
-    };
-    let window = std::time::Duration::from_micros(cfg.audit.group_commit_us);
-    let audit = AuditLog::open_with_window(&cfg.audit.dir, instance, window).map_err(|e| format!("audit.dir: {e}"))?;
+    let audit = crate::audit::setup::open(&cfg)?;
     let mut provenance = Default::default();
     let policy = if cfg.policy.enabled {
         let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;

@@ -42,7 +42,16 @@ fn every_decision_is_chained_and_tampering_is_named() {
     let out = gw.cli(&["audit", "verify", &dir]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
-    let file = std::fs::read_dir(gw.audit_dir()).expect("dir").next().expect("one file").expect("entry").path();
+    // The instance's chain file (the directory also holds the index and checkpoint files).
+    let files: Vec<_> = std::fs::read_dir(gw.audit_dir())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "one chain file: {files:?}");
+    let file = files[0].clone();
     let text = std::fs::read_to_string(&file).expect("read");
     let lines: Vec<&str> = text.lines().collect();
     for needle in [

@@ -21,6 +21,8 @@ const SINGLETONS: &[&str] = &["host", "origin", "authorization", "content-type"]
 pub struct Head {
     pub method: Method,
     pub path: String,
+    /// The raw query string (only the audit stream reads one).
+    pub query: Option<String>,
     pub headers: HeaderMap,
 }
 
@@ -87,7 +89,7 @@ mod tests {
         for (k, v) in pairs {
             headers.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        Head { method, path: path.into(), headers }
+        Head { method, path: path.into(), query: None, headers }
     }
 
     #[test]

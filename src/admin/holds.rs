@@ -33,6 +33,12 @@ impl AdminApp {
     /// Approves (marks) or denies (drops) hold `id` as `actor`.
     pub(super) async fn decide(&self, id: &str, approve: bool, actor: &Actor, corr_id: &str) -> Done {
         let route = Route::Decide { id: id.to_string(), approve };
+        // A decision releases or drops a held write: like a write-class call, never while
+        // the audit trail cannot record it (the refusal's own record probes the disk).
+        if !self.gw.audit.healthy() {
+            let e = AdminError::Unavailable { message: "audit trail unavailable".into() };
+            return self.refused(&route, corr_id, Some(actor), e);
+        }
         let held = match self.gw.state.list_holds().await {
             Ok(list) => list.into_iter().find(|h| h.id == id),
             Err(e) => {
@@ -76,6 +82,6 @@ impl AdminApp {
             Err(e) => (Reply::error(e, corr_id), End::Refused(e)),
         };
         let rec = self.record("holds.decide", corr_id, Some(actor), end, Some(held));
-        Done { reply, record: Some(rec), durable: true }
+        Done { reply, record: Some(rec), durable: true, stream: None }
     }
 }

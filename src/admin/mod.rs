@@ -1,6 +1,7 @@
 //! The admin listener (`admin_listen`, loopback by default; it never serves gateway
 //! traffic): `/metrics`, `/health`, `/ready`, `GET /admin/mcp/servers`, `GET /admin/holds`,
-//! `POST /admin/holds/{id}/approve|deny`, `POST /admin/policy/reload`.
+//! `POST /admin/holds/{id}/approve|deny`, `POST /admin/policy/reload`, `GET
+//! /admin/audit/stream` (SSE, `stream.rs`).
 //!
 //! Every request passes, in order: singleton headers, `Host` and `Origin` (`guard`), the
 //! route and its method, a POST's JSON content type, then — except on `admin.open_paths` —
@@ -9,8 +10,8 @@
 //!
 //! Files: `routes.rs` (the route table), `guard.rs` (header checks), `auth.rs` (credentials
 //! and the [`Actor`]), `holds.rs` (listing, approving, denying; four eyes), `policy.rs`
-//! (reload), `status.rs` (metrics, health, readiness, discovery status), `record.rs`,
-//! `error.rs`, `reply.rs`.
+//! (reload), `status.rs` (metrics, health, readiness, discovery status), `stream.rs` (the
+//! live audit stream), `record.rs`, `error.rs`, `reply.rs`.
 
 mod auth;
 mod error;
@@ -21,13 +22,14 @@ mod record;
 mod reply;
 mod routes;
 mod status;
+mod stream;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::Response;
-use pingora::apps::http_app::ServeHttp;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
 
 pub use auth::{Actor, AdminAuth};
 pub use error::AdminError;
@@ -55,6 +57,8 @@ struct Done {
     record: Option<AuditEvent>,
     /// fsync the record before answering (operator actions).
     durable: bool,
+    /// An accepted audit stream: served after the record is written.
+    stream: Option<stream::StreamRequest>,
 }
 
 impl AdminApp {
@@ -107,14 +111,26 @@ impl AdminApp {
                 Some(actor) => return self.reload(actor, corr_id).await,
                 None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
             },
+            Route::AuditStream => {
+                let last = head.headers.get("last-event-id").map(|v| v.as_bytes());
+                match stream::StreamRequest::parse(head.query.as_deref(), last) {
+                    Ok(req) => {
+                        let end = End::Done { outcome: Outcome::Allowed, status: 200, reasons: vec![] };
+                        let record = self.record(route.action(), corr_id, actor.as_ref(), end, None);
+                        let reply = Reply::json(200, serde_json::json!({}));
+                        return Done { reply, record: Some(record), durable: false, stream: Some(req) };
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Route::Unknown => Err(AdminError::NotFound { message: "no such admin route".into() }),
         };
         match (done, open) {
-            (Ok(reply), true) => Done { reply, record: None, durable: false },
+            (Ok(reply), true) => Done { reply, record: None, durable: false, stream: None },
             (Ok(reply), false) => {
                 let end = End::Done { outcome: Outcome::Allowed, status: reply.status, reasons: vec![] };
                 let record = self.record(route.action(), corr_id, actor.as_ref(), end, None);
-                Done { reply, record: Some(record), durable: false }
+                Done { reply, record: Some(record), durable: false, stream: None }
             }
             (Err(e), _) => self.refused(&route, corr_id, actor.as_ref(), e),
         }
@@ -130,7 +146,7 @@ impl AdminApp {
             "admin request refused"
         );
         let record = self.record(route.action(), corr_id, actor, End::Refused(&e), None);
-        Done { reply: Reply::error(&e, corr_id), record: Some(record), durable: false }
+        Done { reply: Reply::error(&e, corr_id), record: Some(record), durable: false, stream: None }
     }
 
     /// The record of one admin request (on the policy revision now serving).
@@ -147,22 +163,61 @@ impl AdminApp {
     }
 }
 
+/// The listener's HTTP app: pingora's `ServeHttp` loop (read the head, answer, keep the
+/// connection), written out so one route can stream its answer.
 #[async_trait]
-impl ServeHttp for AdminApp {
-    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let req = session.req_header();
-        let head = Head { method: req.method.clone(), path: req.uri.path().to_string(), headers: req.headers.clone() };
+impl HttpServerApp for AdminApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match http.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "admin listener: unreadable request");
+                return None;
+            }
+        }
+        http.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        let req = http.req_header();
+        let head = Head {
+            method: req.method.clone(),
+            path: req.uri.path().to_string(),
+            query: req.uri.query().map(String::from),
+            headers: req.headers.clone(),
+        };
         let corr_id = crate::proxy::correlation_id(head.headers.get("x-correlation-id"));
         if crate::proxy::headers::announces_body(&head.headers) {
             // No admin route reads a body; never drain one sent to us.
-            session.set_keepalive(None);
+            http.set_keepalive(None);
         }
-        let Done { reply, record, durable } = self.handle(&head, &corr_id).await;
+        let Done { reply, record, durable, stream } = self.handle(&head, &corr_id).await;
         if let Some(rec) = record {
             if let Err(e) = self.gw.audit.append(&rec, durable).await {
                 tracing::error!(corr_id = %corr_id, error = %e, "audit write failed for an admin request");
             }
         }
-        reply.into_response(&corr_id)
+        if let Some(req) = stream {
+            stream::serve(&mut http, &self.gw.audit, req, &corr_id, shutdown).await;
+            let _ = http.finish().await;
+            return None;
+        }
+        let (parts, body) = reply.into_response(&corr_id).into_parts();
+        let head: pingora_http::ResponseHeader = parts.into();
+        if let Err(e) = http.write_response_header(Box::new(head)).await {
+            tracing::debug!(error = %e, "admin listener: response not written");
+        }
+        if !body.is_empty() {
+            if let Err(e) = http.write_response_body(body.into(), true).await {
+                tracing::debug!(error = %e, "admin listener: response body not written");
+            }
+        }
+        let settings = HttpPersistentSettings::for_session(&http);
+        match http.finish().await {
+            Ok(c) => c.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(_) => None,
+        }
     }
 }

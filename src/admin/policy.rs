@@ -35,6 +35,7 @@ impl AdminApp {
                 reply: Reply::json(200, json!({"result": "applied", "revision": revision})),
                 record: None,
                 durable: false,
+                stream: None,
             },
             Reload::Refused { revision, error } => Done {
                 reply: Reply::json(
@@ -44,6 +45,7 @@ impl AdminApp {
                 ),
                 record: None,
                 durable: false,
+                stream: None,
             },
             Reload::Unchanged { revision } => {
                 let end = End::Done { outcome: Outcome::Allowed, status: 200, reasons: vec!["unchanged".into()] };
@@ -52,6 +54,7 @@ impl AdminApp {
                     reply: Reply::json(200, json!({"result": "unchanged", "revision": revision})),
                     record: Some(rec),
                     durable: true,
+                    stream: None,
                 }
             }
         }

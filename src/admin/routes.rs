@@ -19,6 +19,8 @@ pub enum Route {
     Decide { id: String, approve: bool },
     /// `POST /admin/policy/reload`.
     Reload,
+    /// `GET /admin/audit/stream`: SSE of durable audit records.
+    AuditStream,
     /// Anything else (404).
     Unknown,
 }
@@ -32,6 +34,7 @@ impl Route {
             "/admin/mcp/servers" => return Route::Servers,
             "/admin/holds" => return Route::Holds,
             "/admin/policy/reload" => return Route::Reload,
+            "/admin/audit/stream" => return Route::AuditStream,
             _ => {}
         }
         let Some((id, verb)) = path.strip_prefix("/admin/holds/").and_then(|r| r.split_once('/')) else {
@@ -66,6 +69,7 @@ impl Route {
             Route::Holds => "admin.holds.list",
             Route::Decide { .. } => "holds.decide",
             Route::Reload => "policy.reload",
+            Route::AuditStream => "admin.audit.stream",
             Route::Unknown => "admin.request",
         }
     }
@@ -85,5 +89,7 @@ mod tests {
         }
         assert_eq!(Route::Reload.method(), Method::POST);
         assert_eq!(Route::Holds.method(), Method::GET);
+        assert_eq!(Route::of("/admin/audit/stream"), Route::AuditStream);
+        assert_eq!(Route::AuditStream.method(), Method::GET);
     }
 }

@@ -1,25 +1,44 @@
-//! The audit trail: every decision appended to `audit-YYYYMMDD.jsonl`, hash-chained across
-//! files (DESIGN §9).
+//! The audit trail (DESIGN §9): every decision appended to its instance's chain of daily files
+//! `audit-<instance>-YYYYMMDD.jsonl`, hash-chained across files.
 //!
-//! One writer thread owns the files and the chain. Callers send events over a channel; the
-//! writer drains whatever has queued, writes the batch, fsyncs once if any caller in the batch
-//! asked for durability (group commit), then acknowledges. `hash` is the SHA-256 of the
-//! record's canonical JSON without `hash`; `prev_hash` links to the previous record (64 zeros
-//! for the first).
+//! Records are written on the caller's thread under the chain lock (`writer.rs`); the fsync
+//! thread (`sync.rs`) group-commits them, answers callers waiting for durability, and
+//! publishes durable records (`hub.rs`) to live streams and sinks (`sinks/`: SQLite index,
+//! Redis Stream, stdout). `hash` is the SHA-256 of the record's canonical JSON without `hash`;
+//! `prev_hash` links to the previous record of the same instance (64 zeros for the first).
+//!
+//! Crash safety (`recover.rs`): a torn tail is moved into `quarantine/` on startup and a
+//! `recovery` record names it. Failures (`health.rs`): a write or fsync error fails the trail
+//! closed until a record is written and synced again. Truncation evidence
+//! (`checkpoint.rs`): signed checkpoints in the chain and in `checkpoints-<instance>.jsonl`.
+//! `verify.rs` checks all of it; `retention.rs` archives or removes old files.
 
+pub mod checkpoint;
+pub mod files;
+mod health;
+pub mod hub;
+pub mod index;
+pub mod reader;
+pub mod recover;
+pub mod retention;
+pub mod setup;
+pub mod sinks;
+mod sync;
 pub mod verify;
 mod writer;
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::Mutex;
-
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+
+pub use checkpoint::AuditCheckpoint;
+pub use hub::{Published, Subscription};
+pub use writer::Clock;
+
+use crate::metrics::METRICS;
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -37,6 +56,9 @@ pub struct AuditEvent {
     /// Absent (not `null`) on every other record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<AuditActor>,
+    /// On `audit.checkpoint` records only: the signed checkpoint of the record before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<AuditCheckpoint>,
     pub corr_id: String,
     pub decision: AuditDecision,
     pub instance: String,
@@ -47,12 +69,19 @@ pub struct AuditEvent {
     /// `end_session` (DELETE) or `rest`.
     pub message: Option<&'static str>,
     pub outcome: AuditOutcome,
-    /// `decision` (before acting) or `completion` (after the upstream answered or failed).
+    /// `decision` (before acting), `completion` (after the upstream answered or failed), or
+    /// `system` (the trail's own records: checkpoint, recovery, retention).
     pub phase: &'static str,
     pub prev_hash: String,
     pub provider: Option<String>,
+    /// On `audit.recovery` records only: the torn tail moved aside at startup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<AuditRecovery>,
     pub request_hash: Option<String>,
     pub result_hash: Option<String>,
+    /// On `audit.retention` records only: the files archived or removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<AuditRetention>,
     pub seq: u64,
     pub server: Option<String>,
     pub sub: String,
@@ -88,51 +117,230 @@ pub struct AuditOutcome {
     pub status: Option<u16>,
 }
 
+/// A torn tail moved aside: which bytes of which file, and where they are now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecovery {
+    /// The chain file (name) the tail was cut from.
+    pub file: String,
+    /// Byte range `from..to` of the tail in that file.
+    pub from: u64,
+    /// Its copy, relative to the audit directory.
+    pub quarantine: String,
+    pub reason: String,
+    pub to: u64,
+}
+
+/// Files taken out of the directory by retention.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditRetention {
+    /// `archive` (compressed to `.jsonl.gz`) or `delete`.
+    pub action: String,
+    pub files: Vec<RetainedFile>,
+}
+
+/// One file handled by retention: the chain's continuity across the cut is its last record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetainedFile {
+    pub file: String,
+    pub first_seq: u64,
+    pub last_hash: String,
+    pub last_seq: u64,
+}
+
+/// The decision of the trail's own records.
+pub(crate) fn system_decision(result: &str) -> AuditDecision {
+    AuditDecision { allow: true, result: result.to_string(), ..Default::default() }
+}
+
+/// Why the trail could not take a record.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit write to {file}: {error}")]
+    Write { file: String, error: String },
+    #[error("audit fsync: {0}")]
+    Sync(String),
+    #[error("{path}: {error}")]
+    Io { path: String, error: String },
+    #[error("audit record encoding: {0}")]
+    Encode(String),
+    #[error("audit writer stopped")]
+    Stopped,
+    #[error("audit thread: {0}")]
+    Thread(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl AuditError {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> AuditError {
+        AuditError::Io { path: path.display().to_string(), error: e.to_string() }
+    }
+
+    pub(crate) fn write(file: &str, e: std::io::Error) -> AuditError {
+        AuditError::Write { file: file.to_string(), error: e.to_string() }
+    }
+}
+
+/// What read-only calls do when their record cannot be written (`audit.on_error`).
+/// Write-class calls are always refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Refuse them too (503): nothing happens unrecorded.
+    #[default]
+    FailClosed,
+    /// Let them through, counted in `fastmcp_audit_unrecorded_total`.
+    Continue,
+}
+
+/// Checkpoint settings of an open log.
+pub struct CheckpointOptions {
+    pub signer: checkpoint::Signer,
+    pub every_records: u64,
+    pub every: Duration,
+    /// Directory of the checkpoint file (the audit directory, or another disk).
+    pub file_dir: PathBuf,
+}
+
+/// How to open the log.
+pub struct Options {
+    pub instance: String,
+    /// Minimum time between two fsyncs (group commit).
+    pub window: Duration,
+    /// Records nobody waits for are synced and published within this.
+    pub publish_every: Duration,
+    pub on_error: OnError,
+    pub checkpoints: Option<CheckpointOptions>,
+    /// Records kept in memory for stream resumption.
+    pub ring: usize,
+    /// Records a live stream may fall behind before it is dropped.
+    pub live_queue: usize,
+    /// The clock (tests); `None`: UTC now.
+    pub clock: Option<Clock>,
+}
+
+impl Options {
+    pub fn new(instance: impl Into<String>) -> Options {
+        Options {
+            instance: instance.into(),
+            window: Duration::ZERO,
+            publish_every: Duration::from_millis(50),
+            on_error: OnError::FailClosed,
+            checkpoints: None,
+            ring: 10_000,
+            live_queue: 1024,
+            clock: None,
+        }
+    }
+}
+
 /// Handle to the audit trail. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    chain: Arc<Mutex<writer::Chain>>,
-    syncer: Arc<writer::Syncer>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    chain: Arc<parking_lot::Mutex<writer::Chain>>,
+    syncer: Arc<sync::Syncer>,
+    health: Arc<health::Health>,
+    hub: Arc<hub::Hub>,
+    on_error: OnError,
+    instance: String,
+    dir: PathBuf,
+    clock: Clock,
 }
 
 /// Resolves when a written record is on stable storage (fsynced).
-pub struct Durable(oneshot::Receiver<Result<(), String>>);
+pub struct Durable(Option<oneshot::Receiver<Result<(), AuditError>>>);
 
 impl Durable {
     /// Waits for the fsync covering the record.
-    pub async fn wait(self) -> Result<(), String> {
-        self.0.await.map_err(|_| "audit fsync thread stopped".to_string())?
+    pub async fn wait(self) -> Result<(), AuditError> {
+        match self.0 {
+            Some(rx) => rx.await.map_err(|_| AuditError::Stopped)?,
+            None => Ok(()),
+        }
     }
 }
 
 impl AuditLog {
-    /// Opens `dir` (creating it), continues the chain found there, and starts the fsync thread.
-    pub fn open(dir: &Path, instance: String) -> Result<AuditLog, String> {
-        Self::open_with_window(dir, instance, std::time::Duration::ZERO)
+    /// Opens `dir` for `instance` with default options (no checkpoints).
+    pub fn open(dir: &Path, instance: String) -> Result<AuditLog, AuditError> {
+        Self::open_with(dir, Options::new(instance))
     }
 
-    /// Like [`AuditLog::open`], with at least `window` between two fsyncs (group commit).
-    pub fn open_with_window(dir: &Path, instance: String, window: std::time::Duration) -> Result<AuditLog, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let (seq, prev) = chain_tail(dir)?;
-        let chain = writer::Chain::new(dir.to_path_buf(), instance, seq, prev);
-        Ok(AuditLog { chain: Arc::new(Mutex::new(chain)), syncer: writer::Syncer::start(window)? })
+    /// Opens `dir` (creating it), finds where `instance`'s chain ends (a torn tail is moved
+    /// aside before the first record is written), and starts the fsync thread. A directory
+    /// that cannot be written does not stop the start: the trail then fails closed.
+    pub fn open_with(dir: &Path, opts: Options) -> Result<AuditLog, AuditError> {
+        if !files::valid_instance(&opts.instance) {
+            return Err(AuditError::Config(format!(
+                "audit.instance {:?}: 1-64 of A-Z a-z 0-9 . _ - (it names the chain's files)",
+                opts.instance
+            )));
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::error!(dir = %dir.display(), error = %e, "audit directory cannot be created");
+        }
+        let tail = recover::tail(dir, &opts.instance)?;
+        let clock: Clock = opts.clock.unwrap_or_else(|| Arc::new(chrono::Utc::now));
+        let last = tail.seq;
+        let mut chain = writer::Chain::new(dir.to_path_buf(), opts.instance.clone(), tail, clock.clone());
+        let checkpoint_file = opts
+            .checkpoints
+            .as_ref()
+            .map(|c| checkpoint::CheckpointFile::new(files::checkpoint_file(&c.file_dir, &opts.instance)));
+        if let Some(c) = opts.checkpoints {
+            chain.set_checkpoints(writer::Checkpoints {
+                signer: Arc::new(c.signer),
+                every_records: c.every_records.max(1),
+                every: c.every,
+            });
+        }
+        let health = Arc::new(health::Health::new());
+        if let Err(e) = chain.recover() {
+            // Retried before the next record; until then the trail is failed (closed).
+            health.fail("write", last, &e.to_string());
+        }
+        let chain = Arc::new(parking_lot::Mutex::new(chain));
+        let hub = Arc::new(hub::Hub::new(opts.ring, opts.live_queue, last));
+        let syncer = Arc::new(sync::Syncer::new(opts.window, opts.publish_every));
+        syncer.start(Arc::downgrade(&chain), health.clone(), hub.clone(), checkpoint_file)?;
+        let inner = Inner {
+            chain,
+            syncer,
+            health,
+            hub,
+            on_error: opts.on_error,
+            instance: opts.instance,
+            dir: dir.to_path_buf(),
+            clock,
+        };
+        Ok(AuditLog { inner: Arc::new(inner) })
     }
 
     /// Appends `event` to the file (it then survives a process exit) and returns a handle that
-    /// resolves once it is fsynced (it then survives a crash). The write happens on the
-    /// caller's thread under the chain lock: a page-cache append costs microseconds, less than
-    /// handing the record to another thread and waking back up.
-    pub async fn append_written(&self, event: &AuditEvent) -> Result<Durable, String> {
-        let file = self.write(event)?;
-        Ok(Durable(self.syncer.request(file)))
+    /// resolves once it is fsynced (it then survives a crash). While the trail is failed, it
+    /// returns only once the record is synced: an error means the disk still fails.
+    pub async fn append_written(&self, event: &AuditEvent) -> Result<Durable, AuditError> {
+        let probing = self.inner.health.is_failed();
+        self.write(event)?;
+        let durable = Durable(Some(self.inner.syncer.request()));
+        if probing {
+            durable.wait().await?;
+            return Ok(Durable(None));
+        }
+        Ok(durable)
     }
 
-    /// Appends `event`; resolves once written, and also fsynced when `durable`.
-    pub async fn append(&self, event: &AuditEvent, durable: bool) -> Result<(), String> {
-        let file = self.write(event)?;
-        if durable {
-            Durable(self.syncer.request(file)).wait().await
+    /// Appends `event`; resolves once written, and also fsynced when `durable` (or while the
+    /// trail is failed).
+    pub async fn append(&self, event: &AuditEvent, durable: bool) -> Result<(), AuditError> {
+        let probing = self.inner.health.is_failed();
+        self.write(event)?;
+        if durable || probing {
+            Durable(Some(self.inner.syncer.request())).wait().await
         } else {
             Ok(())
         }
@@ -140,54 +348,90 @@ impl AuditLog {
 
     /// Appends `event` now, not fsynced: for a record written where nothing can be awaited
     /// (a decision inside a response hook). The write is the same as [`AuditLog::append`]'s.
-    pub fn append_now(&self, event: &AuditEvent) -> Result<(), String> {
-        self.write(event).map(|_| ())
+    pub fn append_now(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.write(event)
     }
 
-    fn write(&self, event: &AuditEvent) -> Result<Arc<File>, String> {
-        let result = self.chain.lock().append(event.clone());
+    /// The decision record of an admitted read-only call: like [`AuditLog::append`], but with
+    /// `audit.on_error: continue` a failure lets the call through (counted).
+    pub async fn append_read_only(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        match self.append(event, false).await {
+            Err(e) if self.inner.on_error == OnError::Continue => {
+                METRICS.audit_unrecorded.inc();
+                tracing::warn!(corr_id = %event.corr_id, error = %e, "read-only call let through unrecorded (audit.on_error: continue)");
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn write(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let mut chain = self.inner.chain.lock();
+        let result = chain.append(event.clone());
         crate::metrics::audit_records(1, result.is_ok());
         if let Err(e) = &result {
-            tracing::error!(error = %e, "audit write failed");
+            self.inner.health.fail("write", chain.seq(), &e.to_string());
         }
-        result
+        result.map(|_| ())
+    }
+
+    /// Records are written and synced (no failure since the last recovery).
+    pub fn healthy(&self) -> bool {
+        !self.inner.health.is_failed()
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The seq of the last durable (published) record.
+    pub fn last_published(&self) -> u64 {
+        self.inner.hub.last()
+    }
+
+    pub(crate) fn hub(&self) -> Arc<hub::Hub> {
+        self.inner.hub.clone()
+    }
+
+    /// The seq of the last record written (durable or not yet).
+    pub fn last_written(&self) -> u64 {
+        self.inner.chain.lock().seq()
+    }
+
+    /// Live durable records after `after` (`None`: from now on).
+    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
+        self.inner.hub.subscribe(after)
+    }
+
+    /// A bounded queue of published batches for a sink.
+    pub fn add_sink(&self, name: &'static str, cap: usize) -> std::sync::mpsc::Receiver<hub::Batch> {
+        self.inner.hub.add_sink(name, cap)
+    }
+
+    /// Makes a checkpoint now if records came since the last one (shutdown, retention).
+    pub fn checkpoint_now(&self) {
+        self.inner.chain.lock().checkpoint();
+    }
+
+    /// The current day's file name suffix (retention never touches it).
+    pub(crate) fn today(&self) -> String {
+        let c = self.inner.chain.lock();
+        c.current_day().map(String::from).unwrap_or_else(|| writer::today(&self.inner.clock))
+    }
+
+    /// Appends one of the trail's own records durably (retention).
+    pub(crate) async fn append_system(&self, event: AuditEvent) -> Result<(), AuditError> {
+        self.append(&event, true).await
     }
 }
 
-/// Sorted `audit-*.jsonl` files of `dir`.
+/// Sorted chain file paths of `dir` (every instance).
 pub fn chain_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// `(seq, hash)` of the last record in `dir`, or `(0, genesis)`.
-fn chain_tail(dir: &Path) -> Result<(u64, String), String> {
-    let files = chain_files(dir)?;
-    for path in files.iter().rev() {
-        let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut last = None;
-        for line in BufReader::new(f).lines() {
-            let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
-            if !line.trim().is_empty() {
-                last = Some(line);
-            }
-        }
-        if let Some(line) = last {
-            let v: Value = serde_json::from_str(&line)
-                .map_err(|e| format!("{}: last record unreadable ({e}); run `fastmcp audit verify`", path.display()))?;
-            let seq = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
-            let hash = v.get("hash").and_then(Value::as_str).unwrap_or(GENESIS_HASH).to_string();
-            return Ok((seq, hash));
-        }
-    }
-    Ok((0, GENESIS_HASH.to_string()))
+    files::list(dir).map(|f| f.into_iter().map(|f| f.path).collect()).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 #[cfg(test)]

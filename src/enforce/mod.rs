@@ -312,7 +312,7 @@ impl Enforcer {
     /// An operator's or approver's action outside a request's chain (holds approved or
     /// dropped): recorded durably.
     pub async fn record_action(&self, event: &AuditEvent) -> Result<(), String> {
-        self.audit.append(event, true).await
+        self.audit.append(event, true).await.map_err(|e| e.to_string())
     }
 
     /// The completion record of an admitted write-class call.
@@ -509,7 +509,8 @@ impl Enforcer {
                 }
             }
         } else {
-            if let Err(e) = self.audit.append(&rec, false).await {
+            // `audit.on_error` decides whether a read-only call may go on unrecorded.
+            if let Err(e) = self.audit.append_read_only(&rec).await {
                 tracing::error!(corr_id = call.origin.corr_id, error = %e, "audit write failed; refusing the call");
                 return Err(unavailable());
             }

@@ -1,6 +1,7 @@
 //! Black-box test harness: starts the real `fastmcp` binary (and real peers) on free ports.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod clients;
 pub mod lenient;
 pub mod redis;
