@@ -396,7 +396,12 @@ fn behind_a_tls_terminator_the_python_sdk_fetches_the_metadata_at_public_url() {
     let public = format!("https://localhost:{edge_port}");
     // An authorization server that is not there: the SDK's flow stops after discovery.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let upstream = json_ok_upstream();
+    let yaml = format!(
+        "mcp:\n  servers:\n    up:\n      url: \"http://127.0.0.1:{upstream}/mcp\"\n      discover: false\n      tool_tags: {{wipe: [destructive]}}\n"
+    );
     let gw = Gateway::builder("public-url")
+        .config(&yaml)
         .env("FASTMCP__PUBLIC_URL", &public)
         .env("FASTMCP__AUTH__AUTHORIZATION_SERVERS", &format!("[\"{nowhere}\"]"))
         .start();
@@ -440,6 +445,13 @@ fn behind_a_tls_terminator_the_python_sdk_fetches_the_metadata_at_public_url() {
     assert_eq!(r.status, 401);
     let www = r.header("www-authenticate").unwrap_or_default();
     assert!(www.contains(&format!("resource_metadata=\"{metadata}\"")), "{www}");
+
+    // A held call's confirm_url is absolute, on the public origin.
+    let admin = gw.mint("root", "acme", "mcp-admin");
+    let r = mcp_post(&gw.url("/mcp/up"), Some(&admin), &tools_call(2, "wipe", json!({})), &[]);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let held = r.json();
+    assert_eq!(held["error"]["data"]["confirm_url"], format!("{public}/tools/mcp:up:wipe/confirm"), "{held}");
 }
 
 #[test]
