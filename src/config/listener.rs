@@ -85,6 +85,14 @@ mod tests {
     }
 
     #[test]
+    fn the_sidecar_example_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/examples/sidecar-mtls.yaml");
+        let c = Config::load(Some(&path), std::iter::empty()).unwrap();
+        assert!(c.require_mtls && c.tls.enabled() && !c.tls.client_ca_file.is_empty());
+        assert_eq!(c.public_url, "https://127.0.0.1:8443");
+    }
+
+    #[test]
     fn half_configured_tls_is_refused() {
         let e = load(&[("FASTMCP__TLS__CERT_FILE", "c.pem")]).unwrap_err();
         assert_eq!(e.key, "tls");
