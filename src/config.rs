@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml_ng::Value as Yaml;
 
+mod listener;
+
+use listener::validate_tls;
+pub use listener::ListenerTls;
+
 /// The default configuration, compiled in so `fastmcp serve` runs with no files.
 pub const EMBEDDED_CONFIG: &str = include_str!("../conf/fastmcp.yaml");
 
@@ -55,10 +60,31 @@ pub struct Config {
     pub threads: usize,
     /// Seconds to drain in-flight requests on SIGTERM.
     pub grace_period_seconds: u64,
-    /// Require client certificates. Env `REQUIRE_MTLS`. Not supported yet: `true` is refused
-    /// at startup rather than silently ignored.
+    /// TLS on the gateway listener (`listen`): rustls, certificate and key re-read when the
+    /// files change (new connections get the new certificate; open ones keep theirs). Empty
+    /// `cert_file`: plain HTTP.
+    #[serde(default)]
+    pub tls: ListenerTls,
+    /// Require a client certificate on the gateway listener (mTLS). Env `REQUIRE_MTLS`. Needs
+    /// `tls.cert_file`, `tls.key_file` and `tls.client_ca_file`: a handshake without a
+    /// certificate, or with one that CA did not issue, is refused. The certificate's URI and
+    /// DNS names are given to the policy as `input.subject.peer`.
     #[serde(default)]
     pub require_mtls: bool,
+    /// The origin clients reach the gateway at (`https://gw.example.com`, or with a port;
+    /// no path), e.g. behind a TLS-terminating load balancer. When set, the RFC 9728
+    /// metadata (`resource`), the `WWW-Authenticate` challenge and a hold's `confirm_url`
+    /// name it, and its host is an allowed `Host`. Empty: built per request from the
+    /// listener's scheme and the `Host` header (or `X-Forwarded-*` from `trusted_proxies`),
+    /// and `confirm_url` is a path.
+    #[serde(default)]
+    pub public_url: String,
+    /// Proxies (CIDR blocks or single IPs, e.g. `10.0.0.0/8`, `127.0.0.1`) whose
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` are believed when no `public_url` is set,
+    /// judged on the TCP peer address. From any other peer those headers are ignored.
+    /// Env `FASTMCP__TRUSTED_PROXIES` (a YAML list).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Host names the gateway answers to besides loopback names (DNS-rebinding protection):
     /// on a loopback listener any other `Host` gets 403; on other listeners, when set, only
     /// these. Env `FASTMCP__ALLOWED_HOSTS` (a YAML list).
@@ -118,6 +144,15 @@ pub struct AdminConfig {
     /// other `Host` gets 403; on other listeners, when set, only these.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// TLS on the admin listener, as `tls` for the gateway listener (its own files; point
+    /// both at the same ones to share a certificate). Empty `cert_file`: plain HTTP.
+    #[serde(default)]
+    pub tls: ListenerTls,
+    /// Require a client certificate issued by `admin.tls.client_ca_file` on the admin
+    /// listener. The certificate only opens the connection: every admin route still needs
+    /// the admin token or an admin JWT.
+    #[serde(default)]
+    pub require_mtls: bool,
 }
 
 impl Default for AdminConfig {
@@ -128,6 +163,8 @@ impl Default for AdminConfig {
             roles: default_admin_roles(),
             open_paths: default_admin_open_paths(),
             allowed_hosts: vec![],
+            tls: ListenerTls::default(),
+            require_mtls: false,
         }
     }
 }
@@ -934,6 +971,10 @@ const STRING_KEYS: &[&str] = &[
     "tenant",
     "separator",
     "request_state_key",
+    "cert_file",
+    "key_file",
+    "client_ca_file",
+    "public_url",
     "sqlite_url",
     "path",
     "secret",
@@ -1009,12 +1050,14 @@ impl Config {
             addr.parse::<SocketAddr>()
                 .map_err(|_| ConfigError::new(key, format!("not a host:port address: {addr:?}")))?;
         }
-        if self.require_mtls {
-            return Err(ConfigError::new(
-                "require_mtls",
-                "mTLS is not supported by this build; refusing to start without it",
-            ));
+        validate_tls("tls", &self.tls, "require_mtls", self.require_mtls)?;
+        validate_tls("admin.tls", &self.admin.tls, "admin.require_mtls", self.admin.require_mtls)?;
+        if !self.public_url.is_empty() {
+            crate::proxy::forwarded::parse_public_url(&self.public_url)
+                .map_err(|p| ConfigError::new("public_url", p))?;
         }
+        crate::proxy::forwarded::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|p| ConfigError::new("trusted_proxies", p))?;
         self.validate_admin()?;
         self.validate_redis()?;
         if !matches!(self.auth.algorithm.as_str(), "RS256" | "ES256") {

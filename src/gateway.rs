@@ -59,6 +59,7 @@ impl Gateway {
             approver_roles: p.cfg.rest.approver_roles.clone(),
             approval_tags: p.cfg.rest.approval_tags.clone(),
             durable: p.cfg.audit.durable,
+            public_url: crate::proxy::forwarded::parse_public_url(&p.cfg.public_url).unwrap_or_default(),
         };
         Gateway {
             enforce: Enforcer::new(ecfg, p.state.clone(), p.audit.clone()),

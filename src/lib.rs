@@ -27,4 +27,5 @@ pub mod rest;
 pub mod schema;
 pub mod server;
 pub mod state;
+pub mod tls_listener;
 pub mod upstream;

@@ -146,6 +146,31 @@ pub fn start_discovery(gw: &Arc<Gateway>) {
     gw.fed.set_discovery(Discovery::start(servers, opts, on_change));
 }
 
+/// Adds `addr` to `service`: plain TCP, or TLS (`tls_listener`) when `tls` has a certificate.
+fn listen_on<A>(
+    service: &mut Service<A>,
+    key: &'static str,
+    addr: &str,
+    tls: &crate::config::ListenerTls,
+    require_client_cert: bool,
+) -> Result<(), String> {
+    if !tls.enabled() {
+        service.add_tcp(addr);
+        return Ok(());
+    }
+    let settings = crate::tls_listener::settings(key, tls, require_client_cert)?;
+    service.add_tls_with_settings(addr, None, settings);
+    let mtls = if require_client_cert {
+        "required"
+    } else if tls.client_ca_file.is_empty() {
+        "off"
+    } else {
+        "optional"
+    };
+    tracing::info!(listen = %addr, cert = %tls.cert_file, client_certificates = mtls, "TLS listener");
+    Ok(())
+}
+
 /// Runs the gateway until a signal stops it. Never returns normally.
 pub fn serve(cfg: Config) -> Result<(), String> {
     let gw = Arc::new(build_gateway(cfg.clone())?);
@@ -165,9 +190,9 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     server.bootstrap();
 
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy::new(gw.clone()));
-    proxy.add_tcp(&cfg.listen);
+    listen_on(&mut proxy, "tls", &cfg.listen, &cfg.tls, cfg.require_mtls)?;
     let mut admin = Service::new("fastmcp-admin".to_string(), admin_app);
-    admin.add_tcp(&cfg.admin_listen);
+    listen_on(&mut admin, "admin.tls", &cfg.admin_listen, &cfg.admin.tls, cfg.admin.require_mtls)?;
     admin.threads = Some(1);
     server.add_service(proxy);
     server.add_service(admin);

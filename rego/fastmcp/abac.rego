@@ -76,3 +76,26 @@ denies contains "register-drops-safety-tags" if {
 	count(object.get(input, ["resource", "removed_tags"], [])) > 0
 	not platform_admin
 }
+
+# --- Sidecar mode (mTLS). With `params.peer_must_match_subject: true` the JWT's `sub` must be
+# one of the names of the connection's verified client certificate (`input.subject.peer`, a
+# URI SAN such as a SPIFFE ID, or a DNS SAN, compared case-insensitively): only the workload
+# the certificate names may use its token on this gateway. No certificate: denied.
+default peer_must_match_subject := false
+
+peer_must_match_subject := data.policies.params.peer_must_match_subject
+
+denies contains "peer-does-not-match-subject" if {
+	peer_must_match_subject == true
+	not peer_names_subject
+}
+
+peer_names_subject if {
+	some uri in input.subject.peer.uris
+	uri == input.subject.sub
+}
+
+peer_names_subject if {
+	some name in input.subject.peer.dns
+	name == lower(input.subject.sub)
+}

@@ -98,3 +98,33 @@ test_agents_cannot_register if {
 	d := authz.decision with input as register(["agent"], "acme", {})
 	not d.allow
 }
+
+sidecar_call(sub, peer) := {
+	"subject": {"sub": sub, "tenant": "acme", "roles": ["data-analyst"], "scopes": [], "peer": peer},
+	"action": "tools.invoke",
+	"resource": {"toolId": "database:listTables", "provider_id": "database", "tenant": "public", "safety_tags": [], "required_scopes": []},
+	"request": {"arguments": {}},
+}
+
+spiffe_peer := {"uris": ["spiffe://acme.example/agent-1"], "dns": ["agent-1.acme.svc"], "spiffe_id": "spiffe://acme.example/agent-1", "sha256": "00"}
+
+test_sidecar_mode_is_off_by_default if {
+	d := authz.decision with input as sidecar_call("someone-else", null)
+	d.allow
+}
+
+test_sidecar_mode_admits_the_subject_the_certificate_names if {
+	d := authz.decision with input as sidecar_call("spiffe://acme.example/agent-1", spiffe_peer) with data.policies.params.peer_must_match_subject as true
+	d.allow
+	e := authz.decision with input as sidecar_call("Agent-1.ACME.svc", spiffe_peer) with data.policies.params.peer_must_match_subject as true
+	e.allow
+}
+
+test_sidecar_mode_denies_another_subject_or_no_certificate if {
+	d := authz.decision with input as sidecar_call("spiffe://acme.example/agent-2", spiffe_peer) with data.policies.params.peer_must_match_subject as true
+	not d.allow
+	"peer-does-not-match-subject" in d.reasons
+	e := authz.decision with input as sidecar_call("spiffe://acme.example/agent-1", null) with data.policies.params.peer_must_match_subject as true
+	not e.allow
+	"peer-does-not-match-subject" in e.reasons
+}

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod devkeys;
 pub mod keys;
+pub mod peer;
 pub mod refresh;
 pub mod store;
 
@@ -40,6 +41,9 @@ pub struct Principal {
     pub claims: Value,
     /// `exp` in Unix seconds (0 for the anonymous principal).
     pub exp: i64,
+    /// The verified client certificate of the connection the request came on (mTLS), set by
+    /// the listener glue after the JWT is verified; `None` without one. `input.subject.peer`.
+    pub peer: Option<Arc<peer::PeerIdentity>>,
 }
 
 impl Principal {
@@ -52,6 +56,16 @@ impl Principal {
             scopes: vec![],
             claims: Value::Object(Default::default()),
             exp: 0,
+            peer: None,
+        }
+    }
+
+    /// This principal on a connection whose client certificate is `peer`: the token's
+    /// principal (shared through the token cache) is never changed, a copy carries the peer.
+    pub fn with_peer(self: &Arc<Principal>, peer: Option<Arc<peer::PeerIdentity>>) -> Arc<Principal> {
+        match peer {
+            None => self.clone(),
+            Some(p) => Arc::new(Principal { peer: Some(p), ..(**self).clone() }),
         }
     }
 
@@ -74,7 +88,7 @@ impl Principal {
         let mut scopes = strings(claims.get("scopes"));
         scopes.extend(strings(claims.get("scope")));
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        Ok(Principal { sub, tenant, roles, scopes, claims, exp })
+        Ok(Principal { sub, tenant, roles, scopes, claims, exp, peer: None })
     }
 }
 

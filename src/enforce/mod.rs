@@ -58,6 +58,9 @@ pub struct EnforceConfig {
     pub approval_tags: Vec<String>,
     /// fsync a write-class call's decision record before it is answered.
     pub durable: bool,
+    /// The gateway's public origin (`public_url`, canonical): a hold's `confirm_url` is then
+    /// absolute. Empty: `confirm_url` is a path on whatever origin the caller used.
+    pub public_url: String,
 }
 
 /// The chain's state: policy is per call (its snapshot), the rest is shared.
@@ -475,10 +478,13 @@ impl Enforcer {
             needs_approval,
         )
         .await;
-        let issued = match issued {
+        let mut issued = match issued {
             Ok(i) => i,
             Err(e) => return Stop::Refused(self.record_refusal(&call, &decision, e).await),
         };
+        if !self.cfg.public_url.is_empty() {
+            issued.confirm_url = format!("{}{}", self.cfg.public_url, issued.confirm_url);
+        }
         let status = if call.message == MessageKind::Rest { 202 } else { 200 };
         let rec = record::decision(&call, Outcome::Held, &decision, Some(status), Some("CONFIRMATION_REQUIRED"));
         if let Err(e) = self.audit.append(&rec, self.cfg.durable).await {

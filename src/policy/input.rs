@@ -24,6 +24,8 @@ pub fn build(principal: &Principal, action: &str, resource: &Value, req: &Reques
             "roles": principal.roles,
             "scopes": principal.scopes,
             "claims": principal.claims,
+            // The verified client certificate's names (mTLS), null without one.
+            "peer": principal.peer.as_deref().map(crate::auth::peer::PeerIdentity::to_json),
         },
         "action": action,
         "resource": resource,

@@ -1,5 +1,6 @@
 //! The headers-only checks every door shares, before any body is read: HTTP method,
-//! duplicated singleton headers, Host and Origin (DNS rebinding), the JWT. Then the bounded
+//! duplicated singleton headers, Host and Origin (DNS rebinding), the JWT (joined by the
+//! connection's verified client certificate, mTLS). Then the bounded
 //! body read. A refusal here is answered by the glue and recorded by `logging` (the request
 //! never reached a door).
 
@@ -96,6 +97,20 @@ impl GatewayProxy {
         let auth_header = session.req_header().headers.get("authorization").map(|v| v.as_bytes().to_vec());
         match self.gw.authenticate(auth_header.as_deref()).await {
             Ok(p) => {
+                // The connection's verified client certificate, if any, joins the principal.
+                let peer = crate::tls_listener::peer_of(session.digest());
+                if self.gw.cfg.require_mtls && peer.is_none() {
+                    // The handshake requires a certificate; one that verified but could not
+                    // be read leaves no identity, and mTLS must not quietly become TLS.
+                    ctx.principal = Some(p);
+                    let e = GatewayError::Forbidden {
+                        message: "a readable client certificate is required".into(),
+                        reasons: vec!["client_certificate".into()],
+                    };
+                    self.answer_error(session, ctx, &e, Outcome::Denied).await?;
+                    return Ok(None);
+                }
+                let p = p.with_peer(peer);
                 ctx.principal = Some(p.clone());
                 Ok(Some(p))
             }

@@ -1,15 +1,27 @@
-//! RFC 9728 protected-resource metadata and the `WWW-Authenticate` challenge that points to it.
+//! RFC 9728 protected-resource metadata and the `WWW-Authenticate` challenge that points to it,
+//! both naming the gateway by its public origin (`forwarded.rs`).
 
 use pingora::prelude::*;
 use serde_json::{json, Value};
 
 use super::{header_str, GatewayProxy};
+use crate::proxy::forwarded::Addressed;
+
+/// How `session` was addressed: its TCP peer and the headers naming the gateway.
+pub(super) fn addressed(session: &Session) -> Addressed<'_> {
+    Addressed {
+        peer: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+        host: header_str(session, "host"),
+        forwarded_proto: header_str(session, "x-forwarded-proto"),
+        forwarded_host: header_str(session, "x-forwarded-host"),
+    }
+}
 
 impl GatewayProxy {
+    /// `scheme://authority` the client reached us at (`public_url`, else the listener's scheme
+    /// and `Host`, or a trusted proxy's `X-Forwarded-*`: `forwarded.rs`).
     fn base_url(&self, session: &Session) -> String {
-        let host =
-            header_str(session, "host").filter(|h| h.bytes().all(|b| b.is_ascii_graphic())).unwrap_or("localhost");
-        format!("http://{host}")
+        self.public.base(&addressed(session))
     }
 
     pub(super) fn www_authenticate(&self, session: &Session, reason: &str) -> String {

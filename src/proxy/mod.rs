@@ -16,6 +16,7 @@ mod admit;
 pub mod body;
 mod ctx;
 pub mod federated;
+pub mod forwarded;
 pub mod headers;
 mod mcp_server;
 mod metadata;
@@ -52,12 +53,18 @@ pub struct GatewayProxy {
     pub gw: Arc<Gateway>,
     /// Host/Origin checks (DNS-rebinding protection).
     pub hosts: origin::HostPolicy,
+    /// How the gateway names itself to clients (`public_url`, trusted proxies).
+    pub public: forwarded::PublicOrigin,
 }
 
 impl GatewayProxy {
     pub fn new(gw: Arc<Gateway>) -> GatewayProxy {
-        let hosts = origin::HostPolicy::new(&gw.cfg.listen, &gw.cfg.allowed_hosts);
-        GatewayProxy { gw, hosts }
+        let public = forwarded::PublicOrigin::new(&gw.cfg);
+        // The public origin's host is ours too: a TLS terminator in front passes it as `Host`.
+        let mut allowed = gw.cfg.allowed_hosts.clone();
+        allowed.extend(public.configured_host());
+        let hosts = origin::HostPolicy::new(&gw.cfg.listen, &allowed);
+        GatewayProxy { gw, hosts, public }
     }
 }
 
@@ -156,9 +163,10 @@ impl ProxyHttp for GatewayProxy {
         }
         if server.cfg.forwarded {
             let ip = client_ip(session);
-            req.insert_header("forwarded", format!("for=\"{ip}\";proto=http"))?;
+            let proto = self.public.scheme(&metadata::addressed(session));
+            req.insert_header("forwarded", format!("for=\"{ip}\";proto={proto}"))?;
             req.insert_header("x-forwarded-for", ip)?;
-            req.insert_header("x-forwarded-proto", "http")?;
+            req.insert_header("x-forwarded-proto", proto)?;
         }
         req.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
         match ctx.forward_len {
