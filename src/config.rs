@@ -23,7 +23,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self { key: key.into(), problem: problem.into() }
     }
 }
@@ -90,6 +90,10 @@ pub struct Config {
     /// Tool providers behind the REST API and their brokered credentials.
     #[serde(default)]
     pub providers: ProvidersConfig,
+    /// Traces: W3C trace context is continued or started on every request and forwarded on
+    /// every upstream call; spans are exported over OTLP/HTTP when `otel.endpoint` is set.
+    #[serde(default)]
+    pub otel: crate::otel::OtelConfig,
 }
 
 /// Access to the admin listener. Every route but `open_paths` needs a credential: the admin
@@ -666,6 +670,8 @@ const NAMED_ENV: &[(&str, &str)] = &[
     ("PIPEDRIVE_COMPANY_DOMAIN", "providers.http.pipedrive_company_domain"),
     ("PIPEDRIVE_API_TOKEN", "providers.credentials.pipedrive.secret"),
     ("MCP_DISCOVERY_BACKOFF_MS", "mcp.discovery_backoff_ms"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel.endpoint"),
+    ("OTEL_SERVICE_NAME", "otel.service_name"),
 ];
 
 /// Keys whose env value is always a string (never re-typed as a YAML number or bool).
@@ -698,6 +704,8 @@ const STRING_KEYS: &[&str] = &[
     "secret",
     "pipedrive_base_url",
     "pipedrive_company_domain",
+    "endpoint",
+    "service_name",
     "google_ads_base_url",
     "google_ads_api_version",
     "google_ads_developer_token",
@@ -775,6 +783,7 @@ impl Config {
             ));
         }
         self.validate_admin()?;
+        self.otel.validate()?;
         if !matches!(self.auth.algorithm.as_str(), "RS256" | "ES256") {
             return Err(ConfigError::new("auth.algorithm", "must be RS256 or ES256"));
         }

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub audit_records: IntCounterVec,
     pub holds_pending: IntGauge,
     pub policy_reloads: IntCounterVec,
+    pub otel_spans: IntCounterVec,
+    pub audit_durable_wait: prometheus::Histogram,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -90,6 +92,24 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["result"],
         ),
         policy_reloads: counter(&registry, "fastmcp_policy_reloads_total", "Policy reloads by result", &["result"]),
+        otel_spans: counter(
+            &registry,
+            "fastmcp_otel_spans_total",
+            "Finished spans by result: exported, failed (the collector refused or was unreachable), dropped (export queue full)",
+            &["result"],
+        ),
+        audit_durable_wait: {
+            let h = prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "fastmcp_audit_durable_wait_seconds",
+                    "Time an admitted write-class call waited for its decision record's fsync before answering",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            registry.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("{e}"));
+            h
+        },
         holds_pending,
         registry,
     }
