@@ -259,6 +259,7 @@ fn every_request_is_one_exported_trace_and_every_upstream_hears_of_it() {
     assert_eq!(req.parent, CALLER_SPAN, "the request's span continues the caller's");
     assert_eq!(req.service, "fastmcp-test");
     assert_eq!(req.attrs.get("fastmcp.decision").map(String::as_str), Some("allow"), "{req:?}");
+    assert_eq!(req.attrs.get("fastmcp.outcome").map(String::as_str), Some("ok"), "{req:?}");
     assert_eq!(req.attrs.get("fastmcp.tool").map(String::as_str), Some("mcp:demo:echo"), "{req:?}");
     assert_eq!(req.attrs.get("fastmcp.corr_id").map(String::as_str), Some("corr-trace-1"));
     assert_eq!(req.attrs.get("http.response.status_code").map(String::as_str), Some("200"));
@@ -294,6 +295,7 @@ fn every_request_is_one_exported_trace_and_every_upstream_hears_of_it() {
     let spans = collector.wait_for(&denied.trace, &["policy.evaluate"]);
     assert_ne!(denied.trace, CALLER_TRACE, "an invalid traceparent starts a new trace");
     assert_eq!(root(&spans).attrs.get("fastmcp.decision").map(String::as_str), Some("deny"));
+    assert_eq!(root(&spans).attrs.get("fastmcp.outcome").map(String::as_str), Some("refused"));
     assert!(root(&spans).parent.is_empty() || root(&spans).parent == "0000000000000000", "a new trace has no parent");
     assert!(named(&spans, "upstream").is_empty(), "{spans:#?}");
     assert_eq!(

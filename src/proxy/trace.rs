@@ -61,13 +61,27 @@ pub(super) fn upstream_failed(ctx: &Ctx, code: &'static str) {
     }
 }
 
-/// Ends the upstream span and the request's, with the request's facts: its outcome (the
-/// same label as audit and metrics), status, MCP method and server, and policy revision.
+/// How the request ended, in three words: `refused` (the gateway decided against it: the
+/// decision says why), `error` (a 5xx or broken-off answer, or an upstream that failed), `ok`.
+fn outcome(ctx: &Ctx, status: u16) -> &'static str {
+    let failed_upstream = ctx.upstream_status.is_some_and(|s| s >= 500);
+    match ctx.outcome {
+        Some(o) if !o.allows() && o != crate::enforce::Outcome::Replayed => "refused",
+        _ if status == 0 || status >= 500 || failed_upstream => "error",
+        _ if status >= 400 => "refused",
+        _ => "ok",
+    }
+}
+
+/// Ends the upstream span and the request's, with the request's facts: the decision (the
+/// same label as audit and metrics), the outcome, status, MCP method and server, and policy
+/// revision.
 pub(super) fn finish(gw: &Gateway, ctx: &mut Ctx, status: u16) {
     drop(ctx.upstream_span.take());
     let Some(trace) = ctx.trace.take() else { return };
     if trace.is_recording() {
         trace.set("fastmcp.decision", ctx.outcome_label());
+        trace.set("fastmcp.outcome", outcome(ctx, status));
         trace.set("http.response.status_code", i64::from(status));
         let revision = ctx.policy.as_ref().map(|p| p.revision().to_string()).unwrap_or_else(|| gw.policy.revision());
         trace.set("fastmcp.policy.revision", revision);
