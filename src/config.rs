@@ -1107,6 +1107,21 @@ mod tests {
     }
 
     #[test]
+    fn otel_env_names_and_a_bad_endpoint() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(!c.otel.enabled(), "no export by default");
+        let c = Config::load(
+            None,
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"), ("OTEL_SERVICE_NAME", "gw-1")]),
+        )
+        .unwrap();
+        assert_eq!(c.otel.traces_url(), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(c.otel.service_name, "gw-1");
+        let e = Config::load(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")])).unwrap_err();
+        assert_eq!(e.key, "otel.endpoint");
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         let e = Config::load(None, env(&[("CONFIRM_TTL_SEC", "soon")])).unwrap_err();
         assert_eq!(e.key, "holds.ttl_seconds");

@@ -332,6 +332,22 @@ fn every_request_is_one_exported_trace_and_every_upstream_hears_of_it() {
     assert_eq!(root(&spans).attrs.get("fastmcp.decision").map(String::as_str), Some("allow"));
     assert!(spans.iter().any(|s| s.name == "upstream" && s.id == fed_parent), "{spans:#?}");
 
+    // 3b. A REST `mcp:` tool: the gateway's MCP client sends the call under the request's trace.
+    let mark = lenient.log_len();
+    let r = http(
+        "POST",
+        &gw.url("/tools/mcp:demo:echo/invoke"),
+        &[("authorization", &format!("Bearer {user}")), ("content-type", "application/json")],
+        json!({"text": "rest-argument"}).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let calls = tools_calls(&lenient, mark, "echo");
+    assert_eq!(calls.len(), 1, "{:#?}", lenient.log_since(mark));
+    let (rest_trace, rest_parent) = received_tp(&calls[0]);
+    let spans = collector.wait_for(&rest_trace, &["POST /tools/{toolId}/invoke", "policy.evaluate", "upstream"]);
+    assert_eq!(root(&spans).attrs.get("fastmcp.tool").map(String::as_str), Some("mcp:demo:echo"));
+    assert!(spans.iter().any(|s| s.name == "upstream" && s.id == rest_parent), "{spans:#?}");
+
     // 4. A REST provider behind a brokered OAuth credential: the token endpoint and the
     // provider both hear of the request's trace, each naming its own span.
     let sales = gw.mint("sam", "acme", "sales-write");
@@ -370,11 +386,20 @@ fn every_request_is_one_exported_trace_and_every_upstream_hears_of_it() {
         let spans: Vec<Span> = all.iter().filter(|s| s.trace == *t).cloned().collect();
         root(&spans);
     }
-    let four: BTreeSet<&str> = [CALLER_TRACE, denied.trace.as_str(), fed_trace.as_str(), pd_trace.as_str()].into();
-    assert_eq!(four.len(), 4);
+    let five: BTreeSet<&str> =
+        [CALLER_TRACE, denied.trace.as_str(), fed_trace.as_str(), rest_trace.as_str(), pd_trace.as_str()].into();
+    assert_eq!(five.len(), 5);
     assert!(collector.posts.lock().unwrap().iter().all(|p| p.starts_with("POST /v1/traces ")));
     // No secrets and no argument values in any span: tokens, client secret, arguments.
-    let secrets = [user.as_str(), sales.as_str(), "brokered-access", "pd-client-secret", ARGUMENT, "fed-argument"];
+    let secrets = [
+        user.as_str(),
+        sales.as_str(),
+        "brokered-access",
+        "pd-client-secret",
+        ARGUMENT,
+        "fed-argument",
+        "rest-argument",
+    ];
     for s in &all {
         for (k, v) in &s.attrs {
             assert!(!secrets.iter().any(|x| v.contains(x)), "{k}={v} in {s:?}");
