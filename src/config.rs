@@ -28,7 +28,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self { key: key.into(), problem: problem.into() }
     }
 }
@@ -116,6 +116,10 @@ pub struct Config {
     /// Tool providers behind the REST API and their brokered credentials.
     #[serde(default)]
     pub providers: ProvidersConfig,
+    /// Traces: W3C trace context is continued or started on every request and forwarded on
+    /// every upstream call; spans are exported over OTLP/HTTP when `otel.endpoint` is set.
+    #[serde(default)]
+    pub otel: crate::otel::OtelConfig,
 }
 
 /// Access to the admin listener. Every route but `open_paths` needs a credential: the admin
@@ -944,6 +948,8 @@ const NAMED_ENV: &[(&str, &str)] = &[
     ("PIPEDRIVE_COMPANY_DOMAIN", "providers.http.pipedrive_company_domain"),
     ("PIPEDRIVE_API_TOKEN", "providers.credentials.pipedrive.secret"),
     ("MCP_DISCOVERY_BACKOFF_MS", "mcp.discovery_backoff_ms"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel.endpoint"),
+    ("OTEL_SERVICE_NAME", "otel.service_name"),
 ];
 
 /// Keys whose env value is always a string (never re-typed as a YAML number or bool).
@@ -980,6 +986,8 @@ const STRING_KEYS: &[&str] = &[
     "secret",
     "pipedrive_base_url",
     "pipedrive_company_domain",
+    "endpoint",
+    "service_name",
     "google_ads_base_url",
     "google_ads_api_version",
     "google_ads_developer_token",
@@ -1060,6 +1068,7 @@ impl Config {
             .map_err(|p| ConfigError::new("trusted_proxies", p))?;
         self.validate_admin()?;
         self.validate_redis()?;
+        self.otel.validate()?;
         if !matches!(self.auth.algorithm.as_str(), "RS256" | "ES256") {
             return Err(ConfigError::new("auth.algorithm", "must be RS256 or ES256"));
         }
@@ -1420,6 +1429,21 @@ mod tests {
         assert_eq!(UpstreamUrl::mcp(&demo.url).unwrap().path, "/mcp");
         assert!(c.mcp.servers.contains_key("my_fs"));
         assert!(!c.audit.durable);
+    }
+
+    #[test]
+    fn otel_env_names_and_a_bad_endpoint() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(!c.otel.enabled(), "no export by default");
+        let c = Config::load(
+            None,
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"), ("OTEL_SERVICE_NAME", "gw-1")]),
+        )
+        .unwrap();
+        assert_eq!(c.otel.traces_url(), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(c.otel.service_name, "gw-1");
+        let e = Config::load(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")])).unwrap_err();
+        assert_eq!(e.key, "otel.endpoint");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Metrics {
     pub audit_quarantined: IntCounter,
     /// Live audit streams dropped for falling behind.
     pub audit_stream_dropped: IntCounter,
+    /// Finished spans by result (exported, failed, dropped).
+    pub otel_spans: IntCounterVec,
+    pub audit_durable_wait: prometheus::Histogram,
 }
 
 fn int_counter(reg: &Registry, name: &str, help: &str) -> IntCounter {
@@ -188,6 +191,24 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "fastmcp_audit_stream_dropped_total",
             "Live audit streams dropped for falling behind",
         ),
+        otel_spans: counter(
+            &registry,
+            "fastmcp_otel_spans_total",
+            "Finished spans by result: exported, failed (the collector refused or was unreachable), dropped (export queue full)",
+            &["result"],
+        ),
+        audit_durable_wait: {
+            let h = prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "fastmcp_audit_durable_wait_seconds",
+                    "Time an admitted write-class call waited for its decision record's fsync before answering",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            registry.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("{e}"));
+            h
+        },
         holds_pending,
         registry,
     }

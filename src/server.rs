@@ -174,6 +174,8 @@ fn listen_on<A>(
 /// Runs the gateway until a signal stops it. Never returns normally.
 pub fn serve(cfg: Config) -> Result<(), String> {
     let gw = Arc::new(build_gateway(cfg.clone())?);
+    // Span export (its own thread) before the first request; no-op without otel.endpoint.
+    crate::otel::export::init(&cfg.otel)?;
     // Before anything starts: a bad admin token file is a startup error.
     let admin_app = AdminApp::new(gw.clone())?;
     start_discovery(&gw);

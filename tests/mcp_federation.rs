@@ -112,8 +112,7 @@ fn flow(mode: &str) {
 
     let out = gw.cli(&["audit", "verify", &gw.audit_dir().display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let audit = std::fs::read_to_string(std::fs::read_dir(gw.audit_dir()).unwrap().next().unwrap().unwrap().path())
-        .unwrap_or_default();
+    let audit = audit_text(&gw.audit_dir());
     assert!(audit.contains(r#""decision":{"allow":true,"policy_revision""#) || audit.contains("\"confirmed\""));
     assert!(audit.contains("\"server\":\"demo\""), "records name the server");
     assert!(audit.contains("\"declined\""), "the declined call is recorded");

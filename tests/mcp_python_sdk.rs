@@ -84,10 +84,7 @@ fn flow(mode: &str) {
     gw.stop();
     let out = gw.cli(&["audit", "verify", &gw.audit_dir().display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let audit = std::fs::read_dir(gw.audit_dir())
-        .expect("audit dir")
-        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("read"))
-        .collect::<String>();
+    let audit = audit_text(&gw.audit_dir());
     for result in [
         "\"result\":\"allow\"",
         "\"result\":\"deny\"",

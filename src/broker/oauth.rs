@@ -90,6 +90,10 @@ pub(crate) fn request_token(
     known_secrets: &[&str],
 ) -> Result<TokenResponse, BrokerError> {
     let mut http = agent.post(&req.url).header("Accept", "application/json");
+    // Under a caller's trace (the broker's token span, carried onto this thread).
+    for (k, v) in crate::otel::current_headers() {
+        http = http.header(k, v);
+    }
     match client.auth {
         ClientAuth::Basic => {
             // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.

@@ -335,17 +335,26 @@ fn credential(response: TokenResponse, now: SystemTime, audience: Option<String>
 }
 
 /// Runs a blocking token request on tokio's blocking pool. The request finishes even if the
-/// caller is cancelled.
+/// caller is cancelled. Under a request's trace it is a child span (`broker.token`) and the
+/// token endpoint gets `traceparent` naming it.
 async fn blocking<F>(provider: &str, http: &ureq::Agent, f: F) -> Result<TokenResponse, BrokerError>
 where
     F: FnOnce(&ureq::Agent, &str) -> Result<TokenResponse, BrokerError> + Send + 'static,
 {
     let http = http.clone();
     let name = provider.to_string();
-    let result = tokio::task::spawn_blocking(move || f(&http, &name)).await.unwrap_or_else(|_| {
+    let span = crate::otel::child("broker.token", opentelemetry::trace::SpanKind::Client);
+    if let Some(s) = span.as_ref().filter(|s| s.trace().is_recording()) {
+        s.set("fastmcp.provider", provider.to_string());
+    }
+    let trace = span.as_ref().map(|s| s.trace().clone());
+    let result = crate::otel::spawn_blocking(trace, move || f(&http, &name)).await.unwrap_or_else(|_| {
         Err(BrokerError::Unreachable { provider: provider.to_string(), reason: "token request task failed".into() })
     });
     if let Err(e) = &result {
+        if let Some(s) = span.as_ref() {
+            s.fail("token request failed");
+        }
         tracing::warn!(provider, error = %e, "token request failed");
     }
     result

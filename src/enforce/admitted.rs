@@ -23,6 +23,8 @@ pub struct Admitted {
     pub(super) started: Instant,
     /// Why the gateway itself sends this (no caller request behind it).
     pub(super) own: Option<&'static str>,
+    /// The request's trace (the fsync wait is a child span of it).
+    pub(super) trace: Option<crate::otel::Trace>,
 }
 
 impl Admitted {
@@ -36,6 +38,7 @@ impl Admitted {
             outcome: Outcome::Allowed,
             started: Instant::now(),
             own: Some(purpose),
+            trace: None,
         }
     }
 
@@ -58,7 +61,15 @@ impl Admitted {
     /// A failed fsync cannot undo a call that already ran: it is logged and counted.
     pub async fn wait_durable(&mut self) {
         if let Some(d) = self.durable.take() {
-            if let Err(e) = d.wait().await {
+            let span = self.trace.as_ref().map(|t| t.child("audit.sync", opentelemetry::trace::SpanKind::Internal));
+            let t = Instant::now();
+            let waited = d.wait().await;
+            crate::metrics::METRICS.audit_durable_wait.observe(t.elapsed().as_secs_f64());
+            if let (Some(span), Err(_)) = (&span, &waited) {
+                span.fail("audit fsync failed");
+            }
+            drop(span);
+            if let Err(e) = waited {
                 crate::metrics::METRICS.audit_records.with_label_values(&["fsync_error"]).inc();
                 let corr = self.record.as_ref().map(|r| r.corr_id.as_str()).unwrap_or("");
                 tracing::error!(corr_id = corr, error = %e, "audit record not durable");

@@ -166,6 +166,9 @@ impl Enforcer {
     pub async fn authorize<'a>(&self, call: Call<'a>) -> Result<Permit<'a>, Refusal> {
         // Four eyes: an approver presenting a token of its own hold is only its caller.
         let approver = self.is_approver(call.principal) && !self.presents_own_hold(&call).await;
+        if let (Some(trace), Some(tool)) = (crate::otel::current(), call.tool_id.as_deref()) {
+            trace.set("fastmcp.tool", tool.to_string());
+        }
         let decision = match self.decide_call(&call, approver) {
             Ok(d) => d,
             Err(e) => return Err(self.refuse(&call, e).await),
@@ -529,6 +532,7 @@ impl Enforcer {
             outcome,
             started: Instant::now(),
             own: None,
+            trace: crate::otel::current(),
         })
     }
 
@@ -598,9 +602,21 @@ pub fn decide_input(policy: &PolicySnapshot, action: &str, input: &Value) -> Res
 
 /// Evaluates `policy` and times it (the action label is bounded).
 fn decide(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decision, GatewayError> {
+    let span = crate::otel::child("policy.evaluate", opentelemetry::trace::SpanKind::Internal);
     let t = Instant::now();
     let d = policy.decide(input);
     METRICS.policy_eval.with_label_values(&[metric_action(action)]).observe(t.elapsed().as_secs_f64());
+    if let Some(span) = span.filter(|s| s.trace().is_recording()) {
+        span.set("fastmcp.action", metric_action(action));
+        span.set("fastmcp.policy.revision", policy.revision().to_string());
+        match &d {
+            Ok(d) => {
+                span.set("fastmcp.policy.allow", d.allow);
+                span.set("fastmcp.policy.require_confirmation", d.require_confirmation);
+            }
+            Err(_) => span.fail("policy evaluation error"),
+        }
+    }
     d
 }
 

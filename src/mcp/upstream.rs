@@ -80,9 +80,13 @@ impl Upstreams {
             return Ok(c.clone());
         }
         let t = transport(server, timeout);
-        let connected = tokio::task::spawn_blocking(move || McpClient::connect_with(t, None, capabilities))
+        // The handshake is the caller's doing: its requests carry the caller's trace.
+        let span = crate::otel::child("upstream.connect", opentelemetry::trace::SpanKind::Client);
+        let trace = span.as_ref().map(|s| s.trace().clone());
+        let connected = crate::otel::spawn_blocking(trace, move || McpClient::connect_with(t, None, capabilities))
             .await
             .map_err(|_| GatewayError::Provider { message: "upstream connect task failed".into() })?;
+        drop(span);
         let client = match connected {
             Ok(c) => {
                 c.mirror_params(self.params.clone(), &server.name);

@@ -16,10 +16,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use opentelemetry::trace::SpanKind;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
+use crate::otel;
 use crate::upstream::{self, EgressError, EgressPolicy};
 
 /// Largest provider response read (bytes); more is a provider error.
@@ -84,14 +86,39 @@ impl Default for Sender {
 impl Sender {
     /// Sends `req`, failing with [`SendError::Timeout`] when connecting takes longer than
     /// `connect` or the whole exchange longer than `total`.
+    ///
+    /// Under a request's trace ([`otel::current`]) the call is a child span and the provider
+    /// gets `traceparent`/`tracestate` naming it.
     pub async fn send(&self, req: &Outgoing<'_>, connect: Duration, total: Duration) -> Result<Reply, SendError> {
-        match tokio::time::timeout(total, self.exchange(req, connect, total)).await {
+        let span = otel::child("upstream", SpanKind::Client);
+        if let Some(s) = span.as_ref().filter(|s| s.trace().is_recording()) {
+            s.set("server.address", req.host.to_string());
+            s.set("server.port", i64::from(req.port));
+            s.set("http.request.method", req.method.to_string());
+        }
+        let trace_headers = span.as_ref().map(otel::Span::headers).unwrap_or_default();
+        let out = match tokio::time::timeout(total, self.exchange(req, &trace_headers, connect, total)).await {
             Ok(r) => r,
             Err(_) => Err(SendError::Timeout),
+        };
+        if let Some(s) = span.as_ref() {
+            match &out {
+                Ok(reply) => s.set("http.response.status_code", i64::from(reply.status)),
+                Err(SendError::Timeout) => s.fail("provider timed out"),
+                Err(SendError::Refused(_)) => s.fail("egress refused"),
+                Err(SendError::Failed(_)) => s.fail("provider unreachable or failed"),
+            }
         }
+        out
     }
 
-    async fn exchange(&self, req: &Outgoing<'_>, connect: Duration, total: Duration) -> Result<Reply, SendError> {
+    async fn exchange(
+        &self,
+        req: &Outgoing<'_>,
+        trace_headers: &[(&'static str, String)],
+        connect: Duration,
+        total: Duration,
+    ) -> Result<Reply, SendError> {
         if let Egress::Checked(policy) = req.egress {
             // Literal and numeric-form hosts are judged before any lookup.
             policy.check_host(req.host, req.port).map_err(SendError::Refused)?;
@@ -110,6 +137,9 @@ impl Sender {
         header.insert_header("host", upstream::endpoint::authority(req.tls, req.host, req.port)).map_err(map_err)?;
         for (k, v) in req.headers {
             header.insert_header(k.clone(), v.as_str()).map_err(map_err)?;
+        }
+        for (k, v) in trace_headers {
+            header.insert_header(*k, v.as_str()).map_err(map_err)?;
         }
         let body = req.body.unwrap_or_default();
         header.insert_header("content-length", body.len().to_string()).map_err(map_err)?;
@@ -194,10 +224,18 @@ mod tests {
             body: Some(br#"{"title":"t"}"#),
             egress: Egress::Operator,
         };
-        let reply = Sender::default().send(&req, Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
+        let mut caller = http::HeaderMap::new();
+        caller.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+        let trace = otel::Trace::request(&caller, "POST /tools/{toolId}/invoke".into());
+        let sender = Sender::default();
+        let sent = otel::scope(Some(trace), sender.send(&req, Duration::from_secs(2), Duration::from_secs(5)));
+        let reply = sent.await.unwrap();
         assert_eq!(reply.status, 201);
         assert_eq!(reply.body, br#"{"ok":true}"#);
         let (head, body) = server.join().unwrap();
+        // The provider hears of the caller's trace through the gateway's own child span.
+        let tp = head.lines().find_map(|l| l.strip_prefix("traceparent: ")).expect("traceparent sent");
+        assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && !tp.contains("00f067aa0ba902b7"), "{tp}");
         assert!(head.starts_with("POST /v1/deals?api_token=t HTTP/1.1\r\n"), "{head}");
         assert!(head.contains("x-api-key: k"));
         assert!(head.to_ascii_lowercase().contains(&format!("host: 127.0.0.1:{port}\r\n")), "{head}");

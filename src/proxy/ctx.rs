@@ -62,6 +62,10 @@ pub struct Ctx {
     pub opens_session: Option<bool>,
     /// A forwarded DELETE of this session id.
     pub ends_session: Option<String>,
+    /// The request's span (trace context continued or started in `request_filter`).
+    pub trace: Option<crate::otel::Trace>,
+    /// The forwarded call's span: the upstream's `traceparent` names it.
+    pub upstream_span: Option<crate::otel::Span>,
 }
 
 impl Ctx {
@@ -93,6 +97,8 @@ impl Ctx {
             relay: None,
             opens_session: None,
             ends_session: None,
+            trace: None,
+            upstream_span: None,
         }
     }
 

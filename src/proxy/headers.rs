@@ -1,7 +1,9 @@
 //! Which request headers may cross the gateway, in each direction that matters.
 //!
 //! Upstream requests carry an allow-list: what MCP needs (content negotiation, the MCP
-//! headers, trace context, the user agent) plus what the operator adds per server. The
+//! headers, the user agent) plus what the operator adds per server. Trace context is not
+//! passed through: the gateway continues the agent's trace and sends its own child span's
+//! `traceparent`/`tracestate` (`proxy/trace.rs`). The
 //! agent's credentials (`Authorization`, `Cookie`, API keys), forwarding headers (the gateway
 //! writes its own when configured), `Accept-Encoding` (the gateway must be able to read what
 //! it filters) and every hop-by-hop header never go upstream.
@@ -17,8 +19,6 @@ const FORWARDED: &[&str] = &[
     "mcp-method",
     "mcp-name",
     "last-event-id",
-    "traceparent",
-    "tracestate",
     "user-agent",
 ];
 
@@ -107,6 +107,8 @@ mod tests {
             ("mcp-session-id", "s"),
             ("mcp-param-region", "eu"),
             ("x-tenant-hint", "acme"),
+            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ("tracestate", "a=1"),
         ]);
         let mut gone: Vec<String> =
             to_remove(&h, &["x-tenant-hint".into()], false).iter().map(|n| n.to_string()).collect();
@@ -119,6 +121,8 @@ mod tests {
                 "connection",
                 "cookie",
                 "forwarded",
+                "traceparent",
+                "tracestate",
                 "upgrade",
                 "x-api-key",
                 "x-forwarded-for"

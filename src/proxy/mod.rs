@@ -26,6 +26,7 @@ mod response;
 pub mod rest;
 pub mod route;
 mod sse;
+mod trace;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,22 +83,8 @@ impl ProxyHttp for GatewayProxy {
         // No protocol switch crosses the gateway: without the header pingora never enters
         // tunnel mode, and the upstream never hears of it (it is not on the allow-list).
         session.req_header_mut().remove_header("upgrade");
-        match ctx.route.clone() {
-            Route::Health => self.answer(session, ctx, 200, &json!({"status": "ok"}), &[]).await,
-            Route::ProtectedResource(suffix) => {
-                let body = self.resource_metadata(session, &suffix);
-                self.answer(session, ctx, 200, &body, &[]).await
-            }
-            Route::McpFederated => self.federated_request(session, ctx).await,
-            Route::ToolCatalog | Route::ToolInvoke(_) | Route::ToolConfirm(_) | Route::ManifestRegister => {
-                self.rest_request(session, ctx).await
-            }
-            Route::NotFound => {
-                let e = GatewayError::NotFound { message: "no such route".into() };
-                self.answer_error(session, ctx, &e, Outcome::NotFound).await
-            }
-            Route::McpServer(name) => self.mcp_request(session, ctx, &name).await,
-        }
+        let trace = trace::start(session, ctx);
+        crate::otel::scope(Some(trace), self.route_request(session, ctx)).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -169,6 +156,7 @@ impl ProxyHttp for GatewayProxy {
             req.insert_header("x-forwarded-proto", proto)?;
         }
         req.insert_header("x-correlation-id", ctx.corr_id.as_str())?;
+        trace::upstream(req, ctx)?;
         match ctx.forward_len {
             Some(len) => req.insert_header("content-length", len.to_string())?,
             // GET and DELETE go without a body.
@@ -187,6 +175,7 @@ impl ProxyHttp for GatewayProxy {
             a.wait_durable().await;
         }
         ctx.upstream_status = Some(status);
+        trace::upstream_status(ctx, status);
         if let (Some(t), Some(server)) = (ctx.upstream_start, ctx.server.as_ref()) {
             METRICS
                 .upstream_duration
@@ -231,6 +220,7 @@ impl ProxyHttp for GatewayProxy {
             _ => GatewayError::Provider { message: "upstream MCP server failed".into() },
         };
         tracing::warn!(corr_id = %ctx.corr_id, error = %e, "upstream failure");
+        trace::upstream_failed(ctx, err.code());
         let body = if ctx.is_post && ctx.route.is_mcp() {
             err.jsonrpc_body(&Value::Null, &ctx.corr_id)
         } else {
@@ -269,6 +259,7 @@ impl ProxyHttp for GatewayProxy {
         if !ctx.recorded && ctx.route.audited() {
             self.record_early(session, ctx, status, e.is_some()).await;
         }
+        trace::finish(&self.gw, ctx, status);
         if ctx.outcome == Some(Outcome::Allowed) && status < 400 {
             tracing::debug!(corr_id = %ctx.corr_id, route = ctx.route.label(), status, "request");
         } else {
@@ -279,6 +270,26 @@ impl ProxyHttp for GatewayProxy {
 }
 
 impl GatewayProxy {
+    /// Dispatches by route (under the request's trace, see `request_filter`).
+    async fn route_request(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        match ctx.route.clone() {
+            Route::Health => self.answer(session, ctx, 200, &json!({"status": "ok"}), &[]).await,
+            Route::ProtectedResource(suffix) => {
+                let body = self.resource_metadata(session, &suffix);
+                self.answer(session, ctx, 200, &body, &[]).await
+            }
+            Route::McpFederated => self.federated_request(session, ctx).await,
+            Route::ToolCatalog | Route::ToolInvoke(_) | Route::ToolConfirm(_) | Route::ManifestRegister => {
+                self.rest_request(session, ctx).await
+            }
+            Route::NotFound => {
+                let e = GatewayError::NotFound { message: "no such route".into() };
+                self.answer_error(session, ctx, &e, Outcome::NotFound).await
+            }
+            Route::McpServer(name) => self.mcp_request(session, ctx, &name).await,
+        }
+    }
+
     /// The one record of a request that no door decided (refused by the glue, or broken off).
     async fn record_early(&self, session: &Session, ctx: &Ctx, status: u16, failed: bool) {
         let outcome = ctx.outcome.unwrap_or(if failed { Outcome::Invalid } else { Outcome::Failed });

@@ -122,10 +122,23 @@ async fn mcp(
     let proof = admitted.proof();
     let params = json!({"name": tool, "arguments": input});
     let name = server.name.clone();
-    let response = tokio::task::spawn_blocking(move || client.request(&proof, "tools/call", params, &mut |_| {}))
-        .await
-        .map_err(|_| GatewayError::Provider { message: "MCP call task failed".into() })?
-        .map_err(|e| crate::mcp::upstream::client_error(&name, &e))?;
+    // The MCP client finds the span on its thread and names it in its `traceparent`.
+    let span = crate::otel::child("upstream", opentelemetry::trace::SpanKind::Client);
+    if let Some(s) = span.as_ref().filter(|s| s.trace().is_recording()) {
+        s.set("fastmcp.server", server.name.clone());
+    }
+    let trace = span.as_ref().map(|s| s.trace().clone());
+    let response =
+        crate::otel::spawn_blocking(trace, move || client.request(&proof, "tools/call", params, &mut |_| {}))
+            .await
+            .map_err(|_| GatewayError::Provider { message: "MCP call task failed".into() })?
+            .map_err(|e| {
+                if let Some(s) = span.as_ref() {
+                    s.fail("MCP call failed");
+                }
+                crate::mcp::upstream::client_error(&name, &e)
+            })?;
+    drop(span);
     match (response.get("result"), response.get("error")) {
         (Some(r), _) => {
             // MCP clients SHOULD check structured results against the tool's outputSchema.

@@ -2,6 +2,7 @@
 //! both paths get their headers: the MCP client (`mcp::client`, its own POSTs, GET stream and
 //! DELETE) and federated calls forwarded through pingora (`mcp::upstream::forward_headers`).
 //!
+//! - Every era: `traceparent`/`tracestate` under a caller's trace ([`trace_headers`]).
 //! - 2025-11-25: `MCP-Protocol-Version`, plus `Mcp-Session-Id` once the server gave one.
 //! - 2026-07-28: `MCP-Protocol-Version`, `Mcp-Method` on every message, and `Mcp-Name`
 //!   (`params.name` of `tools/call` / `prompts/get`, `params.uri` of `resources/read`),
@@ -34,6 +35,15 @@ pub struct Dialect<'a> {
     pub version: &'a str,
     /// The `Mcp-Session-Id` the server gave (2025-11-25 era; ignored in 2026-07-28).
     pub session_id: Option<&'a str>,
+}
+
+/// `traceparent`/`tracestate` of an upstream MCP request sent under a caller's trace: the
+/// span the caller opened for this call, carried to the client's thread
+/// ([`crate::otel::on_thread`]). Empty for the gateway's own traffic (discovery, the GET
+/// listening stream). Federated calls forwarded through pingora get theirs in
+/// `proxy/trace.rs`.
+pub fn trace_headers() -> Vec<(&'static str, String)> {
+    crate::otel::current_headers()
 }
 
 /// The params key mirrored into `Mcp-Name` for `method`, if it is name-bearing.

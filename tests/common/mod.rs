@@ -478,3 +478,14 @@ where
     });
     port
 }
+
+/// Every audit chain line under `dir` (the `audit-*.jsonl` files, in name order; not the
+/// index, checkpoints or quarantine beside them).
+pub fn audit_text(dir: &std::path::Path) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+    });
+    files.sort();
+    files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
+}

@@ -1,6 +1,9 @@
 //! Streamable-HTTP transport: one POST per JSON-RPC message, answered with JSON or SSE.
 //! HTTPS is verified against the gateway's one root set ([`tls::roots`]).
 //!
+//! Requests made under a caller's trace carry `traceparent`/`tracestate`
+//! ([`headers::trace_headers`]); the GET listening stream, the gateway's own, carries none.
+//!
 //! The brokered credential headers are attached to every request and never appear in an
 //! error or log line: errors are built from status codes, body excerpts and ureq error
 //! kinds only.
@@ -97,6 +100,9 @@ impl HttpConn {
         for (k, v) in params {
             req = req.header(k.as_str(), v.as_str());
         }
+        for (k, v) in headers::trace_headers() {
+            req = req.header(k, v);
+        }
         let body = serde_json::to_string(msg).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let resp = req.send(body.as_str()).map_err(map_ureq)?;
         let status = resp.status().as_u16();
@@ -190,6 +196,9 @@ impl HttpConn {
         }
         for (k, v) in extra {
             req = req.header(*k, v.as_str());
+        }
+        for (k, v) in headers::trace_headers() {
+            req = req.header(k, v);
         }
         let resp = req.call().map_err(map_ureq)?;
         Ok(resp.status().as_u16())

@@ -72,12 +72,18 @@ impl Gateway {
             };
             let m = method.to_string();
             let proof = admitted.proof();
-            let listed = tokio::task::spawn_blocking(move || match m.as_str() {
-                "prompts/list" => client.list_prompts(&proof),
-                "resources/templates/list" => client.list_resource_templates(&proof),
-                _ => client.list_resources(&proof),
-            })
-            .await;
+            let span = crate::otel::child("upstream", opentelemetry::trace::SpanKind::Client);
+            if let Some(s) = span.as_ref().filter(|s| s.trace().is_recording()) {
+                s.set("fastmcp.server", server.name.clone());
+            }
+            let listed =
+                crate::otel::spawn_blocking(span.as_ref().map(|s| s.trace().clone()), move || match m.as_str() {
+                    "prompts/list" => client.list_prompts(&proof),
+                    "resources/templates/list" => client.list_resource_templates(&proof),
+                    _ => client.list_resources(&proof),
+                })
+                .await;
+            drop(span);
             let Ok(Ok(items)) = listed else {
                 tracing::warn!(server = %server.name, method, "upstream list failed; server skipped");
                 continue;
@@ -154,7 +160,13 @@ impl Gateway {
                 }
             };
             let (p, proof) = (params.clone(), admitted.proof());
-            let set = tokio::task::spawn_blocking(move || client.request(&proof, METHOD, p, &mut |_| {})).await;
+            let span = crate::otel::child("upstream", opentelemetry::trace::SpanKind::Client);
+            if let Some(s) = span.as_ref().filter(|s| s.trace().is_recording()) {
+                s.set("fastmcp.server", server.name.clone());
+            }
+            let trace = span.as_ref().map(|s| s.trace().clone());
+            let set = crate::otel::spawn_blocking(trace, move || client.request(&proof, METHOD, p, &mut |_| {})).await;
+            drop(span);
             match set {
                 Ok(Ok(_)) => done += 1,
                 Ok(Err(e)) => {

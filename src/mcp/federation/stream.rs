@@ -228,7 +228,12 @@ impl Gateway {
         let started = std::time::Instant::now();
         let wait = self.fed.relays.ttl();
         // The client is synchronous: it runs on a blocking thread and hands messages over.
-        let task = tokio::task::spawn_blocking(move || {
+        // Its request names the call's span in `traceparent` (it finds the span on its thread).
+        let span = crate::otel::child("upstream", opentelemetry::trace::SpanKind::Client);
+        if let Some(s) = span.as_ref().filter(|s| s.trace().is_recording()) {
+            s.set("fastmcp.server", server.name.clone());
+        }
+        let task = crate::otel::spawn_blocking(span.as_ref().map(|s| s.trace().clone()), move || {
             let notes = tx.clone();
             let mut forward = |n: &Value| {
                 let _ = notes.send(Side::Note(n.clone()));
@@ -286,9 +291,14 @@ impl Gateway {
             }
             Err(e) => {
                 let err = client_error(&server.name, &e);
+                if let Some(s) = span.as_ref() {
+                    s.set("error.type", err.code());
+                    s.fail("upstream MCP call failed");
+                }
                 (err.jsonrpc_body(id, corr_id), err.status(), Some(err.code().to_string()))
             }
         };
+        drop(span);
         crate::metrics::METRICS
             .upstream_duration
             .with_label_values(&[&format!("mcp:{}", server.name)])
