@@ -111,7 +111,11 @@ pub fn seed_manifests() -> Vec<Manifest> {
             "List Database Tables",
             "Lists the tables and views of the database.",
             object(json!({}), &[]),
-            loose(json!({"tables": {"type": "array", "items": {"type": "string"}}})),
+            loose(json!({"tables": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "row_count": {"type": "integer"}},
+                "required": ["name", "row_count"],
+            }}})),
             &["database.read"],
             &["read_only"],
         ),
