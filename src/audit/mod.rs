@@ -114,7 +114,7 @@ impl AuditLog {
     pub fn open_with_window(dir: &Path, instance: String, window: std::time::Duration) -> Result<AuditLog, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let (seq, prev) = chain_tail(dir)?;
-        let chain = writer::Chain::new(dir.to_path_buf(), instance, seq, prev);
+        let chain = writer::Chain::new(dir.to_path_buf(), instance, seq, prev)?;
         Ok(AuditLog { chain: Arc::new(Mutex::new(chain)), syncer: writer::Syncer::start(window)? })
     }
 
@@ -161,7 +161,7 @@ pub fn chain_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// `(seq, hash)` of the last record in `dir`, or `(0, genesis)`.
-fn chain_tail(dir: &Path) -> Result<(u64, String), String> {
+pub(super) fn chain_tail(dir: &Path) -> Result<(u64, String), String> {
     let files = chain_files(dir)?;
     for path in files.iter().rev() {
         let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -78,3 +78,21 @@ fn serialization_is_canonical() {
     assert_eq!(direct, canonical, "AuditActor fields too");
     assert!(direct.contains(r#""actor":{"kind":"jwt","sub":"ops","tenant":"platform"}"#), "{direct}");
 }
+
+#[tokio::test]
+async fn two_writers_on_one_directory_extend_one_chain() {
+    // As during `serve --upgrade`: the draining old gateway and the new one both append.
+    let dir = tmpdir("two-writers");
+    let old = AuditLog::open(&dir, "old".into()).unwrap();
+    old.append(&ev(0), false).await.unwrap();
+    let new = AuditLog::open(&dir, "new".into()).unwrap();
+    for i in 1..9 {
+        let log = if i % 3 == 0 { &old } else { &new };
+        log.append(&ev(i), i % 2 == 0).await.unwrap();
+    }
+    assert_eq!(verify_dir(&dir).unwrap(), 9);
+    let (_, lines) = lines(&dir);
+    let seqs: Vec<u64> =
+        lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=9).collect::<Vec<u64>>());
+}

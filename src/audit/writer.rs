@@ -12,22 +12,64 @@ use super::AuditEvent;
 use crate::canonical;
 
 /// The chain's state; callers hold the audit lock while appending.
+///
+/// More than one process may append to one directory: during a zero-downtime upgrade
+/// (`serve --upgrade`) the old gateway drains while the new one serves. Each append therefore
+/// holds an exclusive `flock` on the directory itself (no extra file among the records), and
+/// when the file has grown
+/// since this process last wrote (the other process appended), the chain's tail is re-read
+/// before linking to it, so the two processes extend one chain instead of forking it.
 pub(super) struct Chain {
     dir: PathBuf,
     instance: String,
     seq: u64,
     prev: String,
     file: Option<(String, Arc<File>)>,
+    /// The directory, opened to be locked exclusively for each append (across processes).
+    lock: File,
+    /// Length of the current file after this process's last append (`None`: not yet known).
+    end: Option<u64>,
 }
 
 impl Chain {
-    pub(super) fn new(dir: PathBuf, instance: String, seq: u64, prev: String) -> Chain {
-        Chain { dir, instance, seq, prev, file: None }
+    pub(super) fn new(dir: PathBuf, instance: String, seq: u64, prev: String) -> Result<Chain, String> {
+        let lock = File::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // Tried once here, so a filesystem without locks fails at startup, not per request.
+        lock.lock().map_err(|e| format!("{}: cannot lock the audit directory: {e}", dir.display()))?;
+        let _ = lock.unlock();
+        Ok(Chain { dir, instance, seq, prev, file: None, lock, end: None })
+    }
+
+    /// Appends under the directory lock, first catching up with records another process
+    /// wrote since this one last did.
+    pub(super) fn append(&mut self, event: AuditEvent) -> Result<Arc<File>, String> {
+        self.lock.lock().map_err(|e| format!("audit lock: {e}"))?;
+        let out = self.catch_up().and_then(|()| self.append_locked(event));
+        // Unlocking cannot fail on a file this process holds open; closing would release too.
+        let _ = self.lock.unlock();
+        out
+    }
+
+    /// Re-reads the tail when the current file is not as this process left it, when the day
+    /// has turned (another process may have started the new file), or when this process has
+    /// not written yet (another may have since the chain was opened).
+    fn catch_up(&mut self) -> Result<(), String> {
+        let today = chrono::Utc::now().format("%Y%m%d").to_string();
+        let len = match &self.file {
+            Some((day, f)) if *day == today => Some(f.metadata().map_err(|e| format!("audit stat: {e}"))?.len()),
+            _ => None,
+        };
+        if len.is_none() || len != self.end {
+            let (seq, prev) = super::chain_tail(&self.dir)?;
+            self.seq = seq;
+            self.prev = prev;
+        }
+        Ok(())
     }
 
     /// Completes `event` (seq, ts, instance, prev_hash), writes it with its hash as one line
     /// and returns the file it went to.
-    pub(super) fn append(&mut self, mut event: AuditEvent) -> Result<Arc<File>, String> {
+    fn append_locked(&mut self, mut event: AuditEvent) -> Result<Arc<File>, String> {
         let now = chrono::Utc::now();
         let day = now.format("%Y%m%d").to_string();
         let file = match &self.file {
@@ -52,6 +94,7 @@ impl Chain {
             Ok(()) => {
                 self.seq += 1;
                 self.prev = hash;
+                self.end = file.metadata().ok().map(|m| m.len());
                 Ok(file)
             }
             Err(e) => {
