@@ -104,7 +104,7 @@ fn sigterm_lets_an_in_flight_call_finish_and_record_its_outcome() {
         // The fixture lets `mcp-user` call `echo` on `demo`.
         .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .config(&format!(
-            "grace_period_seconds: 3\nmcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{port}/mcp\"\n      discover: false\n      trusted: true\n      tool_tags: {{echo: []}}\n"
+            "grace_period_seconds: 5\nmcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{port}/mcp\"\n      discover: false\n      trusted: true\n      tool_tags: {{echo: []}}\n"
         ))
         .start();
     let user = gw.mint("alice", "acme", "mcp-user");

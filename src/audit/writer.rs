@@ -16,9 +16,9 @@ use crate::canonical;
 /// More than one process may append to one directory: during a zero-downtime upgrade
 /// (`serve --upgrade`) the old gateway drains while the new one serves. Each append therefore
 /// holds an exclusive `flock` on the directory itself (no extra file among the records), and
-/// when the file has grown
-/// since this process last wrote (the other process appended), the chain's tail is re-read
-/// before linking to it, so the two processes extend one chain instead of forking it.
+/// when the file has grown since this process last wrote (the other process appended), the
+/// chain's tail is re-read before linking to it: the two processes extend one chain instead
+/// of forking it.
 pub(super) struct Chain {
     dir: PathBuf,
     instance: String,
