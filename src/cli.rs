@@ -26,6 +26,10 @@ enum Command {
     Serve {
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Take over the listening sockets of the running gateway (send it SIGQUIT within
+        /// 5 s) instead of binding them: a zero-downtime upgrade (README "Starts and stops").
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Dev tokens.
     Token {
@@ -102,7 +106,7 @@ pub fn run() -> i32 {
         }
     };
     match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, upgrade } => serve(config, upgrade),
         Command::Token { command: TokenCommand::Mint { sub, tenant, roles, scopes, ttl, config } } => {
             with_config(config, |cfg| mint(&cfg, &sub, &tenant, &roles, &scopes, &ttl))
         }
@@ -181,7 +185,7 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).try_init();
 }
 
-fn serve(config: Option<PathBuf>) -> i32 {
+fn serve(config: Option<PathBuf>, upgrade: bool) -> i32 {
     let cfg = match Config::from_process(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -190,7 +194,7 @@ fn serve(config: Option<PathBuf>) -> i32 {
         }
     };
     init_logging(&cfg.log_level);
-    match crate::server::serve(cfg) {
+    match crate::server::serve(cfg, upgrade) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("startup failed: {e}");

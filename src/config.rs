@@ -54,11 +54,21 @@ pub struct Config {
     pub admin_listen: String,
     /// Directory for dev keys and local state. Env `FASTMCP_DATA_DIR`.
     pub data_dir: PathBuf,
+    /// Unix socket through which `serve --upgrade` takes over the listening sockets of the
+    /// running gateway (pingora's zero-downtime upgrade, README "Starts and stops"). Empty:
+    /// `upgrade.sock` in `data_dir`. Keep it where only the gateway's user can reach it:
+    /// pingora makes the socket world-writable while the new process waits on it, and
+    /// whoever connects then hands that process its listening sockets. At most 107 bytes
+    /// (the Unix socket path limit). Env `FASTMCP__UPGRADE_SOCK`.
+    #[serde(default)]
+    pub upgrade_sock: String,
     /// tracing filter directive. Env `LOG_LEVEL`.
     pub log_level: String,
     /// Gateway worker threads; 0 means one per CPU.
     pub threads: usize,
-    /// Seconds to drain in-flight requests on SIGTERM.
+    /// Seconds in-flight requests get to finish on SIGTERM, after the listeners stopped
+    /// accepting (pingora waits this long even when nothing is in flight); runtimes then get
+    /// up to `min(this, 10)` more before the process exits 0 (README "Starts and stops").
     pub grace_period_seconds: u64,
     /// TLS on the gateway listener (`listen`): rustls, certificate and key re-read when the
     /// files change (new connections get the new certificate; open ones keep theirs). Empty
@@ -920,6 +930,9 @@ fn default_transport() -> String {
     "http".into()
 }
 
+/// Longest Unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
+const MAX_UNIX_SOCKET_PATH: usize = 107;
+
 /// Environment variables with a fixed key, from the seed and DESIGN §3.
 const NAMED_ENV: &[(&str, &str)] = &[
     ("FASTMCP_LISTEN", "listen"),
@@ -957,6 +970,7 @@ const STRING_KEYS: &[&str] = &[
     "listen",
     "admin_listen",
     "data_dir",
+    "upgrade_sock",
     "log_level",
     "issuer",
     "audience",
@@ -1048,6 +1062,15 @@ impl Config {
         Ok(config)
     }
 
+    /// The upgrade socket: `upgrade_sock`, else `upgrade.sock` in `data_dir`.
+    pub fn upgrade_socket_path(&self) -> PathBuf {
+        if self.upgrade_sock.is_empty() {
+            self.data_dir.join("upgrade.sock")
+        } else {
+            PathBuf::from(&self.upgrade_sock)
+        }
+    }
+
     /// Load with the process environment.
     pub fn from_process(file: Option<&Path>) -> Result<Config, ConfigError> {
         Self::load(file, std::env::vars())
@@ -1057,6 +1080,12 @@ impl Config {
         for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
             addr.parse::<SocketAddr>()
                 .map_err(|_| ConfigError::new(key, format!("not a host:port address: {addr:?}")))?;
+        }
+        if self.upgrade_socket_path().as_os_str().len() > MAX_UNIX_SOCKET_PATH {
+            return Err(ConfigError::new(
+                "upgrade_sock",
+                format!("{} is longer than {MAX_UNIX_SOCKET_PATH} bytes", self.upgrade_socket_path().display()),
+            ));
         }
         validate_tls("tls", &self.tls, "require_mtls", self.require_mtls)?;
         validate_tls("admin.tls", &self.admin.tls, "admin.require_mtls", self.admin.require_mtls)?;
@@ -1389,6 +1418,17 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn upgrade_socket_defaults_to_the_data_dir_and_must_fit_a_socket_address() {
+        let c = Config::load(None, env(&[("FASTMCP_DATA_DIR", "/var/lib/fastmcp")])).unwrap();
+        assert_eq!(c.upgrade_socket_path(), PathBuf::from("/var/lib/fastmcp/upgrade.sock"));
+        let c = Config::load(None, env(&[("FASTMCP__UPGRADE_SOCK", "/run/fastmcp/up.sock")])).unwrap();
+        assert_eq!(c.upgrade_socket_path(), PathBuf::from("/run/fastmcp/up.sock"));
+        let long = format!("/{}", "d".repeat(100));
+        let e = Config::load(None, env(&[("FASTMCP_DATA_DIR", &long)])).unwrap_err();
+        assert_eq!(e.key, "upgrade_sock", "{e}");
     }
 
     #[test]

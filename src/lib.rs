@@ -17,6 +17,7 @@ pub mod error;
 pub mod gateway;
 pub mod holds;
 pub mod idempotency;
+pub mod listen_check;
 pub mod mcp;
 pub mod metrics;
 pub mod otel;

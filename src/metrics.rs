@@ -1,11 +1,14 @@
 //! Prometheus metrics (`fastmcp_` prefix, unit suffixes), in one registry served on the admin
 //! listener. Labels carry no secrets and only bounded values (routes, configured servers,
-//! fixed reason strings).
+//! fixed reason strings). Besides the `fastmcp_*` families: the client library's standard
+//! `process_*` collector (CPU seconds, resident and virtual memory, open and max fds, start
+//! time, threads; read from `/proc/self` at scrape time) and `fastmcp_build_info`.
 
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -89,6 +92,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let state_backend_up = IntGauge::new("fastmcp_state_backend_up", "1 while the Redis state backend answers")
         .unwrap_or_else(|e| panic!("{e}"));
     registry.register(Box::new(state_backend_up.clone())).unwrap_or_else(|e| panic!("{e}"));
+    register_process_and_build_info(&registry);
     Metrics {
         requests: counter(
             &registry,
@@ -214,6 +218,25 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
+/// The git revision this binary was built from (build.rs; "unknown" without git).
+pub const REVISION: &str = env!("FASTMCP_REVISION");
+
+/// `process_*` (Linux; other systems have no collector) and `fastmcp_build_info{version,
+/// revision} 1`, the conventional constant-1 info gauge to join other series against.
+fn register_process_and_build_info(registry: &Registry) {
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+        .unwrap_or_else(|e| panic!("process collector: {e}"));
+    let info = IntGaugeVec::new(
+        Opts::new("fastmcp_build_info", "Build of this gateway: version and git revision (always 1)"),
+        &["version", "revision"],
+    )
+    .unwrap_or_else(|e| panic!("fastmcp_build_info: {e}"));
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), REVISION]).set(1);
+    registry.register(Box::new(info)).unwrap_or_else(|e| panic!("fastmcp_build_info: {e}"));
+}
+
 /// Counts audit records written (on every append: the label lookup is done once).
 pub fn audit_records(n: u64, ok: bool) {
     static COUNTERS: LazyLock<[IntCounter; 2]> = LazyLock::new(|| {
@@ -240,5 +263,12 @@ mod tests {
         let text = String::from_utf8(super::render()).unwrap();
         assert!(text.contains("fastmcp_requests_total{decision=\"allow\",route=\"/mcp/x\",status=\"200\"} 1"));
         assert!(text.contains("# TYPE fastmcp_holds_pending gauge"));
+        let info = format!(
+            "fastmcp_build_info{{revision=\"{}\",version=\"{}\"}} 1",
+            super::REVISION,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&info), "{text}");
+        assert!(text.contains("# TYPE process_resident_memory_bytes gauge"), "{text}");
     }
 }

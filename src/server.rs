@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
@@ -171,8 +171,19 @@ fn listen_on<A>(
     Ok(())
 }
 
-/// Runs the gateway until a signal stops it. Never returns normally.
-pub fn serve(cfg: Config) -> Result<(), String> {
+/// Runs the gateway until a signal stops it (README "Starts and stops"). SIGTERM: listeners
+/// stop accepting, in-flight requests get `grace_period_seconds` to finish (writing their
+/// audit records as they complete), then the process returns. With `upgrade`, the listening
+/// sockets are taken over from the running gateway through `upgrade_sock` (pingora's
+/// zero-downtime upgrade) instead of being bound.
+pub fn serve(cfg: Config, upgrade: bool) -> Result<(), String> {
+    if !upgrade {
+        crate::listen_check::ensure_free(&[("listen", &cfg.listen), ("admin_listen", &cfg.admin_listen)])?;
+    }
+    let upgrade_sock = cfg.upgrade_socket_path();
+    if let Some(dir) = upgrade_sock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("upgrade_sock: {}: {e}", dir.display()))?;
+    }
     let gw = Arc::new(build_gateway(cfg.clone())?);
     // Span export (its own thread) before the first request; no-op without otel.endpoint.
     crate::otel::export::init(&cfg.otel)?;
@@ -186,9 +197,13 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         threads,
         grace_period_seconds: Some(cfg.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(cfg.grace_period_seconds.min(10)),
+        upgrade_sock: upgrade_sock.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(Some(Opt::default()), conf);
+    let opt = Opt { upgrade, ..Opt::default() };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+    // On --upgrade this waits (5 s at most) for the running gateway, sent SIGQUIT, to hand
+    // over its listening sockets; pingora exits 1 if none arrive.
     server.bootstrap();
 
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, GatewayProxy::new(gw.clone()));
@@ -198,6 +213,8 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     admin.threads = Some(1);
     server.add_service(proxy);
     server.add_service(admin);
-    tracing::info!(listen = %cfg.listen, admin = %cfg.admin_listen, "fastmcp serving");
-    server.run_forever()
+    tracing::info!(listen = %cfg.listen, admin = %cfg.admin_listen, upgrade, "fastmcp serving");
+    server.run(RunArgs::default());
+    tracing::info!("fastmcp stopped");
+    Ok(())
 }

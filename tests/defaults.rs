@@ -79,6 +79,70 @@ fn metrics_parse_as_prometheus_text() {
         s.name == "fastmcp_request_duration_seconds_bucket" && s.labels.get("le").is_some_and(|v| v == "+Inf")
     });
     assert!(inf.is_some(), "histogram has a +Inf bucket");
+
+    // The standard process collector, with live values.
+    for (name, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        assert_eq!(families.types.get(name).map(String::as_str), Some(kind), "{name}");
+        let v = families.samples.iter().find(|s| s.name == name).map(|s| s.value);
+        assert!(v.is_some_and(|v| v >= 0.0), "{name} = {v:?}");
+    }
+    let value = |name: &str| families.samples.iter().find(|s| s.name == name).map(|s| s.value).unwrap_or(0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6, "a running gateway holds more than a megabyte");
+    assert!(value("process_open_fds") >= 3.0 && value("process_open_fds") <= value("process_max_fds"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(started > now - 3600.0 && started <= now + 1.0, "started {started}, now {now}");
+
+    // Build info: version from Cargo.toml, the git revision this build came from.
+    let info: Vec<&Sample> = families.samples.iter().filter(|s| s.name == "fastmcp_build_info").collect();
+    assert_eq!(info.len(), 1, "one build_info series");
+    assert_eq!(info[0].value, 1.0);
+    assert_eq!(info[0].labels["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info[0].labels["revision"], expected_revision());
+
+    // And Prometheus' own linter has nothing to say about the exposition.
+    let text = String::from_utf8(resp.body.clone()).expect("utf8");
+    promtool_check_metrics(&text);
+}
+
+/// What build.rs put into `fastmcp_build_info{revision}`: `FASTMCP_REVISION` at build time,
+/// else the short git HEAD (this test builds with the binary, from the same tree).
+fn expected_revision() -> String {
+    if let Some(r) = option_env!("FASTMCP_REVISION").filter(|r| !r.is_empty()) {
+        return r.to_string();
+    }
+    let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(repo()).output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
+/// `promtool check metrics` (Debian package `prometheus`; `.ci/run` installs it) must exit 0
+/// with no lint findings.
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write as _;
+    let promtool = std::env::var("FASTMCP_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{promtool}: {e} (install Debian's `prometheus` package or set FASTMCP_TEST_PROMTOOL)")
+        });
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {}\n{said}", out.status);
 }
 
 /// One sample line.

@@ -14,6 +14,7 @@
 //! `verify.rs` checks all of it; `retention.rs` archives or removes old files.
 
 pub mod checkpoint;
+mod claim;
 pub mod files;
 mod health;
 pub mod hub;
@@ -249,6 +250,8 @@ struct Inner {
     instance: String,
     dir: PathBuf,
     clock: Clock,
+    /// Held for the process's lifetime: no other process writes this chain.
+    _claim: Option<std::fs::File>,
 }
 
 /// Resolves when a written record is on stable storage (fsynced).
@@ -273,7 +276,7 @@ impl AuditLog {
     /// Opens `dir` (creating it), finds where `instance`'s chain ends (a torn tail is moved
     /// aside before the first record is written), and starts the fsync thread. A directory
     /// that cannot be written does not stop the start: the trail then fails closed.
-    pub fn open_with(dir: &Path, opts: Options) -> Result<AuditLog, AuditError> {
+    pub fn open_with(dir: &Path, mut opts: Options) -> Result<AuditLog, AuditError> {
         if !files::valid_instance(&opts.instance) {
             return Err(AuditError::Config(format!(
                 "audit.instance {:?}: 1-64 of A-Z a-z 0-9 . _ - (it names the chain's files)",
@@ -283,6 +286,8 @@ impl AuditLog {
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::error!(dir = %dir.display(), error = %e, "audit directory cannot be created");
         }
+        let (instance, claimed) = claim::claim(dir, &opts.instance)?;
+        opts.instance = instance;
         let tail = recover::tail(dir, &opts.instance)?;
         let clock: Clock = opts.clock.unwrap_or_else(|| Arc::new(chrono::Utc::now));
         let last = tail.seq;
@@ -316,6 +321,7 @@ impl AuditLog {
             instance: opts.instance,
             dir: dir.to_path_buf(),
             clock,
+            _claim: claimed,
         };
         Ok(AuditLog { inner: Arc::new(inner) })
     }

@@ -8,7 +8,10 @@
 //! [`ManifestStore::list`]) only take a read lock on the in-memory copy.
 //!
 //! The seed tools ([`super::seed_manifests`]) are written once, when the store is first
-//! created; a row that exists is never overwritten, and a later start seeds nothing.
+//! created; a row that exists is never overwritten, and a later start seeds nothing. One
+//! exception: a seed row nobody edited whose tool's result changed shape gets the new outputs
+//! schema when the store opens ([`super::seed::seed_output_upgrades`]); otherwise the REST
+//! output check would refuse the tool's new answers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -175,6 +178,7 @@ impl ManifestStore {
             }
             tx.execute("INSERT INTO store_meta (key, value) VALUES ('seeded', ?1)", params![now])?;
         }
+        upgrade_seed_outputs(&tx)?;
         tx.commit()?;
         let store = ManifestStore { conn: Mutex::new(conn), cache: RwLock::new(BTreeMap::new()) };
         store.reload()?;
@@ -286,6 +290,34 @@ fn parse_row(tool_id: &str, json: &str) -> Result<Manifest, StoreError> {
         return Err(corrupt(format!("holds the manifest of {:?}", manifest.tool_id)));
     }
     Ok(manifest)
+}
+
+/// Seed rows nobody edited (still written by the seed, still the old outputs schema) get the
+/// seed's current outputs schema ([`super::seed::seed_output_upgrades`]), version + 1.
+fn upgrade_seed_outputs(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    for (tool_id, old, current) in super::seed::seed_output_upgrades() {
+        let row: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT manifest, version FROM manifests WHERE tool_id = ?1 AND updated_by = ?2",
+                params![tool_id, SEED_ACTOR],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((json, version)) = row else { continue };
+        let corrupt = |message: String| StoreError::Corrupt { tool_id: tool_id.to_string(), message };
+        let mut stored: serde_json::Value = serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?;
+        // Compared as JSON values: key order differs between builds that wrote the row.
+        if stored.get("outputs") != Some(&old) {
+            continue;
+        }
+        stored["outputs"] = current;
+        let json = serde_json::to_string(&stored).map_err(|e| corrupt(e.to_string()))?;
+        tx.execute(
+            "UPDATE manifests SET manifest = ?1, version = ?2, updated_at = ?3 WHERE tool_id = ?4",
+            params![json, version + 1, now(), tool_id],
+        )?;
+    }
+    Ok(())
 }
 
 fn now() -> String {

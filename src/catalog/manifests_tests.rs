@@ -97,6 +97,42 @@ fn persists_and_never_reseeds() {
 }
 
 #[test]
+fn an_untouched_seed_row_gets_the_new_list_tables_output_and_an_edited_one_does_not() {
+    let (old, current) = match super::super::seed::seed_output_upgrades().into_iter().next() {
+        Some((_, old, current)) => (old, current),
+        None => panic!("no upgrade"),
+    };
+    let dir = TempDir::new();
+    let rewind = |updated_by: &str| {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap_or_else(|e| panic!("{e}"));
+        let json: String = conn
+            .query_row("SELECT manifest FROM manifests WHERE tool_id = 'database:listTables'", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut m: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        m["outputs"] = old.clone();
+        conn.execute(
+            "UPDATE manifests SET manifest = ?1, updated_by = ?2, version = 1 WHERE tool_id = 'database:listTables'",
+            params![m.to_string(), updated_by],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    drop(open(&dir.db()));
+    // A store seeded by an older build: the row as it was seeded then.
+    rewind(SEED_ACTOR);
+    let store = open(&dir.db());
+    let entry = store.entry("database:listTables").unwrap_or_else(|| panic!("seeded"));
+    assert_eq!(entry.manifest.outputs, current);
+    assert_eq!((entry.version, entry.updated_by.as_str()), (2, SEED_ACTOR));
+    drop(store);
+    // An operator's row with the old outputs stays as the operator left it.
+    rewind("admin-1");
+    let store = open(&dir.db());
+    let entry = store.entry("database:listTables").unwrap_or_else(|| panic!("kept"));
+    assert_eq!(entry.manifest.outputs, old);
+    assert_eq!((entry.version, entry.updated_by.as_str()), (1, "admin-1"));
+}
+
+#[test]
 fn upsert_reports_previous() {
     let store = memory();
     let first = store.upsert(tool("crm:x", "acme", &["financial"]), "a").unwrap_or_else(|e| panic!("{e}"));

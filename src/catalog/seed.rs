@@ -52,6 +52,27 @@ fn deal_output() -> Value {
     loose(json!({"id": {"type": "integer"}, "title": {"type": "string"}, "status": {"type": "string"}}))
 }
 
+/// Seed tools whose result changed shape after stores were seeded: `(toolId, the outputs
+/// schema seeded before, the current one)`. A stored row still as seeded (written by the seed,
+/// those old outputs) gets the current outputs when the store opens; an edited row is left
+/// alone. `database:listTables` answers `[{"name","row_count"}]` since issue 14 (it listed
+/// names before).
+pub fn seed_output_upgrades() -> Vec<(&'static str, Value, Value)> {
+    vec![(
+        "database:listTables",
+        loose(json!({"tables": {"type": "array", "items": {"type": "string"}}})),
+        list_tables_output(),
+    )]
+}
+
+fn list_tables_output() -> Value {
+    loose(json!({"tables": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "row_count": {"type": "integer"}},
+        "required": ["name", "row_count"],
+    }}}))
+}
+
 /// The manifests written to an empty store, sorted by `toolId`.
 pub fn seed_manifests() -> Vec<Manifest> {
     let scalar = json!({"type": ["string", "number", "integer", "boolean", "null"]});
@@ -111,7 +132,7 @@ pub fn seed_manifests() -> Vec<Manifest> {
             "List Database Tables",
             "Lists the tables and views of the database.",
             object(json!({}), &[]),
-            loose(json!({"tables": {"type": "array", "items": {"type": "string"}}})),
+            list_tables_output(),
             &["database.read"],
             &["read_only"],
         ),

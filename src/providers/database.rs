@@ -167,8 +167,9 @@ impl Database {
         Ok(db)
     }
 
-    /// The user tables and views, sorted: `{"tables": ["customers", ...]}`. SQLite's own
-    /// `sqlite_*` tables are left out.
+    /// The user tables and views, sorted, with their row counts, in the seed's shape:
+    /// `{"tables": [{"name": "customers", "row_count": 4}, ...]}`. SQLite's own `sqlite_*`
+    /// tables are left out. Counting runs under the same deadline as any query.
     pub fn list_tables(&self) -> Result<Value, DbError> {
         self.with_reader(self.deadline(), |c| {
             let mut stmt = c.conn.prepare(
@@ -176,7 +177,15 @@ impl Database {
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
             )?;
             let names = stmt.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-            Ok(json!({ "tables": names }))
+            let mut tables = Vec::with_capacity(names.len());
+            for name in names {
+                // A quoted identifier (embedded quotes doubled): the name comes from the
+                // schema, but a table may be called anything.
+                let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
+                let rows: i64 = c.conn.query_row(&sql, [], |row| row.get(0))?;
+                tables.push(json!({ "name": name, "row_count": rows }));
+            }
+            Ok(json!({ "tables": tables }))
         })
     }
 

@@ -35,7 +35,14 @@ async fn database_reads_run_and_writes_need_the_scope_and_a_write_connection() {
     let analyst = who("ana", &["data-analyst"]);
     let r = call(&gw, &analyst, "database:listTables", json!({}), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["result"]["tables"], json!(["customers", "orders", "products"]));
+    assert_eq!(
+        r.body["result"]["tables"],
+        json!([
+            {"name": "customers", "row_count": 4},
+            {"name": "orders", "row_count": 4},
+            {"name": "products", "row_count": 5},
+        ])
+    );
     assert_eq!(r.body["token_meta"]["token_type"], "none");
     let q = json!({"query": "SELECT name FROM customers WHERE id = ?", "params": [1]});
     let r = call(&gw, &analyst, "database:executeQuery", q, None).await;

@@ -112,7 +112,14 @@ fn database_is_send_and_sync() {
 fn seeds_once_and_lists_tables_sorted() {
     let scratch = Scratch::new();
     let db = open(&scratch);
-    assert_eq!(db.list_tables().unwrap(), json!({ "tables": ["customers", "orders", "products"] }));
+    assert_eq!(
+        db.list_tables().unwrap(),
+        json!({ "tables": [
+            {"name": "customers", "row_count": 4},
+            {"name": "orders", "row_count": 4},
+            {"name": "products", "row_count": 5},
+        ] })
+    );
     assert_eq!((count(&db, "customers"), count(&db, "products"), count(&db, "orders")), (4, 5, 4));
 
     query(&db, "DELETE FROM orders", Access::Write).unwrap();
@@ -271,7 +278,9 @@ fn bound_parameters_are_stored_literally() {
         Access::Read,
     );
     assert_eq!(out.unwrap()["rows"], json!([[evil, null]]));
-    assert_eq!(db.list_tables().unwrap()["tables"], json!(["customers", "orders", "products"]));
+    let tables = db.list_tables().unwrap();
+    assert_eq!(tables["tables"][0], json!({"name": "customers", "row_count": 5}), "{tables}");
+    assert_eq!(tables["tables"][1], json!({"name": "orders", "row_count": 4}), "{tables}");
     assert_eq!(count(&db, "customers"), 5);
 }
 
