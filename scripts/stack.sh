@@ -77,8 +77,16 @@ fastmcp_bin() {
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"; }
 
 # A process's start time (field 22 of /proc/PID/stat): with the pid it names one process,
-# so `down` never signals an unrelated process that reused a recorded pid.
-start_time() { awk '{ print $22 }' "/proc/$1/stat" 2>/dev/null; }
+# so `down` never signals an unrelated process that reused a recorded pid. A zombie counts
+# as gone (nothing more to stop).
+start_time() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    # Fields after the command name, which is in parentheses and may hold spaces.
+    read -r -a rest <<<"${stat##*) }"
+    [[ "${rest[0]}" != Z ]] || return 1
+    echo "${rest[19]}"
+}
 
 # alive NAME: the recorded process of NAME is running.
 alive() {
