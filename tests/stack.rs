@@ -197,6 +197,15 @@ impl Stack {
             .expect("run scripts/stack.sh")
     }
 
+    /// `scripts/stack.sh token ARGS` (a JWT signed by the stack's shared dev key).
+    fn token(&self, args: &[&str]) -> String {
+        let mut all = vec!["token"];
+        all.extend_from_slice(args);
+        let out = self.script(&all);
+        assert!(out.status.success(), "stack.sh token: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_string()
+    }
+
     /// `(service, pid)` of every process `up` recorded.
     fn pids(&self) -> Vec<(String, u32)> {
         let mut out = vec![];
@@ -353,10 +362,26 @@ fn native_stack_scrapes_balances_and_stops_cleanly() {
         assert_eq!(r.json()["status"], "success", "query {q}");
     }
 
+    // Both instances have discovered both MCP servers (the demo server's annotations are
+    // trusted: `echo` is read-only only once discovered).
+    let admin =
+        format!("Bearer {}", stack.token(&["--sub", "ops", "--tenant", "platform", "--roles", "platform-admin"]));
+    for port in [gw1_admin, gw2_admin] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s =
+                http("GET", &format!("http://127.0.0.1:{port}/admin/mcp/servers"), &[("authorization", &admin)], b"");
+            let s = s.json();
+            if ["demo", "everything"].iter().all(|n| s["servers"][n]["tools"].as_u64().unwrap_or(0) > 0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "instance on :{port} did not discover demo and everything: {s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     // An SDK client through the load balancer; calls are spread over both instances.
-    let token = stack.script(&["token", "--sub", "alice", "--tenant", "acme", "--roles", "mcp-user"]);
-    assert!(token.status.success(), "token: {}", String::from_utf8_lossy(&token.stderr));
-    let token = String::from_utf8(token.stdout).expect("utf8").trim().to_string();
+    let token = stack.token(&["--sub", "alice", "--tenant", "acme", "--roles", "mcp-user"]);
     let before = (requests_total(gw1_admin), requests_total(gw2_admin));
     let url = format!("http://127.0.0.1:{lb}/mcp/demo");
     let mut calls = 0;
@@ -383,6 +408,23 @@ fn native_stack_scrapes_balances_and_stops_cleanly() {
     let denied = sdk_client(&url, &token, "auto", &["call", "read_secret", r#"{"name":"db"}"#]);
     assert_eq!(denied["ok"], false, "{denied}");
     assert_eq!(denied["data"]["code"], "FORBIDDEN", "{denied}");
+
+    // 2025-11-25 sessions live in the instance that created them: HAProxy keeps each
+    // session's requests on it (stick on Mcp-Session-Id), so handshake, call and DELETE of
+    // every session land together (round robin alone answers "session not found").
+    let federated = format!("http://127.0.0.1:{lb}/mcp");
+    for i in 0..4 {
+        let text = format!("session-{i}");
+        let r = sdk_client(
+            &federated,
+            &token,
+            "legacy",
+            &["call", "demo__echo", &serde_json::json!({ "text": text }).to_string()],
+        );
+        assert_eq!(r["ok"], true, "2025-11-25 session {i} through the load balancer: {r}");
+        assert_eq!(r["text"], text.as_str());
+        assert_eq!(r["protocol_version"], "2025-11-25");
+    }
 
     // down stops every recorded process and frees the ports.
     let pids = stack.pids();
