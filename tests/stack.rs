@@ -279,10 +279,22 @@ fn promtool_check(metrics: &[u8]) -> Output {
 }
 
 fn start_stack(dir: &Path) -> Stack {
+    try_start_stack(dir, env!("CARGO_BIN_EXE_fastmcp")).unwrap_or_else(|out| {
+        panic!(
+            "stack.sh up failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `stack.sh up` on free ports with `bin` as the gateway; `Err` with its output when it failed
+/// (it then stopped what it had started).
+fn try_start_stack(dir: &Path, bin: &str) -> Result<Stack, Output> {
     let ports = Ports { lb: free_port(), gw1_admin: free_port(), gw2_admin: free_port(), prometheus: free_port() };
     let env: Vec<(String, String)> = [
         ("STACK_DIR", dir.display().to_string()),
-        ("FASTMCP_BIN", env!("CARGO_BIN_EXE_fastmcp").to_string()),
+        ("FASTMCP_BIN", bin.to_string()),
         ("PYTHON", python().display().to_string()),
         ("STACK_LB_PORT", ports.lb.to_string()),
         ("STACK_GW1_PORT", free_port().to_string()),
@@ -301,9 +313,41 @@ fn start_stack(dir: &Path) -> Stack {
     let up = stack.script(&["up"]);
     if !up.status.success() {
         stack.down = true; // `up` stopped what it started
-        panic!("stack.sh up failed:\n{}\n{}", String::from_utf8_lossy(&up.stdout), String::from_utf8_lossy(&up.stderr));
+        return Err(up);
     }
-    stack
+    Ok(stack)
+}
+
+#[test]
+fn a_failed_up_stops_what_it_started() {
+    if missing("failed_up", &["redis-server", "haproxy", "prometheus", "node"]) {
+        return;
+    }
+    let dir = temp_dir("stack-fail");
+    // A gateway binary whose `serve` fails: Redis and both MCP servers are already up then.
+    let fake = dir.join("fastmcp-broken");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = serve ]; then echo 'broken on purpose' >&2; exit 3; fi\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_fastmcp")
+        ),
+    )
+    .expect("write fake binary");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let state = dir.join("state");
+    let out = match try_start_stack(&state, &fake.display().to_string()) {
+        Ok(_) => panic!("stack.sh up succeeded with a gateway that cannot start"),
+        Err(out) => out,
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("gateway1 exited") && stderr.contains("broken on purpose"), "{stderr}");
+    for s in ["redis", "demo", "everything"] {
+        assert!(stderr.contains(&format!("stopped {s}")), "{s} not stopped: {stderr}");
+    }
+    let left: Vec<_> = std::fs::read_dir(state.join("pids")).expect("pids dir").collect();
+    assert!(left.is_empty(), "pid files left after a failed up: {left:?}");
 }
 
 #[test]
@@ -336,13 +380,18 @@ fn native_stack_scrapes_balances_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    // The image's HEALTHCHECK script, and each instance's exposition through promtool.
-    for admin in [gw1_admin, gw2_admin] {
-        let hc = Command::new(repo().join("deploy/healthcheck.sh"))
-            .arg(format!("127.0.0.1:{admin}"))
+    // The image's HEALTHCHECK script (as in the image: the address from FASTMCP_ADMIN_LISTEN,
+    // a wildcard host asked on loopback), and each instance's exposition through promtool.
+    let healthcheck = |listen: String| {
+        Command::new(repo().join("deploy/healthcheck.sh"))
+            .env("FASTMCP_ADMIN_LISTEN", listen)
             .status()
-            .expect("run healthcheck.sh");
-        assert!(hc.success(), "healthcheck.sh on 127.0.0.1:{admin}");
+            .expect("run healthcheck.sh")
+            .success()
+    };
+    assert!(!healthcheck(format!("0.0.0.0:{}", free_port())), "healthcheck.sh passed on a closed port");
+    for admin in [gw1_admin, gw2_admin] {
+        assert!(healthcheck(format!("0.0.0.0:{admin}")), "healthcheck.sh on admin port {admin}");
         let metrics = get(admin, "/metrics");
         assert_eq!(metrics.status, 200);
         let check = promtool_check(&metrics.body);
