@@ -10,7 +10,7 @@ host="${addr%:*}"
 case "$host" in 0.0.0.0 | "[::]" | "") host=127.0.0.1 ;; esac
 host="${host#[}"
 host="${host%]}"
-exec 3<>"/dev/tcp/$host/$port" 2>/dev/null || exit 1
+{ exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null || exit 1
 printf 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
 IFS= read -r -t 5 status <&3 || exit 1
 [[ "$status" == HTTP/1.?" 200"* ]]

@@ -93,7 +93,7 @@ alive() {
     local f="$PIDS/$1.pid" pid st
     [[ -f "$f" ]] || return 1
     read -r pid st <"$f"
-    [[ -n "$pid" && "$(start_time "$pid")" == "$st" ]]
+    [[ -n "$pid" && -n "$st" && "$(start_time "$pid")" == "$st" ]]
 }
 
 # spawn NAME DIR CMD...: runs CMD in DIR in its own session (so its process group holds
@@ -103,12 +103,11 @@ spawn() {
     shift 2
     (cd "$dir" && exec setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null) &
     local pid=$!
-    local st=""
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        st="$(start_time "$pid")" && [[ -n "$st" ]] && break
-        sleep 0.05
-    done
-    echo "$pid $st" >"$PIDS/$name.pid"
+    # Read at once: $! exists until this shell reaps it. No start time means it already
+    # exited (recorded as such, so `alive` is false and `up` reports the exit).
+    local st
+    st="$(start_time "$pid")" || st=""
+    echo "$pid ${st:-exited}" >"$PIDS/$name.pid"
 }
 
 # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
@@ -160,9 +159,10 @@ stop() {
             deadline=$((SECONDS + 5))
             while alive "$name" && ((SECONDS < deadline)); do sleep 0.1; done
         fi
+        # The leader is gone, a child it forked may not be: sweep the group (its id cannot
+        # have been reused while the group has members).
+        kill -KILL -- "-$pid" 2>/dev/null || true
     fi
-    # The session leader may be gone while a child it forked lives on: sweep the group.
-    kill -KILL -- "-$pid" 2>/dev/null || true
     if alive "$name"; then
         log "$name (pid $pid) could not be stopped"
         return 1
@@ -234,8 +234,14 @@ up() {
         port_open "$p" && die "port $p is in use (set STACK_*_PORT to move the stack)"
     done
 
+    # Clear the previous run, but only a directory this script made (its marker file), so a
+    # mistyped STACK_DIR never deletes anything else.
+    if [[ -e "$STACK_DIR" && ! -f "$STACK_DIR/.fastmcp-stack" ]] && [[ -n "$(ls -A "$STACK_DIR" 2>/dev/null)" ]]; then
+        die "STACK_DIR=$STACK_DIR exists, is not empty and is not a stack directory; not touching it"
+    fi
     rm -rf "$STACK_DIR"
     mkdir -p "$PIDS" "$LOGS" "$STACK_DIR/keys" "$STACK_DIR/prometheus-data"
+    touch "$STACK_DIR/.fastmcp-stack"
     chmod 0700 "$STACK_DIR"
     log "state in $STACK_DIR, gateway binary $BIN"
     # Any failure from here on stops whatever was started.

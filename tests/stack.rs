@@ -162,6 +162,15 @@ fn images_run_unprivileged_with_a_healthcheck_and_pinned_peers() {
     assert!(!user.starts_with("root") && !user.starts_with("0"), "runtime user {user}");
     assert!(runtime.contains("HEALTHCHECK") && runtime.contains("fastmcp-healthcheck"), "no HEALTHCHECK");
     assert!(runtime.contains("COPY deploy/healthcheck.sh /usr/local/bin/fastmcp-healthcheck"));
+    // The builder stage copies everything the build reads: the sources, the vendored patch
+    // and every top-level directory a file embedded with include_str!/include_bytes! lives in.
+    let builder = docker.split("\nFROM ").nth(1).expect("a builder stage");
+    let mut dirs = BTreeSet::from(["src".to_string(), "vendor".to_string(), "benches".to_string()]);
+    embedded_top_dirs(&repo().join("src"), &mut dirs);
+    for d in &dirs {
+        assert!(builder.contains(&format!("\nCOPY {d} ./{d}\n")), "Dockerfile's builder does not COPY {d}/");
+    }
+    assert!(builder.contains("COPY Cargo.toml Cargo.lock ./") && builder.contains("--locked"));
     // The compose stack's server-everything is the version the tests run.
     let pkg: serde_json::Value = serde_json::from_str(&read("tests/node/package.json")).expect("package.json");
     let v = pkg["dependencies"]["@modelcontextprotocol/server-everything"].as_str().expect("pinned version");
@@ -169,6 +178,30 @@ fn images_run_unprivileged_with_a_healthcheck_and_pinned_peers() {
         read("deploy/peers.Dockerfile").contains(&format!("@modelcontextprotocol/server-everything@{v} ")),
         "deploy/peers.Dockerfile must install server-everything {v}"
     );
+}
+
+/// Adds the top-level repository directory of every file that a source under `dir` embeds.
+fn embedded_top_dirs(dir: &Path, out: &mut BTreeSet<String>) {
+    for e in std::fs::read_dir(dir).expect("read src") {
+        let path = e.expect("entry").path();
+        if path.is_dir() {
+            embedded_top_dirs(&path, out);
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+            for part in text.split(macro_name).skip(1) {
+                let rel = part.split('"').next().unwrap_or("");
+                let target = path.parent().expect("parent").join(rel);
+                let target = target.canonicalize().unwrap_or_else(|e| panic!("{}: {rel}: {e}", path.display()));
+                let root = repo().canonicalize().expect("repo");
+                let top = target.strip_prefix(&root).expect("embedded file inside the repo").components().next();
+                if let Some(top) = top {
+                    out.insert(top.as_os_str().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
 }
 
 /// The running native stack; `down` on drop, so a failing assertion leaves no process.
