@@ -12,9 +12,16 @@
 #   scripts/stack.sh token ARGS...   `fastmcp token mint ARGS` with the stack's shared dev key
 #                              (e.g. --sub alice --tenant acme --roles mcp-user)
 #
+# What differs from the compose services is only addressing: everything listens on
+# 127.0.0.1 (the demo server therefore keeps its loopback Host check, which compose turns off
+# with --allow-any-host), service names become 127.0.0.1 (MCP_*_URL, REDIS_URL, the HAProxy
+# addresses from the environment, Prometheus' targets rewritten in a copy of its config), and
+# the policy file is read from deploy/ instead of /etc/fastmcp.
+#
 # State (pid files, logs, each instance's data and audit directories, the shared dev key,
 # Prometheus' storage) lives in STACK_DIR (default .stack/ in the repository), owned by this
-# script: `up` clears it (logs of the last run are kept until the next `up`).
+# script: `up` clears it (logs of the last run are kept until the next `up`), and refuses a
+# non-empty directory it did not create.
 #
 # Environment:
 #   FASTMCP_BIN      gateway binary (default: target/release/fastmcp, else the release or
