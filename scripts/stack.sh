@@ -151,13 +151,23 @@ wait_for() {
     return 1
 }
 
-# stop NAME: TERM to the process group, KILL after 10 s; the pid file goes once it is gone.
-stop() {
+# term NAME: SIGTERM to NAME's process group, if its recorded process is running. The
+# gateways then drain for grace_period_seconds, so `down` signals every service first and
+# waits afterwards (the waits overlap).
+term() {
+    local pid st
+    alive "$1" || return 0
+    read -r pid st <"$PIDS/$1.pid"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+}
+
+# reap NAME: waits (bounded) for NAME to exit after `term`, KILLs it past 10 s; the pid file
+# goes once it is gone.
+reap() {
     local name="$1" f="$PIDS/$1.pid" pid st
     [[ -f "$f" ]] || return 0
     read -r pid st <"$f"
     if alive "$name"; then
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
         local deadline=$((SECONDS + 10))
         while alive "$name" && ((SECONDS < deadline)); do sleep 0.1; done
         if alive "$name"; then
@@ -304,8 +314,9 @@ EOF
 down_all() {
     local i rc=0
     [[ -d "$PIDS" ]] || return 0
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do term "${SERVICES[$i]}"; done
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-        stop "${SERVICES[$i]}" || rc=1
+        reap "${SERVICES[$i]}" || rc=1
     done
     return "$rc"
 }
