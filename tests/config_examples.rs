@@ -15,7 +15,7 @@ fn examples() -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         // It names certificate files of a mesh; `config::listener`'s unit tests load it, and
         // tests/listener_tls.rs runs the same settings with a CA it creates.
-        .filter(|p| !p.file_name().is_some_and(|n| n == "sidecar-mtls.yaml"))
+        .filter(|p| p.file_name().is_none_or(|n| n != "sidecar-mtls.yaml"))
         .collect();
     files.sort();
     files
