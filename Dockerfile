@@ -8,10 +8,7 @@
 
 # ---------------------------------------------------------------- builder
 FROM rust:1.95-bookworm AS builder
-# cmake: pingora-core builds zlib-ng with it (harmless once the tree selects zlib-rs).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake \
-    && rm -rf /var/lib/apt/lists/*
+# No cmake: the tree builds with a C compiler only (pingora-core patched to zlib-rs, vendor/).
 WORKDIR /src
 # Everything the build reads; .dockerignore keeps target/, venvs and node_modules out.
 COPY Cargo.toml Cargo.lock ./
