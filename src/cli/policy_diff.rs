@@ -47,7 +47,10 @@ pub fn run(live: &Path, candidate: &Path, inputs: &Path, subjects: Option<&Path>
 }
 
 fn replay(live: &Path, candidate: &Path, inputs: &Path, subjects: Option<&Path>) -> Result<(), String> {
-    let live_sources = PolicySources::load(&live.join("policies.yml"), &[live.to_path_buf()])?;
+    // A directory without Rego (only policies.yml, or nothing) runs the embedded modules.
+    let has_rego = Bundle::from_dir(live).is_ok_and(|b| !b.rego.is_empty());
+    let rego_dirs = if has_rego { vec![live.to_path_buf()] } else { vec![] };
+    let live_sources = PolicySources::load(&live.join("policies.yml"), &rego_dirs)?;
     let bundle = Bundle::from_dir(candidate).map_err(|e| e.to_string())?;
     let candidate_sources = bundle.over(&live_sources);
     let live_policy = compile_and_tested(&live_sources).map_err(|e| format!("--live: {e}"))?;
