@@ -184,9 +184,22 @@ impl Shadow {
 
 /// The worker: evaluates each queued input on the candidate until the queue closes.
 fn work(rx: Receiver<Job>, candidate: &CompiledPolicy, report: &Mutex<Report>, keep: usize) {
+    lowest_priority();
     for job in rx {
         let shadow = Verdict::of(&candidate.decide(&job.input));
         record(report, keep, job, shadow);
+    }
+}
+
+/// Runs this thread at nice 19: on a busy machine the scheduler then prefers the request
+/// threads to the shadow (without it, the woken shadow thread can preempt the thread that
+/// just queued a decision). Best effort: a refusal leaves the default priority.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; on Linux, `who = 0` with
+    // PRIO_PROCESS names the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
 }
 
