@@ -228,3 +228,45 @@ fn read_trail(gw: &Gateway) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect()
 }
+
+#[test]
+fn shadow_dir_loads_at_startup_and_a_broken_one_is_refused() {
+    let up = Lenient::start();
+    let good = temp_dir("shadow-dir-good");
+    std::fs::create_dir_all(&good).expect("dir");
+    std::fs::write(good.join("policies.yml"), candidate_policies()).expect("write");
+    let broken = temp_dir("shadow-dir-broken");
+    std::fs::create_dir_all(broken.join("fastmcp")).expect("dir");
+    std::fs::write(broken.join("fastmcp/authz.rego"), "package fastmcp.authz\ndecision := {").expect("write");
+    let config = |dir: &std::path::Path| {
+        format!(
+            "policy: {{watch_interval_ms: 0, shadow_dir: \"{}\", shadow_max_bundle_bytes: 64}}\nmcp:\n  servers:\n    demo:\n      url: \"{}\"\n      discover: false\n      tool_tags: {{echo: [], secret: []}}\n",
+            dir.display(),
+            up.url()
+        )
+    };
+
+    let gw = Gateway::builder("shadow-dir").config(&config(&good)).start();
+    let d = gw.admin("GET", "/admin/policy/shadow/diff");
+    assert_eq!(d.status, 200, "the candidate of policy.shadow_dir is loaded");
+    let token = gw.mint("alice", "acme", "mcp-admin");
+    let r = mcp_post(&gw.url("/mcp/demo"), Some(&token), &tools_call(1, "secret", json!({})), &[]);
+    assert!(r.json().get("result").is_some(), "live still allows");
+    let d = diff_after(&gw, 1);
+    assert_eq!(d["differing"], 1, "{d}");
+    // A bundle over policy.shadow_max_bundle_bytes is refused before it is parsed.
+    let r = post_bundle(&gw, &json!({"policies.yml": "x".repeat(100)}));
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["code"], "PAYLOAD_TOO_LARGE");
+    drop(gw);
+
+    let gw = Gateway::builder("shadow-dir-broken").config(&config(&broken)).start();
+    assert_eq!(gw.admin("GET", "/admin/policy/shadow/diff").status, 404, "a broken candidate is not loaded");
+    let r = mcp_post(
+        &gw.url("/mcp/demo"),
+        Some(&gw.mint("alice", "acme", "mcp-admin")),
+        &tools_call(2, "secret", json!({})),
+        &[],
+    );
+    assert!(r.json().get("result").is_some(), "the gateway serves the live policy");
+}
