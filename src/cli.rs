@@ -1,7 +1,9 @@
 //! Command line (DESIGN §2): `serve`, `token mint`, `audit verify|pubkey|reindex|query`
-//! (`cli/audit.rs`), `policy test|eval`.
+//! (`cli/audit.rs`), `policy test|eval|diff` (`cli/policy_diff.rs`: offline replay of an
+//! audit trail against a live and a candidate policy).
 
 mod audit;
+mod policy_diff;
 
 use std::path::PathBuf;
 
@@ -94,6 +96,23 @@ enum PolicyCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Replay recorded decisions (an audit file or directory) against two policies and print
+    /// the decisions that change.
+    Diff {
+        /// The live policy: DIR/policies.yml and *.rego under DIR (embedded copy if missing).
+        #[arg(long)]
+        live: PathBuf,
+        /// The candidate bundle, laid over the live policy (policies.yml and/or *.rego).
+        #[arg(long)]
+        candidate: PathBuf,
+        /// Audit trail: a .jsonl file or a directory of them.
+        #[arg(long)]
+        inputs: PathBuf,
+        /// JSON {sub: {"roles": [...], "scopes": [...], "claims": {...}}}: what the audit
+        /// record does not hold about each subject.
+        #[arg(long)]
+        subjects: Option<PathBuf>,
+    },
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -117,6 +136,9 @@ pub fn run() -> i32 {
         }),
         Command::Policy { command: PolicyCommand::Eval { input, config } } => {
             with_config(config, |cfg| policy_eval(&cfg, &input))
+        }
+        Command::Policy { command: PolicyCommand::Diff { live, candidate, inputs, subjects } } => {
+            policy_diff::run(&live, &candidate, &inputs, subjects.as_deref())
         }
         Command::Discover { config } => with_config(config, |cfg| discover(&cfg)),
     }

@@ -400,6 +400,34 @@ pub struct PolicyConfig {
     /// How often (milliseconds) the files are checked for changes; 0 turns watching off
     /// (`POST /admin/policy/reload` still works).
     pub watch_interval_ms: u64,
+    /// A candidate bundle directory (`policies.yml` and/or `*.rego`) loaded at startup as the
+    /// shadow policy: compiled and tested like a reload, evaluated beside the live policy on
+    /// every decision, never served until `POST /admin/policy/shadow/promote`. A broken
+    /// candidate is logged and not loaded (the gateway still starts). Unset: no shadow.
+    #[serde(default)]
+    pub shadow_dir: Option<PathBuf>,
+    /// Shadow evaluations waiting for the shadow thread; past this, new ones are dropped
+    /// (counted in `fastmcp_policy_shadow_dropped_total`), never waited for.
+    #[serde(default = "default_shadow_queue")]
+    pub shadow_queue: usize,
+    /// How many differing decisions `GET /admin/policy/shadow/diff` keeps (the first ones).
+    #[serde(default = "default_shadow_keep")]
+    pub shadow_keep_differences: usize,
+    /// Largest bundle `POST /admin/policy/shadow` accepts, in bytes (413 above).
+    #[serde(default = "default_shadow_max_bundle_bytes")]
+    pub shadow_max_bundle_bytes: usize,
+}
+
+fn default_shadow_queue() -> usize {
+    1024
+}
+
+fn default_shadow_keep() -> usize {
+    100
+}
+
+fn default_shadow_max_bundle_bytes() -> usize {
+    1 << 20
 }
 
 /// Token-bucket rate limiting, applied after policy allows.

@@ -23,6 +23,10 @@ pub struct Metrics {
     pub audit_records: IntCounterVec,
     pub holds_pending: IntGauge,
     pub policy_reloads: IntCounterVec,
+    /// Shadow evaluations by (live, shadow) answer: `allow` or `deny`.
+    pub policy_shadow_decisions: IntCounterVec,
+    /// Shadow evaluations dropped because the shadow's queue was full.
+    pub policy_shadow_dropped: IntCounter,
     /// Calls a Redis-backed kind of state served from this instance's memory (fail_open).
     pub state_fallback: IntCounterVec,
     /// 1 while the Redis backend answers (0 when it does not, or none is configured).
@@ -138,6 +142,17 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["result"],
         ),
         policy_reloads: counter(&registry, "fastmcp_policy_reloads_total", "Policy reloads by result", &["result"]),
+        policy_shadow_decisions: counter(
+            &registry,
+            "fastmcp_policy_shadow_decisions_total",
+            "Decisions also evaluated on the shadow candidate, by the live and the shadow answer",
+            &["live", "shadow"],
+        ),
+        policy_shadow_dropped: int_counter(
+            &registry,
+            "fastmcp_policy_shadow_dropped_total",
+            "Shadow evaluations dropped because the shadow queue was full",
+        ),
         state_fallback: counter(
             &registry,
             "fastmcp_state_fallback_total",

@@ -20,7 +20,9 @@ use crate::mcp::client::Transport;
 use crate::mcp::discovery::{Discovery, DiscoveryOptions, OnChange};
 use crate::mcp::federation::Federation;
 use crate::mcp::upstream;
+use crate::policy::bundle::Bundle;
 use crate::policy::reload::Reloader;
+use crate::policy::shadow::ShadowLimits;
 use crate::policy::{CompiledPolicy, PolicyEngine, PolicySources};
 use crate::proxy::GatewayProxy;
 use crate::rest::RestState;
@@ -35,12 +37,12 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
         None
     };
     let audit = crate::audit::setup::open(&cfg)?;
-    let mut provenance = Default::default();
+    let mut serving = None;
     let policy = if cfg.policy.enabled {
         let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;
         let compiled = CompiledPolicy::compile(&sources)?;
         tracing::info!(revision = %compiled.revision, policies = %sources.policies_name, modules = sources.rego.len(), "policy loaded");
-        provenance = sources.provenance;
+        serving = Some(sources);
         PolicyEngine::enabled(compiled)
     } else {
         tracing::warn!("policy is DISABLED (policy.enabled=false): every call is allowed");
@@ -52,7 +54,8 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
         tracing::info!(server = %name, route = %format!("/mcp/{name}"), "MCP server configured");
     }
     let policy = Arc::new(policy);
-    let reloader = policy.is_enabled().then(|| {
+    let reloader = serving.map(|sources| {
+        let limits = ShadowLimits { queue: cfg.policy.shadow_queue, keep: cfg.policy.shadow_keep_differences };
         Arc::new(
             Reloader::new(
                 policy.clone(),
@@ -60,9 +63,19 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
                 cfg.policy.rego_dir.clone(),
                 Some(audit.clone()),
             )
-            .serving_from(provenance),
+            .serving_sources(sources)
+            .shadow_limits(limits),
         )
     });
+    if let (Some(r), Some(dir)) = (&reloader, &cfg.policy.shadow_dir) {
+        // A candidate is never served: a broken one is logged, and the gateway starts without.
+        match Bundle::from_dir(dir).map_err(|e| e.to_string()).and_then(|b| r.load_shadow(&b)) {
+            Ok(revision) => {
+                tracing::info!(dir = %dir.display(), %revision, "shadow policy loaded from policy.shadow_dir")
+            }
+            Err(e) => tracing::error!(dir = %dir.display(), error = %e, "shadow policy refused; running without one"),
+        }
+    }
     if let (Some(r), true) = (&reloader, cfg.policy.watch_interval_ms > 0) {
         r.clone().watch(std::time::Duration::from_millis(cfg.policy.watch_interval_ms))?;
     }

@@ -21,6 +21,10 @@ pub enum AdminError {
     NotFound { message: String },
     /// 405: this route takes another method.
     MethodNotAllowed { allowed: &'static str },
+    /// 413: a body over `limit` bytes (a shadow bundle).
+    PayloadTooLarge { limit: usize },
+    /// 422: a candidate policy that does not compile or fails its tests.
+    Invalid { message: String, details: Value },
     /// 415: a POST without `Content-Type: application/json` (simple cross-site requests).
     UnsupportedMediaType,
     /// 503: the state store cannot answer.
@@ -35,7 +39,9 @@ impl AdminError {
             AdminError::HostRefused { .. } | AdminError::Forbidden { .. } => 403,
             AdminError::NotFound { .. } => 404,
             AdminError::MethodNotAllowed { .. } => 405,
+            AdminError::PayloadTooLarge { .. } => 413,
             AdminError::UnsupportedMediaType => 415,
+            AdminError::Invalid { .. } => 422,
             AdminError::Unavailable { .. } => 503,
         }
     }
@@ -48,6 +54,8 @@ impl AdminError {
             AdminError::HostRefused { .. } | AdminError::Forbidden { .. } => "FORBIDDEN",
             AdminError::NotFound { .. } => "NOT_FOUND",
             AdminError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            AdminError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            AdminError::Invalid { .. } => "VALIDATION_ERROR",
             AdminError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             AdminError::Unavailable { .. } => "UNAVAILABLE",
         }
@@ -56,7 +64,10 @@ impl AdminError {
     /// The outcome label of its audit record.
     pub fn outcome(&self) -> Outcome {
         match self {
-            AdminError::BadRequest { .. } | AdminError::UnsupportedMediaType => Outcome::Invalid,
+            AdminError::BadRequest { .. } | AdminError::UnsupportedMediaType | AdminError::Invalid { .. } => {
+                Outcome::Invalid
+            }
+            AdminError::PayloadTooLarge { .. } => Outcome::TooLarge,
             AdminError::Unauthenticated { .. } => Outcome::Unauthenticated,
             AdminError::HostRefused { .. } => Outcome::HostRefused,
             AdminError::Forbidden { .. } => Outcome::Denied,
@@ -81,7 +92,9 @@ impl AdminError {
             AdminError::BadRequest { message }
             | AdminError::Forbidden { message, .. }
             | AdminError::NotFound { message }
+            | AdminError::Invalid { message, .. }
             | AdminError::Unavailable { message } => message.clone(),
+            AdminError::PayloadTooLarge { limit } => format!("the body is over {limit} bytes"),
             AdminError::Unauthenticated { presented: false, .. } => {
                 "the admin API needs a credential: Authorization: Bearer <admin token or JWT with an admin role>".into()
             }
@@ -101,6 +114,9 @@ impl AdminError {
         let mut inner = json!({"code": self.code(), "message": self.message(), "corr_id": corr_id});
         if let AdminError::Forbidden { reasons, .. } = self {
             inner["details"] = json!({ "reasons": reasons });
+        }
+        if let AdminError::Invalid { details, .. } = self {
+            inner["details"] = details.clone();
         }
         json!({ "error": inner })
     }

@@ -64,7 +64,7 @@ pub fn check_origin(hosts: &HostPolicy, head: &Head) -> Result<(), AdminError> {
 pub fn check_shape(route: &Route, head: &Head) -> Result<(), AdminError> {
     let method = route.method();
     if head.method != method {
-        return Err(AdminError::MethodNotAllowed { allowed: if method == Method::POST { "POST" } else { "GET" } });
+        return Err(AdminError::MethodNotAllowed { allowed: route.allow() });
     }
     if method == Method::POST && !is_json(head.text("content-type")?) {
         return Err(AdminError::UnsupportedMediaType);

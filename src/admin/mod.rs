@@ -1,7 +1,8 @@
 //! The admin listener (`admin_listen`, loopback by default; it never serves gateway
 //! traffic): `/metrics`, `/health`, `/ready`, `GET /admin/mcp/servers`, `GET /admin/holds`,
 //! `POST /admin/holds/{id}/approve|deny`, `POST /admin/policy/reload`, `GET
-//! /admin/audit/stream` (SSE, `stream.rs`).
+//! /admin/audit/stream` (SSE, `stream.rs`), the shadow policy (`shadow.rs`: `POST|DELETE
+//! /admin/policy/shadow`, `GET /admin/policy/shadow/diff`, `POST /admin/policy/shadow/promote`).
 //!
 //! Every request passes, in order: singleton headers, `Host` and `Origin` (`guard`), the
 //! route and its method, a POST's JSON content type, then — except on `admin.open_paths` —
@@ -10,7 +11,7 @@
 //!
 //! Files: `routes.rs` (the route table), `guard.rs` (header checks), `auth.rs` (credentials
 //! and the [`Actor`]), `holds.rs` (listing, approving, denying; four eyes), `policy.rs`
-//! (reload), `status.rs` (metrics, health, readiness, discovery status), `stream.rs` (the
+//! (reload), `shadow.rs` (shadow rollout), `status.rs` (metrics, health, readiness, discovery status), `stream.rs` (the
 //! live audit stream), `record.rs`, `error.rs`, `reply.rs`.
 
 mod auth;
@@ -21,6 +22,7 @@ mod policy;
 mod record;
 mod reply;
 mod routes;
+mod shadow;
 mod status;
 mod stream;
 
@@ -75,8 +77,8 @@ impl AdminApp {
         Ok(AdminApp { gw, auth, hosts })
     }
 
-    async fn handle(&self, head: &Head, corr_id: &str) -> Done {
-        let route = Route::of(&head.path);
+    async fn handle(&self, head: &Head, corr_id: &str, http: &mut ServerSession) -> Done {
+        let route = Route::of(&head.path).for_method(&head.method);
         if let Err(e) = guard::check_origin(&self.hosts, head) {
             return self.refused(&route, corr_id, None, e);
         }
@@ -109,6 +111,13 @@ impl AdminApp {
             },
             Route::Reload => match &actor {
                 Some(actor) => return self.reload(actor, corr_id).await,
+                None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
+            },
+            Route::ShadowLoad => self.shadow_load(http).await,
+            Route::ShadowDrop => self.shadow_drop(),
+            Route::ShadowDiff => self.shadow_diff(),
+            Route::ShadowPromote => match &actor {
+                Some(actor) => self.shadow_promote(actor),
                 None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
             },
             Route::AuditStream => {
@@ -190,10 +199,11 @@ impl HttpServerApp for AdminApp {
         };
         let corr_id = crate::proxy::correlation_id(head.headers.get("x-correlation-id"));
         if crate::proxy::headers::announces_body(&head.headers) {
-            // No admin route reads a body; never drain one sent to us.
+            // Only the shadow load reads a body (bounded), and maybe not all of it: never
+            // drain one sent to us, close the connection instead.
             http.set_keepalive(None);
         }
-        let Done { reply, record, durable, stream } = self.handle(&head, &corr_id).await;
+        let Done { reply, record, durable, stream } = self.handle(&head, &corr_id, &mut http).await;
         if let Some(rec) = record {
             if let Err(e) = self.gw.audit.append(&rec, durable).await {
                 tracing::error!(corr_id = %corr_id, error = %e, "audit write failed for an admin request");

@@ -21,6 +21,14 @@ pub enum Route {
     Reload,
     /// `GET /admin/audit/stream`: SSE of durable audit records.
     AuditStream,
+    /// `POST /admin/policy/shadow`: load a candidate bundle as the shadow policy.
+    ShadowLoad,
+    /// `DELETE /admin/policy/shadow`: drop the shadow policy.
+    ShadowDrop,
+    /// `GET /admin/policy/shadow/diff`: the shadow's counts and kept differences.
+    ShadowDiff,
+    /// `POST /admin/policy/shadow/promote`: serve the candidate (like a reload).
+    ShadowPromote,
     /// Anything else (404).
     Unknown,
 }
@@ -35,6 +43,9 @@ impl Route {
             "/admin/holds" => return Route::Holds,
             "/admin/policy/reload" => return Route::Reload,
             "/admin/audit/stream" => return Route::AuditStream,
+            "/admin/policy/shadow" => return Route::ShadowLoad,
+            "/admin/policy/shadow/diff" => return Route::ShadowDiff,
+            "/admin/policy/shadow/promote" => return Route::ShadowPromote,
             _ => {}
         }
         let Some((id, verb)) = path.strip_prefix("/admin/holds/").and_then(|r| r.split_once('/')) else {
@@ -51,11 +62,30 @@ impl Route {
         }
     }
 
+    /// The route of a request for `method` (one path, two routes: the shadow's POST and
+    /// DELETE).
+    pub fn for_method(self, method: &Method) -> Route {
+        match self {
+            Route::ShadowLoad if method == Method::DELETE => Route::ShadowDrop,
+            other => other,
+        }
+    }
+
     /// The method this route takes.
     pub fn method(&self) -> Method {
         match self {
-            Route::Decide { .. } | Route::Reload => Method::POST,
+            Route::Decide { .. } | Route::Reload | Route::ShadowLoad | Route::ShadowPromote => Method::POST,
+            Route::ShadowDrop => Method::DELETE,
             _ => Method::GET,
+        }
+    }
+
+    /// The `Allow` header of a 405 on this route's path.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::ShadowLoad | Route::ShadowDrop => "POST, DELETE",
+            r if r.method() == Method::POST => "POST",
+            _ => "GET",
         }
     }
 
@@ -70,6 +100,10 @@ impl Route {
             Route::Decide { .. } => "holds.decide",
             Route::Reload => "policy.reload",
             Route::AuditStream => "admin.audit.stream",
+            Route::ShadowLoad => "policy.shadow.load",
+            Route::ShadowDrop => "policy.shadow.drop",
+            Route::ShadowDiff => "policy.shadow.diff",
+            Route::ShadowPromote => "policy.shadow.promote",
             Route::Unknown => "admin.request",
         }
     }
@@ -91,5 +125,10 @@ mod tests {
         assert_eq!(Route::Holds.method(), Method::GET);
         assert_eq!(Route::of("/admin/audit/stream"), Route::AuditStream);
         assert_eq!(Route::AuditStream.method(), Method::GET);
+        assert_eq!(Route::of("/admin/policy/shadow").for_method(&Method::DELETE), Route::ShadowDrop);
+        assert_eq!(Route::of("/admin/policy/shadow").for_method(&Method::POST), Route::ShadowLoad);
+        assert_eq!(Route::of("/admin/policy/shadow").for_method(&Method::GET).allow(), "POST, DELETE");
+        assert_eq!(Route::of("/admin/policy/shadow/promote").method(), Method::POST);
+        assert_eq!(Route::of("/admin/policy/shadow/diff").method(), Method::GET);
     }
 }

@@ -356,7 +356,8 @@ impl Enforcer {
             client_ip: origin.client_ip,
             corr_id: origin.corr_id,
         };
-        decide(policy, action, &input::build(principal, action, resource, &facts)).map(|d| d.allow).unwrap_or(false)
+        // A list entry's visibility is not a recorded decision: not shadowed.
+        evaluate(policy, action, &input::build(principal, action, resource, &facts)).map(|d| d.allow).unwrap_or(false)
     }
 
     /// Decides `call` and records the outcome at once, without awaiting: for a message met
@@ -429,7 +430,7 @@ impl Enforcer {
             return decide(
                 call.policy,
                 &call.action,
-                &input::build(call.principal, &call.action, &call.resource, &facts),
+                input::build(call.principal, &call.action, &call.resource, &facts),
             );
         }
         // A tool's required scopes gate calling it; confirming is re-checked as the call.
@@ -438,13 +439,13 @@ impl Enforcer {
         let mut d = decide(
             call.policy,
             "tools.confirm",
-            &input::build(call.principal, "tools.confirm", &confirm_resource, &facts),
+            input::build(call.principal, "tools.confirm", &confirm_resource, &facts),
         )?;
         if !d.allow || approver {
             return Ok(d);
         }
         let invoke =
-            decide(call.policy, &call.action, &input::build(call.principal, &call.action, &call.resource, &facts))?;
+            decide(call.policy, &call.action, input::build(call.principal, &call.action, &call.resource, &facts))?;
         d.allow = invoke.allow;
         d.reasons.extend(invoke.reasons);
         d.rate_limit = invoke.rate_limit.or(d.rate_limit);
@@ -597,11 +598,26 @@ fn unavailable() -> Refusal {
 /// a store transaction (manifest registration); everything else goes through
 /// [`Enforcer::authorize`].
 pub fn decide_input(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decision, GatewayError> {
-    decide(policy, action, input)
+    let d = evaluate(policy, action, input);
+    if let Some(shadow) = policy.shadow() {
+        shadow.offer(action, input.clone(), &d);
+    }
+    d
+}
+
+/// Evaluates `policy` (timed) and, when a shadow candidate is loaded, hands the input and the
+/// live answer to it — a queue push, never a wait. Without a shadow the only extra work is
+/// the `Option` check.
+fn decide(policy: &PolicySnapshot, action: &str, input: Value) -> Result<Decision, GatewayError> {
+    let d = evaluate(policy, action, &input);
+    if let Some(shadow) = policy.shadow() {
+        shadow.offer(action, input, &d);
+    }
+    d
 }
 
 /// Evaluates `policy` and times it (the action label is bounded).
-fn decide(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decision, GatewayError> {
+fn evaluate(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decision, GatewayError> {
     let span = crate::otel::child("policy.evaluate", opentelemetry::trace::SpanKind::Internal);
     let t = Instant::now();
     let d = policy.decide(input);

@@ -5,9 +5,11 @@
 //! refreshed when the set's revision changes. The decision lives at
 //! `data.fastmcp.authz.decision`. Any evaluation failure is a deny-by-error (503), never allow.
 
+pub mod bundle;
 pub mod input;
 pub mod normalize;
 pub mod reload;
+pub mod shadow;
 pub mod source;
 pub mod testrunner;
 
@@ -232,10 +234,18 @@ fn probe_inputs(data: &Value) -> Vec<Value> {
 
 /// The policy one request is decided by, fixed for the request's lifetime (a reload does not
 /// change the rules under an in-flight request). `None` when policy is disabled by config.
+/// The second field is the shadow candidate, if one is loaded: its decisions are only
+/// compared, never served.
 #[derive(Clone)]
-pub struct PolicySnapshot(Option<Arc<CompiledPolicy>>);
+pub struct PolicySnapshot(Option<Arc<CompiledPolicy>>, Option<Arc<shadow::Shadow>>);
 
 impl PolicySnapshot {
+    /// The shadow candidate to hand this request's decisions to (`None`: no extra work).
+    #[inline]
+    pub fn shadow(&self) -> Option<&shadow::Shadow> {
+        self.1.as_deref()
+    }
+
     pub fn revision(&self) -> &str {
         self.0.as_ref().map(|p| p.revision.as_str()).unwrap_or("disabled")
     }
@@ -267,11 +277,11 @@ pub struct PolicyEngine {
 
 impl PolicyEngine {
     pub fn enabled(policy: CompiledPolicy) -> Self {
-        Self { current: RwLock::new(PolicySnapshot(Some(Arc::new(policy)))) }
+        Self { current: RwLock::new(PolicySnapshot(Some(Arc::new(policy)), None)) }
     }
 
     pub fn disabled() -> Self {
-        Self { current: RwLock::new(PolicySnapshot(None)) }
+        Self { current: RwLock::new(PolicySnapshot(None, None)) }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -287,9 +297,33 @@ impl PolicyEngine {
         self.current.read().revision().to_string()
     }
 
-    /// Serves `policy` from now on; requests already running keep their snapshot.
+    /// Serves `policy` from now on; requests already running keep their snapshot. A loaded
+    /// shadow stays (it is compared with the new live policy).
     pub fn swap(&self, policy: CompiledPolicy) {
-        *self.current.write() = PolicySnapshot(Some(Arc::new(policy)));
+        self.current.write().0 = Some(Arc::new(policy));
+    }
+
+    /// Serves the shadow candidate from now on and drops the shadow, in one step: no request
+    /// sees the candidate both live and as its shadow. `None` when no shadow is loaded.
+    pub fn promote_shadow(&self) -> Option<Arc<CompiledPolicy>> {
+        let mut current = self.current.write();
+        let candidate = current.1.take()?.candidate();
+        current.0 = Some(candidate.clone());
+        Some(candidate)
+    }
+
+    /// Loads (replacing any) or drops (`None`) the shadow candidate. Returns whether one was
+    /// loaded before.
+    pub fn set_shadow(&self, shadow: Option<shadow::Shadow>) -> bool {
+        let mut current = self.current.write();
+        let had = current.1.is_some();
+        current.1 = shadow.map(Arc::new);
+        had
+    }
+
+    /// The loaded shadow, if any.
+    pub fn shadow(&self) -> Option<Arc<shadow::Shadow>> {
+        self.current.read().1.clone()
     }
 }
 
