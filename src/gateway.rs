@@ -10,6 +10,7 @@ use crate::enforce::{EnforceConfig, Enforcer};
 use crate::error::GatewayError;
 use crate::mcp::federation::Federation;
 use crate::mcp::proxied_sessions::{ProxiedSessions, ProxiedStore};
+use crate::pinning::Pins;
 use crate::policy::reload::Reloader;
 use crate::policy::PolicyEngine;
 use crate::state::{Backend, StateStore};
@@ -61,7 +62,12 @@ impl Gateway {
             durable: p.cfg.audit.durable,
         };
         Gateway {
-            enforce: Enforcer::new(ecfg, p.state.clone(), p.audit.clone()),
+            enforce: Enforcer::new(
+                ecfg,
+                p.state.clone(),
+                p.audit.clone(),
+                Arc::new(Pins::new(&p.cfg.mcp.servers, p.backend.pins())),
+            ),
             proxied: p.backend.proxied(ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds)),
             cfg: p.cfg,
             auth: p.auth,
@@ -95,6 +101,8 @@ impl Gateway {
             }
         }
         tracing::info!(server, tools = tools.len(), "MCP tools discovered");
+        // Pins first: a client told `tools/list_changed` must find the new judgement in place.
+        self.enforce.pins.discovered(server, tools);
         self.fed.set_tools(server, tools.to_vec());
     }
 }

@@ -19,6 +19,7 @@ pub mod holds;
 pub mod idempotency;
 pub mod mcp;
 pub mod metrics;
+pub mod pinning;
 pub mod policy;
 pub mod providers;
 pub mod proxy;

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub audit_quarantined: IntCounter,
     /// Live audit streams dropped for falling behind.
     pub audit_stream_dropped: IntCounter,
+    /// Calls of tools whose definition is not the pinned one, let through in `warn` mode.
+    pub tool_pin_mismatch: IntCounterVec,
 }
 
 fn int_counter(reg: &Registry, name: &str, help: &str) -> IntCounter {
@@ -138,6 +140,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["kind"],
         ),
         state_backend_up,
+        tool_pin_mismatch: counter(
+            &registry,
+            "fastmcp_tool_pin_mismatch_total",
+            "Calls of tools whose definition is not the pinned one (pinning: warn), by server",
+            &["server"],
+        ),
         audit_healthy: gauge(
             &registry,
             "fastmcp_audit_healthy",

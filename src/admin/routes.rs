@@ -21,6 +21,10 @@ pub enum Route {
     Reload,
     /// `GET /admin/audit/stream`: SSE of durable audit records.
     AuditStream,
+    /// `GET /admin/mcp/servers/{name}/pins`: pinned vs current tool definitions.
+    Pins { server: String },
+    /// `POST /admin/mcp/servers/{name}/pins/{tool}/approve`: approve the current definition.
+    ApprovePin { server: String, tool: String },
     /// Anything else (404).
     Unknown,
 }
@@ -37,6 +41,9 @@ impl Route {
             "/admin/audit/stream" => return Route::AuditStream,
             _ => {}
         }
+        if let Some(rest) = path.strip_prefix("/admin/mcp/servers/") {
+            return Route::of_server(rest);
+        }
         let Some((id, verb)) = path.strip_prefix("/admin/holds/").and_then(|r| r.split_once('/')) else {
             return Route::Unknown;
         };
@@ -51,10 +58,32 @@ impl Route {
         }
     }
 
+    /// `{name}/pins` or `{name}/pins/{tool}/approve` under `/admin/mcp/servers/`. Server
+    /// names are config names (`[a-z0-9_-]`); tool names the MCP spec's characters
+    /// (`[A-Za-z0-9_.-]`, at most 128): anything else (encoded bytes included) names nothing.
+    fn of_server(rest: &str) -> Route {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let server_ok = |s: &str| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let tool_ok = |t: &str| {
+            !t.is_empty()
+                && t.len() <= 128
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        match parts.as_slice() {
+            [s, "pins"] if server_ok(s) => Route::Pins { server: s.to_string() },
+            [s, "pins", t, "approve"] if server_ok(s) && tool_ok(t) => {
+                Route::ApprovePin { server: s.to_string(), tool: t.to_string() }
+            }
+            _ => Route::Unknown,
+        }
+    }
+
     /// The method this route takes.
     pub fn method(&self) -> Method {
         match self {
-            Route::Decide { .. } | Route::Reload => Method::POST,
+            Route::Decide { .. } | Route::Reload | Route::ApprovePin { .. } => Method::POST,
             _ => Method::GET,
         }
     }
@@ -70,6 +99,8 @@ impl Route {
             Route::Decide { .. } => "holds.decide",
             Route::Reload => "policy.reload",
             Route::AuditStream => "admin.audit.stream",
+            Route::Pins { .. } => "admin.mcp.pins",
+            Route::ApprovePin { .. } => "mcp.pins.approve",
             Route::Unknown => "admin.request",
         }
     }
@@ -91,5 +122,18 @@ mod tests {
         assert_eq!(Route::Holds.method(), Method::GET);
         assert_eq!(Route::of("/admin/audit/stream"), Route::AuditStream);
         assert_eq!(Route::AuditStream.method(), Method::GET);
+        assert_eq!(Route::of("/admin/mcp/servers/demo/pins"), Route::Pins { server: "demo".into() });
+        let approve = Route::of("/admin/mcp/servers/demo/pins/get_weather.v2/approve");
+        assert_eq!(approve, Route::ApprovePin { server: "demo".into(), tool: "get_weather.v2".into() });
+        assert_eq!(approve.method(), Method::POST);
+        for unknown in [
+            "/admin/mcp/servers//pins",
+            "/admin/mcp/servers/Demo/pins",
+            "/admin/mcp/servers/demo/pins/a%2fb/approve",
+            "/admin/mcp/servers/demo/pins/x",
+            "/admin/mcp/servers/demo/pins/x/approve/y",
+        ] {
+            assert_eq!(Route::of(unknown), Route::Unknown, "{unknown}");
+        }
     }
 }

@@ -146,6 +146,14 @@ impl Backend {
         }
     }
 
+    /// Tool-definition pins: Redis (`fastmcp:pins:<server>`) when configured, else memory.
+    pub fn pins(&self) -> Arc<dyn crate::pinning::PinStore> {
+        match &self.redis {
+            None => Arc::new(crate::pinning::MemoryPins::default()),
+            Some(r) => Arc::new(crate::pinning::redis::RedisPins::new(r.clone())),
+        }
+    }
+
     /// `None` for memory; else whether Redis answers and whether this instance needs it.
     pub fn readiness(&self) -> Option<Readiness> {
         let r = self.redis.as_ref()?;
