@@ -90,8 +90,9 @@ impl Gateway {
         }
     }
 
-    /// Takes a (re)discovered tool list of `server`: the federated endpoint lists it, and a
-    /// trusted server's annotations become the tools' safety tags.
+    /// Takes a (re)discovered tool list of `server`: pinning re-checks it (trust on first
+    /// use), the federated endpoint lists it, and a trusted server's annotations become the
+    /// tools' safety tags.
     pub fn discovered(&self, server: &str, tools: &[serde_json::Value]) {
         if let Some(s) = self.catalog.server(server) {
             for t in tools {

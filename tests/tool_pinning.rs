@@ -76,15 +76,24 @@ impl Shifty {
 }
 
 fn start(tag: &str, fake: &Shifty, mode: &str) -> Gateway {
-    let gw = Gateway::builder(tag)
-        .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
+    let gw = gateway(tag, fake, mode, None);
+    wait_pins(&gw, |p| p["pinned"] == true && status_of(p, "add") == "approved");
+    gw
+}
+
+/// A gateway in front of `fake` as server `pin`, its shared state (pins included) in `redis`
+/// when given.
+fn gateway(tag: &str, fake: &Shifty, mode: &str, redis: Option<&str>) -> Gateway {
+    let mut b = Gateway::builder(tag);
+    if let Some(url) = redis {
+        b = b.env("REDIS_URL", url);
+    }
+    b.env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .config(&format!(
             "mcp:\n  refresh_interval_seconds: 1\n  servers:\n    pin:\n      url: \"http://127.0.0.1:{}/mcp\"\n      pinning: {mode}\n      tool_tags: {{add: [], sub: []}}\n",
             fake.port
         ))
-        .start();
-    wait_pins(&gw, |p| p["pinned"] == true && status_of(p, "add") == "approved");
-    gw
+        .start()
 }
 
 /// The pins report of server `pin`.
@@ -286,4 +295,32 @@ fn warn_lets_unapproved_tools_through_flagged_and_counted() {
     assert_eq!(flagged["decision"]["allow"], true, "{flagged}");
     assert_eq!((flagged["pin"]["mode"].clone(), flagged["pin"]["pinned"].clone()), (json!("warn"), json!(false)));
     assert_eq!(call_records(&gw, "sub").pop().unwrap()["pin"]["pinned"], false);
+}
+
+/// With Redis the pins outlive an instance: a gateway started after the server changed finds
+/// the first instance's pins (no second first use), and its approval lands in Redis.
+#[test]
+fn pins_in_redis_are_not_re_trusted_by_a_later_instance() {
+    let redis = common::redis::RedisServer::start(&temp_dir("pin-redis"));
+    let fake = Shifty::start();
+    let mut first = gateway("pin-redis-a", &fake, "enforce", Some(&redis.url()));
+    let report = wait_pins(&first, |p| p["pinned"] == true && status_of(p, "add") == "approved");
+    let pinned = report["tools"][0]["pinned"]["hash"].clone();
+    first.stop();
+
+    fake.version.store(1, Ordering::SeqCst);
+    let second = gateway("pin-redis-b", &fake, "enforce", Some(&redis.url()));
+    let report = wait_pins(&second, |p| status_of(p, "add") == "changed" && status_of(p, "sub") == "new");
+    assert_eq!(report["tools"][0]["pinned"]["hash"], pinned, "{report}");
+    let admin = second.mint("root", "acme", "mcp-admin");
+    assert_eq!(rest_invoke(&second, &admin, "add").status, 403);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+
+    assert_eq!(second.admin("POST", "/admin/mcp/servers/pin/pins/add/approve").status, 200);
+    let stored = redis.cli(&["HGET", "fastmcp:pins:pin", "add"]);
+    let stored: Value = serde_json::from_str(stored.trim()).unwrap_or_else(|_| panic!("stored pin: {stored}"));
+    assert_eq!(stored["approved_by"], "jwt:ops", "{stored}");
+    assert_ne!(stored["hash"], pinned);
+    assert_eq!(rest_invoke(&second, &admin, "add").status, 200);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
