@@ -1432,6 +1432,19 @@ mod tests {
     }
 
     #[test]
+    fn pinning_is_off_by_default_set_per_server_and_needs_discovery() {
+        let url = ("MCP_X_URL", "http://127.0.0.1:1/mcp");
+        let c = Config::load(None, env(&[url])).unwrap();
+        assert_eq!(c.mcp.servers["x"].pinning, PinMode::Off);
+        let c = Config::load(None, env(&[url, ("MCP_X_PINNING", "enforce")])).unwrap();
+        assert_eq!(c.mcp.servers["x"].pinning, PinMode::Enforce);
+        let e = Config::load(None, env(&[url, ("MCP_X_PINNING", "strict")])).unwrap_err();
+        assert_eq!(e.key, "mcp.servers.x.pinning");
+        let e = Config::load(None, env(&[url, ("MCP_X_PINNING", "warn"), ("MCP_X_DISCOVER", "false")])).unwrap_err();
+        assert_eq!(e.key, "mcp.servers.x.pinning");
+    }
+
+    #[test]
     fn jwks_refresh_bounds_are_validated() {
         let c = Config::load(None, env(&[])).unwrap();
         let a = &c.auth;
