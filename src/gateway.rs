@@ -50,6 +50,8 @@ pub struct Parts {
     pub catalog: Catalog,
     pub fed: Federation,
     pub rest: crate::rest::RestState,
+    /// Where tool-definition pins live (`server::pin_store`: Redis, SQLite or memory).
+    pub pin_store: Arc<dyn crate::pinning::PinStore>,
 }
 
 impl Gateway {
@@ -66,7 +68,7 @@ impl Gateway {
                 ecfg,
                 p.state.clone(),
                 p.audit.clone(),
-                Arc::new(Pins::new(&p.cfg.mcp.servers, p.backend.pins())),
+                Arc::new(Pins::new(&p.cfg.mcp.servers, p.pin_store)),
             ),
             proxied: p.backend.proxied(ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds)),
             cfg: p.cfg,
@@ -136,6 +138,7 @@ pub(crate) mod testing {
             catalog: Catalog::new(&cfg.mcp.servers).unwrap(),
             fed: Federation::new(&cfg.mcp).unwrap(),
             rest: crate::rest::RestState::build(&cfg, None).unwrap(),
+            pin_store: Arc::new(crate::pinning::MemoryPins::default()),
             cfg,
         })
     }

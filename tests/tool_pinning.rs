@@ -84,9 +84,16 @@ fn start(tag: &str, fake: &Shifty, mode: &str) -> Gateway {
 /// A gateway in front of `fake` as server `pin`, its shared state (pins included) in `redis`
 /// when given.
 fn gateway(tag: &str, fake: &Shifty, mode: &str, redis: Option<&str>) -> Gateway {
+    gateway_with(tag, fake, mode, redis, &[])
+}
+
+fn gateway_with(tag: &str, fake: &Shifty, mode: &str, redis: Option<&str>, env: &[(&str, &str)]) -> Gateway {
     let mut b = Gateway::builder(tag);
     if let Some(url) = redis {
         b = b.env("REDIS_URL", url);
+    }
+    for (k, v) in env {
+        b = b.env(k, v);
     }
     b.env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .config(&format!(
@@ -323,4 +330,24 @@ fn pins_in_redis_are_not_re_trusted_by_a_later_instance() {
     assert_ne!(stored["hash"], pinned);
     assert_eq!(rest_invoke(&second, &admin, "add").status, 200);
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+/// Without Redis the pins live in the gateway's SQLite file: a restart keeps them.
+#[test]
+fn pins_in_sqlite_survive_a_restart() {
+    let db = temp_dir("pin-sqlite").join("fastmcp.db");
+    let url = format!("sqlite://{}", db.display());
+    let fake = Shifty::start();
+    let mut first = gateway_with("pin-sqlite-a", &fake, "enforce", None, &[("SQLITE_URL", &url)]);
+    let report = wait_pins(&first, |p| p["pinned"] == true && status_of(p, "add") == "approved");
+    let pinned = report["tools"][0]["pinned"]["hash"].clone();
+    first.stop();
+
+    fake.version.store(1, Ordering::SeqCst);
+    let second = gateway_with("pin-sqlite-b", &fake, "enforce", None, &[("SQLITE_URL", &url)]);
+    let report = wait_pins(&second, |p| status_of(p, "add") == "changed" && status_of(p, "sub") == "new");
+    assert_eq!(report["tools"][0]["pinned"]["hash"], pinned, "{report}");
+    let admin = second.mint("root", "acme", "mcp-admin");
+    assert_eq!(rest_invoke(&second, &admin, "add").status, 403);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
 }

@@ -16,6 +16,7 @@
 
 mod fingerprint;
 pub mod redis;
+pub mod sqlite;
 mod store;
 
 pub use fingerprint::{definition, fingerprint, FIELDS};

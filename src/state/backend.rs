@@ -146,12 +146,11 @@ impl Backend {
         }
     }
 
-    /// Tool-definition pins: Redis (`fastmcp:pins:<server>`) when configured, else memory.
-    pub fn pins(&self) -> Arc<dyn crate::pinning::PinStore> {
-        match &self.redis {
-            None => Arc::new(crate::pinning::MemoryPins::default()),
-            Some(r) => Arc::new(crate::pinning::redis::RedisPins::new(r.clone())),
-        }
+    /// Tool-definition pins in Redis (`fastmcp:pins:<server>`) when configured (`None`: the
+    /// caller keeps them in SQLite or memory).
+    pub fn pins(&self) -> Option<Arc<dyn crate::pinning::PinStore>> {
+        let r = self.redis.as_ref()?;
+        Some(Arc::new(crate::pinning::redis::RedisPins::new(r.clone())))
     }
 
     /// `None` for memory; else whether Redis answers and whether this instance needs it.
