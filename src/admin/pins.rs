@@ -1,7 +1,8 @@
 //! `GET /admin/mcp/servers/{name}/pins` (pinned vs current tool definitions, with the
 //! differing fields of every unapproved tool) and `POST
 //! /admin/mcp/servers/{name}/pins/{tool}/approve` (the current definition becomes the pin;
-//! recorded durably with the approving `actor`).
+//! recorded durably with the approving `actor`; federated sessions' streams get
+//! `tools/list_changed`).
 
 use serde_json::json;
 
@@ -36,6 +37,8 @@ impl AdminApp {
         let (reply, end) = match result {
             Ok(Ok(pin)) => {
                 tracing::info!(corr_id, server, tool, actor = %actor.label(), hash = %pin.hash, "tool definition approved");
+                // The federated list now offers the tool again: tell the sessions' streams.
+                self.gw.fed.local_sessions.to_every_stream(crate::mcp::federation::LIST_CHANGED);
                 let reply = Reply::json(200, json!({"server": server, "tool": tool, "result": "approved", "pin": pin}));
                 (reply, Ok(()))
             }
