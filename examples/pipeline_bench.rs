@@ -39,6 +39,7 @@ async fn main() {
             catalog: Catalog::new(&cfg.mcp.servers).expect("catalog"),
             fed: fastmcp::mcp::federation::Federation::new(&cfg.mcp).expect("federation"),
             rest: fastmcp::rest::RestState::build(&cfg, None).expect("rest"),
+            pin_store: Arc::new(fastmcp::pinning::MemoryPins::default()),
             cfg: cfg.clone(),
         });
         let server = gw.catalog.server("bench").expect("server");

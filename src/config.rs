@@ -912,6 +912,38 @@ pub struct McpServerConfig {
     /// requests to this server (the agent's are never forwarded).
     #[serde(default)]
     pub forwarded: bool,
+    /// Tool-definition pinning (rug-pull defence): `off` (default), `warn` or `enforce`.
+    /// With it on, the first discovery pins every tool's fingerprint (trust on first use);
+    /// afterwards a tool whose definition changed, or that appeared later, is unapproved
+    /// until `POST /admin/mcp/servers/{name}/pins/{tool}/approve`: `enforce` hides it from
+    /// `tools/list` on both MCP doors and refuses its calls (403), `warn` lets it through
+    /// flagged in the audit record and `fastmcp_tool_pin_mismatch_total`. Env `MCP_<NAME>_PINNING`.
+    #[serde(default)]
+    pub pinning: PinMode,
+}
+
+/// How a server's tool definitions are held to their pins (`mcp.servers.<name>.pinning`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    /// No fingerprints are kept or checked.
+    #[default]
+    Off,
+    /// Unapproved tools stay listed and callable; their calls are flagged and counted.
+    Warn,
+    /// Unapproved tools are hidden from `tools/list` and their calls refused.
+    Enforce,
+}
+
+impl PinMode {
+    /// The word used in config, audit records and the admin API.
+    pub fn label(self) -> &'static str {
+        match self {
+            PinMode::Off => "off",
+            PinMode::Warn => "warn",
+            PinMode::Enforce => "enforce",
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -1046,6 +1078,7 @@ const MCP_SERVER_SUFFIXES: &[(&str, &str)] = &[
     ("_COMMAND", "command"),
     ("_TENANT", "tenant"),
     ("_DISCOVER", "discover"),
+    ("_PINNING", "pinning"),
 ];
 
 impl Config {
@@ -1214,6 +1247,13 @@ impl Config {
                 }
                 "stdio" => {}
                 _ => return Err(ConfigError::new(format!("{key}.transport"), "must be http or stdio")),
+            }
+            if server.pinning != PinMode::Off && !server.discover {
+                // Pins are taken at discovery: without it nothing would ever be approved.
+                return Err(ConfigError::new(
+                    format!("{key}.pinning"),
+                    "needs discover: true (pins are taken at discovery)",
+                ));
             }
 
             for h in &server.forward_headers {
@@ -1524,6 +1564,19 @@ mod tests {
         assert_eq!(e.key, "mcp.servers.x.url");
         let e = Config::load(None, env(&[("FASTMCP__AUDIT__NOPE", "1")])).unwrap_err();
         assert!(e.key.starts_with("audit"), "{e}");
+    }
+
+    #[test]
+    fn pinning_is_off_by_default_set_per_server_and_needs_discovery() {
+        let url = ("MCP_X_URL", "http://127.0.0.1:1/mcp");
+        let c = Config::load(None, env(&[url])).unwrap();
+        assert_eq!(c.mcp.servers["x"].pinning, PinMode::Off);
+        let c = Config::load(None, env(&[url, ("MCP_X_PINNING", "enforce")])).unwrap();
+        assert_eq!(c.mcp.servers["x"].pinning, PinMode::Enforce);
+        let e = Config::load(None, env(&[url, ("MCP_X_PINNING", "strict")])).unwrap_err();
+        assert_eq!(e.key, "mcp.servers.x.pinning");
+        let e = Config::load(None, env(&[url, ("MCP_X_PINNING", "warn"), ("MCP_X_DISCOVER", "false")])).unwrap_err();
+        assert_eq!(e.key, "mcp.servers.x.pinning");
     }
 
     #[test]

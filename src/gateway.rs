@@ -10,6 +10,7 @@ use crate::enforce::{EnforceConfig, Enforcer};
 use crate::error::GatewayError;
 use crate::mcp::federation::Federation;
 use crate::mcp::proxied_sessions::{ProxiedSessions, ProxiedStore};
+use crate::pinning::Pins;
 use crate::policy::reload::Reloader;
 use crate::policy::PolicyEngine;
 use crate::state::{Backend, StateStore};
@@ -49,6 +50,8 @@ pub struct Parts {
     pub catalog: Catalog,
     pub fed: Federation,
     pub rest: crate::rest::RestState,
+    /// Where tool-definition pins live (`server::pin_store`: Redis, SQLite or memory).
+    pub pin_store: Arc<dyn crate::pinning::PinStore>,
 }
 
 impl Gateway {
@@ -62,7 +65,12 @@ impl Gateway {
             public_url: crate::proxy::forwarded::parse_public_url(&p.cfg.public_url).unwrap_or_default(),
         };
         Gateway {
-            enforce: Enforcer::new(ecfg, p.state.clone(), p.audit.clone()),
+            enforce: Enforcer::new(
+                ecfg,
+                p.state.clone(),
+                p.audit.clone(),
+                Arc::new(Pins::new(&p.cfg.mcp.servers, p.pin_store)),
+            ),
             proxied: p.backend.proxied(ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds)),
             cfg: p.cfg,
             auth: p.auth,
@@ -85,8 +93,9 @@ impl Gateway {
         }
     }
 
-    /// Takes a (re)discovered tool list of `server`: the federated endpoint lists it, and a
-    /// trusted server's annotations become the tools' safety tags.
+    /// Takes a (re)discovered tool list of `server`: pinning re-checks it (trust on first
+    /// use), the federated endpoint lists it, and a trusted server's annotations become the
+    /// tools' safety tags.
     pub fn discovered(&self, server: &str, tools: &[serde_json::Value]) {
         if let Some(s) = self.catalog.server(server) {
             for t in tools {
@@ -96,6 +105,8 @@ impl Gateway {
             }
         }
         tracing::info!(server, tools = tools.len(), "MCP tools discovered");
+        // Pins first: a client told `tools/list_changed` must find the new judgement in place.
+        self.enforce.pins.discovered(server, tools);
         self.fed.set_tools(server, tools.to_vec());
     }
 }
@@ -128,6 +139,7 @@ pub(crate) mod testing {
             catalog: Catalog::new(&cfg.mcp.servers).unwrap(),
             fed: Federation::new(&cfg.mcp).unwrap(),
             rest: crate::rest::RestState::build(&cfg, None).unwrap(),
+            pin_store: Arc::new(crate::pinning::MemoryPins::default()),
             cfg,
         })
     }

@@ -21,6 +21,7 @@ pub mod listen_check;
 pub mod mcp;
 pub mod metrics;
 pub mod otel;
+pub mod pinning;
 pub mod policy;
 pub mod providers;
 pub mod proxy;

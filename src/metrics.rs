@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Finished spans by result (exported, failed, dropped).
     pub otel_spans: IntCounterVec,
     pub audit_durable_wait: prometheus::Histogram,
+    /// Calls of tools whose definition is not the pinned one, let through in `warn` mode.
+    pub tool_pin_mismatch: IntCounterVec,
 }
 
 fn int_counter(reg: &Registry, name: &str, help: &str) -> IntCounter {
@@ -160,6 +162,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["kind"],
         ),
         state_backend_up,
+        tool_pin_mismatch: counter(
+            &registry,
+            "fastmcp_tool_pin_mismatch_total",
+            "Calls of tools whose definition is not the pinned one (pinning: warn), by server",
+            &["server"],
+        ),
         audit_healthy: gauge(
             &registry,
             "fastmcp_audit_healthy",

@@ -84,7 +84,26 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
     let mut rest = RestState::build(&cfg, gateway_signer(&cfg)?)?;
     rest.idempotency = backend.idempotency(rest.idempotency.clone(), crate::rest::idempotency_limits(&cfg));
     let state = backend.state(MemoryState::default());
-    Ok(Gateway::new(Parts { cfg, auth, policy, reloader, state, backend, audit, catalog, fed, rest }))
+    let pin_store = pin_store(&cfg, &backend)?;
+    Ok(Gateway::new(Parts { cfg, auth, policy, reloader, state, backend, audit, catalog, fed, rest, pin_store }))
+}
+
+/// Where tool-definition pins live: Redis when configured; else, when some server pins, the
+/// gateway's SQLite file (`rest.sqlite_url`) so a restart keeps them; else memory. A file
+/// that cannot be opened stops startup: pins silently lost would be trusted anew.
+fn pin_store(cfg: &Config, backend: &crate::state::Backend) -> Result<Arc<dyn crate::pinning::PinStore>, String> {
+    if let Some(shared) = backend.pins() {
+        return Ok(shared);
+    }
+    let pinning = cfg.mcp.servers.values().any(|s| s.pinning != crate::config::PinMode::Off);
+    let location = crate::catalog::sqlite_url::path_from_url(&cfg.rest.sqlite_url, &cfg.data_dir)?;
+    match location {
+        crate::catalog::sqlite_url::SqliteLocation::File(path) if pinning => {
+            let store = crate::pinning::sqlite::SqlitePins::open(&path).map_err(|e| format!("rest.sqlite_url: {e}"))?;
+            Ok(Arc::new(store))
+        }
+        _ => Ok(Arc::new(crate::pinning::MemoryPins::default())),
+    }
 }
 
 /// The key that signs gateway-minted JWTs (broker `gateway_jwt` / token exchange): the dev

@@ -2,7 +2,8 @@
 //! traffic): `/metrics`, `/health`, `/ready`, `GET /admin/mcp/servers`, `GET /admin/holds`,
 //! `POST /admin/holds/{id}/approve|deny`, `POST /admin/policy/reload`, `GET
 //! /admin/audit/stream` (SSE, `stream.rs`), the shadow policy (`shadow.rs`: `POST|DELETE
-//! /admin/policy/shadow`, `GET /admin/policy/shadow/diff`, `POST /admin/policy/shadow/promote`).
+//! /admin/policy/shadow`, `GET /admin/policy/shadow/diff`, `POST /admin/policy/shadow/promote`), `GET /admin/mcp/servers/{name}/pins` and `POST
+//! /admin/mcp/servers/{name}/pins/{tool}/approve` (`pins.rs`).
 //!
 //! Every request passes, in order: singleton headers, `Host` and `Origin` (`guard`), the
 //! route and its method, a POST's JSON content type, then — except on `admin.open_paths` —
@@ -18,6 +19,7 @@ mod auth;
 mod error;
 mod guard;
 mod holds;
+mod pins;
 mod policy;
 mod record;
 mod reply;
@@ -104,6 +106,11 @@ impl AdminApp {
             Route::Ready => Ok(self.ready()),
             Route::Servers => Ok(self.servers()),
             Route::Holds => self.holds().await,
+            Route::Pins { server } => self.pins(server),
+            Route::ApprovePin { server, tool } => match &actor {
+                Some(actor) => return self.approve_pin(server, tool, actor, corr_id).await,
+                None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
+            },
             // Acting routes are never open (config validation): an actor is always there.
             Route::Decide { id, approve } => match &actor {
                 Some(actor) => return self.decide(id, *approve, actor, corr_id).await,

@@ -29,6 +29,10 @@ pub enum Route {
     ShadowDiff,
     /// `POST /admin/policy/shadow/promote`: serve the candidate (like a reload).
     ShadowPromote,
+    /// `GET /admin/mcp/servers/{name}/pins`: pinned vs current tool definitions.
+    Pins { server: String },
+    /// `POST /admin/mcp/servers/{name}/pins/{tool}/approve`: approve the current definition.
+    ApprovePin { server: String, tool: String },
     /// Anything else (404).
     Unknown,
 }
@@ -47,6 +51,9 @@ impl Route {
             "/admin/policy/shadow/diff" => return Route::ShadowDiff,
             "/admin/policy/shadow/promote" => return Route::ShadowPromote,
             _ => {}
+        }
+        if let Some(rest) = path.strip_prefix("/admin/mcp/servers/") {
+            return Route::of_server(rest);
         }
         let Some((id, verb)) = path.strip_prefix("/admin/holds/").and_then(|r| r.split_once('/')) else {
             return Route::Unknown;
@@ -71,10 +78,36 @@ impl Route {
         }
     }
 
+    /// `{name}/pins` or `{name}/pins/{tool}/approve` under `/admin/mcp/servers/`. Server
+    /// names are config names (`[a-z0-9_-]`); tool names the MCP spec's characters
+    /// (`[A-Za-z0-9_.-]`, at most 128): anything else (encoded bytes included) names nothing.
+    fn of_server(rest: &str) -> Route {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let server_ok = |s: &str| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let tool_ok = |t: &str| {
+            !t.is_empty()
+                && t.len() <= 128
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        match parts.as_slice() {
+            [s, "pins"] if server_ok(s) => Route::Pins { server: s.to_string() },
+            [s, "pins", t, "approve"] if server_ok(s) && tool_ok(t) => {
+                Route::ApprovePin { server: s.to_string(), tool: t.to_string() }
+            }
+            _ => Route::Unknown,
+        }
+    }
+
     /// The method this route takes.
     pub fn method(&self) -> Method {
         match self {
-            Route::Decide { .. } | Route::Reload | Route::ShadowLoad | Route::ShadowPromote => Method::POST,
+            Route::Decide { .. }
+            | Route::Reload
+            | Route::ShadowLoad
+            | Route::ShadowPromote
+            | Route::ApprovePin { .. } => Method::POST,
             Route::ShadowDrop => Method::DELETE,
             _ => Method::GET,
         }
@@ -104,6 +137,8 @@ impl Route {
             Route::ShadowDrop => "policy.shadow.drop",
             Route::ShadowDiff => "policy.shadow.diff",
             Route::ShadowPromote => "policy.shadow.promote",
+            Route::Pins { .. } => "admin.mcp.pins",
+            Route::ApprovePin { .. } => "mcp.pins.approve",
             Route::Unknown => "admin.request",
         }
     }
@@ -130,5 +165,18 @@ mod tests {
         assert_eq!(Route::of("/admin/policy/shadow").for_method(&Method::GET).allow(), "POST, DELETE");
         assert_eq!(Route::of("/admin/policy/shadow/promote").method(), Method::POST);
         assert_eq!(Route::of("/admin/policy/shadow/diff").method(), Method::GET);
+        assert_eq!(Route::of("/admin/mcp/servers/demo/pins"), Route::Pins { server: "demo".into() });
+        let approve = Route::of("/admin/mcp/servers/demo/pins/get_weather.v2/approve");
+        assert_eq!(approve, Route::ApprovePin { server: "demo".into(), tool: "get_weather.v2".into() });
+        assert_eq!(approve.method(), Method::POST);
+        for unknown in [
+            "/admin/mcp/servers//pins",
+            "/admin/mcp/servers/Demo/pins",
+            "/admin/mcp/servers/demo/pins/a%2fb/approve",
+            "/admin/mcp/servers/demo/pins/x",
+            "/admin/mcp/servers/demo/pins/x/approve/y",
+        ] {
+            assert_eq!(Route::of(unknown), Route::Unknown, "{unknown}");
+        }
     }
 }

@@ -73,6 +73,9 @@ pub struct AuditEvent {
     /// `decision` (before acting), `completion` (after the upstream answered or failed), or
     /// `system` (the trail's own records: checkpoint, recovery, retention).
     pub phase: &'static str,
+    /// On calls of a tool of a server with pinning on: what its pin said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<AuditPin>,
     pub prev_hash: String,
     pub provider: Option<String>,
     /// On `audit.recovery` records only: the torn tail moved aside at startup.
@@ -90,6 +93,17 @@ pub struct AuditEvent {
     #[serde(rename = "toolId")]
     pub tool_id: Option<String>,
     pub ts: String,
+}
+
+/// Tool-definition pinning's view of a call (`mcp.servers.<name>.pinning`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditPin {
+    /// Fingerprint of the tool's current definition (`null`: the gateway has not seen it).
+    pub definition_hash: Option<String>,
+    /// `warn` or `enforce`.
+    pub mode: &'static str,
+    /// The definition is the approved one; `false` in `warn` mode is a flagged mismatch.
+    pub pinned: bool,
 }
 
 /// The acting identity of an operator action.

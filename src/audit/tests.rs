@@ -77,6 +77,12 @@ fn serialization_is_canonical() {
     let canonical = crate::canonical::to_string(&serde_json::to_value(&acted).unwrap());
     assert_eq!(direct, canonical, "AuditActor fields too");
     assert!(direct.contains(r#""actor":{"kind":"jwt","sub":"ops","tenant":"platform"}"#), "{direct}");
+    let pinned =
+        AuditEvent { pin: Some(AuditPin { definition_hash: Some("ab".into()), mode: "warn", pinned: false }), ..acted };
+    let direct = serde_json::to_string(&pinned).unwrap();
+    let canonical = crate::canonical::to_string(&serde_json::to_value(&pinned).unwrap());
+    assert_eq!(direct, canonical, "AuditPin fields too");
+    assert!(direct.contains(r#""pin":{"definition_hash":"ab","mode":"warn","pinned":false}"#), "{direct}");
 }
 
 mod trail {

@@ -89,6 +89,9 @@ pub struct Call<'a> {
     pub write_class: bool,
     /// An action token presented with the call (a confirmation).
     pub presented: Option<Presented>,
+    /// What tool-definition pinning says about the tool (set by the core for MCP tools on a
+    /// server with pinning on; written into the audit record).
+    pub pin: Option<crate::pinning::PinFacts>,
 }
 
 impl<'a> Call<'a> {
@@ -119,6 +122,7 @@ impl<'a> Call<'a> {
             rate_class: crate::ratelimit::RateClass::Call,
             write_class: false,
             presented: None,
+            pin: None,
         }
     }
 

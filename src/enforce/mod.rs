@@ -39,10 +39,12 @@ use serde_json::{json, Value};
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::Principal;
+use crate::config::PinMode;
 use crate::config::{HoldsConfig, RateLimitConfig};
 use crate::error::GatewayError;
 use crate::holds::{self, IssuedHold};
 use crate::metrics::METRICS;
+use crate::pinning::Pins;
 use crate::policy::{input, Decision, PolicySnapshot};
 use crate::ratelimit;
 use crate::state::{RateOutcome, Redeemer, StateStore};
@@ -68,6 +70,8 @@ pub struct Enforcer {
     cfg: EnforceConfig,
     pub state: Arc<dyn StateStore>,
     pub audit: AuditLog,
+    /// Tool-definition pins: a `tools.invoke` of an MCP tool is judged by them.
+    pub pins: Arc<Pins>,
 }
 
 /// A decided, rate-limited call that may proceed to [`Enforcer::admit`].
@@ -154,8 +158,8 @@ pub struct Completion {
 }
 
 impl Enforcer {
-    pub fn new(cfg: EnforceConfig, state: Arc<dyn StateStore>, audit: AuditLog) -> Enforcer {
-        Enforcer { cfg, state, audit }
+    pub fn new(cfg: EnforceConfig, state: Arc<dyn StateStore>, audit: AuditLog, pins: Arc<Pins>) -> Enforcer {
+        Enforcer { cfg, state, audit, pins }
     }
 
     pub fn config(&self) -> &EnforceConfig {
@@ -163,7 +167,8 @@ impl Enforcer {
     }
 
     /// Decide, then rate limit. A refusal is recorded before it is returned.
-    pub async fn authorize<'a>(&self, call: Call<'a>) -> Result<Permit<'a>, Refusal> {
+    pub async fn authorize<'a>(&self, mut call: Call<'a>) -> Result<Permit<'a>, Refusal> {
+        self.judge_pin(&mut call);
         // Four eyes: an approver presenting a token of its own hold is only its caller.
         let approver = self.is_approver(call.principal) && !self.presents_own_hold(&call).await;
         if let (Some(trace), Some(tool)) = (crate::otel::current(), call.tool_id.as_deref()) {
@@ -177,6 +182,17 @@ impl Enforcer {
             let err =
                 GatewayError::Forbidden { message: "forbidden by policy".into(), reasons: decision.reasons.clone() };
             return Err(self.record_refusal(&call, &decision, err).await);
+        }
+        if let Some(pin) = call.pin.as_ref().filter(|p| !p.pinned) {
+            if pin.mode == PinMode::Enforce {
+                let err = GatewayError::Forbidden {
+                    message: "this tool's definition changed or is new since it was pinned; an admin must approve it"
+                        .into(),
+                    reasons: vec![PIN_REASON.into()],
+                };
+                return Err(self.record_refusal(&call, &decision, err).await);
+            }
+            METRICS.tool_pin_mismatch.with_label_values(&[call.server.as_deref().unwrap_or_default()]).inc();
         }
         // A confirmation releases a call whose own request was limited when it was held.
         let key = call.rate_key.as_ref().filter(|_| call.presented.is_none());
@@ -389,6 +405,24 @@ impl Enforcer {
         self.record_refusal_now(call, &Decision::default(), err)
     }
 
+    /// Pinning's view of an MCP `tools.invoke`: into the call (its audit record) and the
+    /// policy input (`resource.definition_hash`, `resource.pinned`). Servers with pinning off,
+    /// and every other call, are left alone.
+    fn judge_pin(&self, call: &mut Call<'_>) {
+        if call.action != "tools.invoke" {
+            return;
+        }
+        let Some((server, tool)) = call.tool_id.as_deref().and_then(|t| t.strip_prefix("mcp:")?.split_once(':')) else {
+            return;
+        };
+        let Some(facts) = self.pins.of_call(server, tool) else { return };
+        if let Some(r) = call.resource.as_object_mut() {
+            r.insert("definition_hash".into(), json!(facts.definition_hash));
+            r.insert("pinned".into(), json!(facts.pinned));
+        }
+        call.pin = Some(facts);
+    }
+
     /// Approver mode applies to a hold of `call` (its safety tags include an approval tag).
     pub fn needs_approval(&self, call: &Call<'_>) -> bool {
         if self.cfg.approver_roles.is_empty() {
@@ -588,6 +622,9 @@ impl Enforcer {
         }
     }
 }
+
+/// The reason a refusal of an unapproved tool definition names (pinning: enforce).
+pub const PIN_REASON: &str = "tool_definition_unapproved";
 
 fn unavailable() -> Refusal {
     let error = GatewayError::Unavailable { message: "audit trail unavailable".into() };

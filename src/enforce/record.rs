@@ -1,6 +1,6 @@
 //! Audit records of the enforcement core: every way a request ends is written from here.
 
-use crate::audit::{AuditDecision, AuditEvent, AuditOutcome};
+use crate::audit::{AuditDecision, AuditEvent, AuditOutcome, AuditPin};
 use crate::auth::Principal;
 use crate::policy::Decision;
 
@@ -34,6 +34,11 @@ pub(super) fn decision(
         server: call.server.clone(),
         mcp_method: call.mcp_method.clone(),
         message: Some(call.message.label()),
+        pin: call.pin.as_ref().map(|p| AuditPin {
+            definition_hash: p.definition_hash.clone(),
+            mode: p.mode.label(),
+            pinned: p.pinned,
+        }),
         ..Default::default()
     }
 }

@@ -219,3 +219,37 @@ async fn a_caller_without_the_servers_scope_reaches_no_plumbing() {
         }
     }
 }
+
+#[tokio::test]
+async fn pin_facts_reach_the_policy_input_and_enforce_refuses_after_the_policy() {
+    let gw = test_gateway("enforce-pins", &[("MCP_DEMO_PINNING", "enforce")]);
+    let policy = gw.policy.snapshot();
+    let admin = who("b", &["mcp-admin"]);
+    let args = json!({});
+    gw.discovered("demo", &[json!({"name": "x", "description": "v1"})]);
+    let p = gw.enforce.authorize(call(&gw, &policy, &admin, "x", &args, &[])).await.unwrap();
+    let hash = crate::pinning::fingerprint(&json!({"name": "x", "description": "v1"}));
+    assert_eq!(p.call().resource["definition_hash"], hash.as_str());
+    assert_eq!(p.call().resource["pinned"], true);
+    drop(gw.enforce.admit(p, None).await.unwrap());
+
+    // Changed upstream: refused by the core, with the reason and the pin in the record.
+    gw.discovered("demo", &[json!({"name": "x", "description": "v2"})]);
+    let r = gw.enforce.authorize(call(&gw, &policy, &admin, "x", &args, &[])).await.err().unwrap();
+    assert_eq!((r.outcome, r.error.status()), (Outcome::Denied, 403));
+    assert!(r.reasons.contains(&PIN_REASON.to_string()), "{:?}", r.reasons);
+    let last = decisions(&gw).pop().unwrap();
+    assert_eq!(
+        last["pin"],
+        json!({"definition_hash": crate::pinning::fingerprint(&json!({"name": "x", "description": "v2"})), "mode": "enforce", "pinned": false})
+    );
+    // A policy denial stays the policy's (its reasons, not the pin's).
+    let agent = who("a", &["agent"]);
+    let r = gw.enforce.authorize(call(&gw, &policy, &agent, "x", &args, &[])).await.err().unwrap();
+    assert!(!r.reasons.contains(&PIN_REASON.to_string()), "{:?}", r.reasons);
+    // Other actions and servers without pinning carry no pin facts.
+    let mut other = Call::new(&policy, &admin, "mcp.ping", json!({}), &args, MessageKind::Request, ORIGIN);
+    other.tool_id = Some("mcp:demo".into());
+    gw.enforce.judge_pin(&mut other);
+    assert!(other.pin.is_none() && other.resource.get("pinned").is_none());
+}

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::catalog::McpServer;
+use crate::config::PinMode;
 use crate::enforce::Origin;
 use crate::gateway::Gateway;
 use crate::policy::PolicySnapshot;
@@ -27,9 +28,19 @@ impl Gateway {
         if crate::mcp::param_headers::of_tool(tool).is_err() {
             return false;
         }
+        // Pinning (enforce): a definition that is not the approved one is not offered; the
+        // definition is remembered as the tool's current one, which its calls are judged by.
+        let pin = self.enforce.pins.listed(&server.name, tool);
+        if pin.as_ref().is_some_and(|p| p.mode == PinMode::Enforce && !p.pinned) {
+            return false;
+        }
         let annotations = tool.get("annotations");
         self.catalog.remember(server, name, annotations);
-        let resource = self.catalog.tool_resource(server, name, annotations);
+        let mut resource = self.catalog.tool_resource(server, name, annotations);
+        if let (Some(p), Some(r)) = (pin, resource.as_object_mut()) {
+            r.insert("definition_hash".into(), serde_json::json!(p.definition_hash));
+            r.insert("pinned".into(), serde_json::json!(p.pinned));
+        }
         let origin = Origin { protocol: "mcp", path: "", http_method: "POST", client_ip: "", corr_id };
         self.enforce.visible(policy, principal, "tools.invoke", &resource, origin, "tools/list")
     }

@@ -146,6 +146,13 @@ impl Backend {
         }
     }
 
+    /// Tool-definition pins in Redis (`fastmcp:pins:<server>`) when configured (`None`: the
+    /// caller keeps them in SQLite or memory).
+    pub fn pins(&self) -> Option<Arc<dyn crate::pinning::PinStore>> {
+        let r = self.redis.as_ref()?;
+        Some(Arc::new(crate::pinning::redis::RedisPins::new(r.clone())))
+    }
+
     /// `None` for memory; else whether Redis answers and whether this instance needs it.
     pub fn readiness(&self) -> Option<Readiness> {
         let r = self.redis.as_ref()?;

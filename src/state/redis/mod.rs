@@ -9,6 +9,7 @@
 //! | `{fastmcp:idem:<caller>}:r:<key hash>`, `…:exp`, `…:cost`, `…:bytes` | one caller's idempotency records and accounting |
 //! | `{fastmcp:sessions}:…` | federated and proxied MCP sessions, their owner and LRU indexes |
 //! | `{fastmcp:elicit:<session>:<question>}:q`, `…:a` | a pending elicitation and its answer |
+//! | `fastmcp:pins:<server>` | tool-definition pins of one server (`pinning::redis`) |
 //! | `fastmcp:mrtr-key` | the shared MRTR sealing key (when `mcp.request_state_key` is empty) |
 
 pub mod client;
