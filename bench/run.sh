@@ -1,48 +1,63 @@
 #!/usr/bin/env bash
-# FastMCP load benchmark: tools/call through the gateway vs. straight to the upstream.
+# FastMCP load benchmark: tools/call through the gateway vs. straight to the upstream and vs.
+# a bare pingora proxy (the floor: what pingora itself costs).
 #
 #   bench/run.sh                      # from the repository root (any cwd works)
-#   DURATION=30s CONNECTIONS=64 bench/run.sh
+#   DURATION=30s CONNECTIONS=64 ROUNDS=5 bench/run.sh
 #
 # Knobs (env):
-#   DURATION     wrk duration per scenario           (default 10s)
+#   DURATION     wrk duration per measured run       (default 10s)
 #   CONNECTIONS  wrk connections                     (default 32)
 #   THREADS      wrk threads                         (default 2)
 #   WARMUP       unmeasured wrk run before each measured one, 0 = none (default 2s)
+#   ROUNDS       rounds of all scenarios, interleaved (default 3)
 #   SKIP_BUILD   1 = do not run cargo build          (default 0)
 #   FASTMCP_BIN  gateway binary                      (default target/release/fastmcp)
 #   UPSTREAM_BIN bench upstream binary               (default bench/upstream/target/release/bench-upstream)
+#   BARE_BIN     bare pingora proxy binary           (default bench/bare-pingora/target/release/bare-pingora)
 #   KEEP_TMP     1 = keep the temp dir (configs, logs, wrk output) and print its path
 #
-# Scenarios: direct (wrk -> bench-upstream), passthrough (gateway with auth, policy and rate
-# limiting off), full (gateway defaults with a minted JWT; rate limit raised out of the way),
-# full-redis (full with its state in a local redis-server the script starts: one Redis round
-# trip per call, the rate-limit script; skipped when redis-server is not installed).
-# For gateway runs the gateway's CPU time (utime+stime from /proc/PID/stat) over the measured
-# wrk run is divided by the number of requests. The verdict line compares against the targets
-# (full >= 0.27x direct, <= 60 us gateway CPU per request); it is informational and never
-# changes the exit status. The exit status is non-zero only when the benchmark could not run.
+# Scenarios: direct (wrk -> bench-upstream), bare-pingora (wrk -> a minimal pingora proxy with
+# the gateway's pingora, patches, allocator and worker settings, body never read ->
+# bench-upstream), passthrough (gateway with auth, policy and rate limiting off), full (gateway
+# defaults with a minted JWT; rate limit raised out of the way), full-redis (full with its
+# state in a local redis-server the script starts: one Redis round trip per call, the
+# rate-limit script; skipped when redis-server is not installed).
+# The scenarios run interleaved, A B C D E A B C D E ..., ROUNDS times, each process under test
+# freshly started in each round; the table shows per scenario the median over the rounds (req/s,
+# p50, p99, CPU, RSS), the min-max spread of req/s, and req/s ratios (of the medians) to direct
+# and to bare-pingora. CPU per request is the process under test's utime+stime (from
+# /proc/PID/stat, all threads) over the measured wrk run divided by the number of requests:
+# bench-upstream for direct, bare-pingora, the gateway. RSS is its VmRSS (/proc/PID/status) at
+# the end of the measured run. The verdict line compares against the targets (full >= 0.27x
+# direct, <= 60 us gateway CPU per request, full >= 0.6x bare-pingora); it is informational
+# and never changes the exit status. The exit status is non-zero only when the benchmark could
+# not run (the full pipeline was not measured).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
+ROUNDS=${ROUNDS:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 
 TARGET_RATIO=0.27   # full req/s must be at least this fraction of direct req/s
 TARGET_CPU_US=60    # full gateway CPU per request, microseconds, at most
+TARGET_BARE=0.6     # full req/s must be at least this fraction of bare-pingora req/s
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 FASTMCP_BIN=${FASTMCP_BIN:-$ROOT/target/release/fastmcp}
 UPSTREAM_BIN=${UPSTREAM_BIN:-$ROOT/bench/upstream/target/release/bench-upstream}
+BARE_BIN=${BARE_BIN:-$ROOT/bench/bare-pingora/target/release/bare-pingora}
 LUA=$ROOT/bench/tools_call.lua
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$ROUNDS')"
 for tool in wrk curl python3 getconf; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found (wrk: apt-get install -y wrk)"
 done
@@ -148,6 +163,12 @@ cpu_ticks() {
   awk '{ print $12 + $13 }' <<<"$rest"
 }
 
+# rss_mib PID: VmRSS of PID in MiB (one decimal), empty when unreadable.
+rss_mib() {
+  awk '/^VmRSS:/ { printf "%.1f", $2 / 1024; found = 1 } END { if (!found) exit 1 }' \
+    "/proc/$1/status" 2>/dev/null || true
+}
+
 # bench_field LINE KEY: value of KEY=... in a BENCH line.
 bench_field() { sed -n "s/.*[[:space:]]$2=\([^[:space:]]*\).*/\1/p" <<<"$1"; }
 
@@ -161,65 +182,115 @@ if [[ "$SKIP_BUILD" != 1 ]]; then
   cargo build --release
   log "building bench-upstream"
   cargo build --release --manifest-path bench/upstream/Cargo.toml
+  log "building bare-pingora"
+  cargo build --release --manifest-path bench/bare-pingora/Cargo.toml
 fi
 [[ -x "$UPSTREAM_BIN" ]] || die "$UPSTREAM_BIN missing (build bench/upstream)"
 
-read -r UP_PORT GW_PORT ADMIN_PORT REDIS_PORT < <(free_ports 4)
+read -r UP_PORT GW_PORT ADMIN_PORT REDIS_PORT BARE_PORT < <(free_ports 5)
 
 # ---------------------------------------------------------------------------------------------
-# Upstream
+# Upstream (one for the whole run: every scenario ends at it)
 "$UPSTREAM_BIN" --port "$UP_PORT" >"$TMP/upstream.log" 2>&1 &
 UP_PID=$!
 PIDS+=("$UP_PID")
 wait_port "$UP_PID" "$UP_PORT" bench-upstream "$TMP/upstream.log" || die "upstream did not start"
 log "upstream pid $UP_PID on 127.0.0.1:$UP_PORT"
 
-# Results, indexed by scenario.
-declare -A RPS P50 P99 CPU REQ NON2XX ERRS NOTE REDIS_CPU
-SCENARIOS=(direct passthrough full full-redis)
+# Per-round results, indexed by "scenario:round"; NOTE is per scenario (all rounds).
+declare -A RPS P50 P99 CPU RSS REQ REDIS_CPU NOTE
+SCENARIOS=(direct bare-pingora passthrough full full-redis)
 REDIS_PID=""
 
-# run_wrk NAME URL TOKEN [PID]: warm-up + measured wrk run; fills the result arrays.
+# note SCENARIO ROUND TEXT: append a note to the scenario's row.
+note() { NOTE[$1]="${NOTE[$1]:+${NOTE[$1]}; }r$2: $3"; }
+
+# per_req_us TICKS REQUESTS: CPU microseconds per request.
+per_req_us() {
+  awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "" }'
+}
+
+# run_wrk NAME ROUND URL TOKEN PID: warm-up + measured wrk run against the process PID;
+# fills the per-round result arrays (CPU and RSS of PID; redis-server CPU for full-redis).
 run_wrk() {
-  local name=$1 url=$2 token=$3 pid=${4:-} out="$TMP/wrk-$1.txt" t0 t1 r0=0 r1=0 line
+  local name=$1 round=$2 url=$3 token=$4 pid=$5 k="$1:$2" out="$TMP/wrk-$1-r$2.txt" t0 t1 r0=0 r1=0 line
+  local redis=""
+  [[ "$name" == full-redis && -n "$REDIS_PID" ]] && redis=$REDIS_PID
   if [[ "$WARMUP" != 0 && "$WARMUP" != 0s ]]; then
     BENCH_TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$LUA" "$url" \
-      >"$TMP/wrk-$name-warmup.txt" 2>&1 || true
+      >"$TMP/wrk-$name-r$round-warmup.txt" 2>&1 || true
   fi
-  [[ -n "$pid" ]] && t0=$(cpu_ticks "$pid")
-  [[ -n "$REDIS_PID" ]] && r0=$(cpu_ticks "$REDIS_PID")
-  log "$name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION $url"
+  t0=$(cpu_ticks "$pid")
+  [[ -n "$redis" ]] && r0=$(cpu_ticks "$redis")
+  log "$name (round $round/$ROUNDS): wrk -t$THREADS -c$CONNECTIONS -d$DURATION $url"
   if ! BENCH_TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
       -s "$LUA" "$url" >"$out" 2>&1; then
     log "$name: wrk failed:"; cat "$out" >&2
-    NOTE[$name]="wrk failed"
+    note "$name" "$round" "wrk failed"
     return 0
   fi
-  [[ -n "$pid" ]] && t1=$(cpu_ticks "$pid")
-  [[ -n "$REDIS_PID" ]] && r1=$(cpu_ticks "$REDIS_PID")
+  t1=$(cpu_ticks "$pid")
+  [[ -n "$redis" ]] && r1=$(cpu_ticks "$redis")
+  RSS[$k]=$(rss_mib "$pid")
   sed 's/^/    /' "$out" >&2
   line=$(grep '^BENCH ' "$out" | tail -n 1 || true)
   if [[ -z "$line" ]]; then
-    NOTE[$name]="no BENCH line"
+    note "$name" "$round" "no BENCH line"
     return 0
   fi
-  RPS[$name]=$(bench_field "$line" rps)
-  P50[$name]=$(bench_field "$line" p50_us)
-  P99[$name]=$(bench_field "$line" p99_us)
-  REQ[$name]=$(bench_field "$line" requests)
-  NON2XX[$name]=$(bench_field "$line" non2xx)
-  ERRS[$name]=$(bench_field "$line" errors)
-  if [[ -n "$pid" ]]; then
-    CPU[$name]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${REQ[$name]}" \
-      'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "" }')
+  RPS[$k]=$(bench_field "$line" rps)
+  P50[$k]=$(bench_field "$line" p50_us)
+  P99[$k]=$(bench_field "$line" p99_us)
+  REQ[$k]=$(bench_field "$line" requests)
+  CPU[$k]=$(per_req_us $((t1 - t0)) "${REQ[$k]}")
+  [[ -n "$redis" ]] && REDIS_CPU[$k]=$(per_req_us $((r1 - r0)) "${REQ[$k]}")
+  local non2xx errs
+  non2xx=$(bench_field "$line" non2xx) errs=$(bench_field "$line" errors)
+  if [[ "${non2xx:-0}" != 0 || "${errs:-0}" != 0 ]]; then
+    note "$name" "$round" "$non2xx non-2xx, $errs socket errors"
   fi
-  if [[ -n "$REDIS_PID" ]]; then
-    REDIS_CPU[$name]=$(awk -v d=$((r1 - r0)) -v hz="$CLK_TCK" -v n="${REQ[$name]}" \
-      'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "" }')
+}
+
+# sanity NAME URL TOKEN DIR: one tools/call by hand first, so a misconfiguration shows up as a
+# readable answer.
+sanity() {
+  local name=$1 url=$2 token=$3 dir=$4 code
+  code=$(curl -sS -o "$dir/sanity.body" -w '%{http_code}' --max-time 10 \
+    -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    ${token:+-H "authorization: Bearer $token"} --data "$TOOLS_CALL" "$url" 2>"$dir/sanity.err" || true)
+  if [[ "$code" != 2?? ]]; then
+    log "$name: sanity tools/call answered HTTP ${code:-none}: $(head -c 400 "$dir/sanity.body" 2>/dev/null) $(cat "$dir/sanity.err")"
   fi
-  if [[ "${NON2XX[$name]:-0}" != 0 || "${ERRS[$name]:-0}" != 0 ]]; then
-    NOTE[$name]="${NON2XX[$name]} non-2xx, ${ERRS[$name]} socket errors"
+}
+
+# run_direct ROUND: wrk straight at bench-upstream (its CPU and RSS are the row's).
+run_direct() {
+  run_wrk direct "$1" "http://127.0.0.1:$UP_PORT/mcp" "" "$UP_PID"
+}
+
+# run_bare ROUND: start bare-pingora in front of bench-upstream, bench it, stop it.
+run_bare() {
+  local round=$1 dir="$TMP/bare-pingora-r$1" pid
+  mkdir -p "$dir"
+  if [[ ! -x "$BARE_BIN" ]]; then
+    [[ "$round" == 1 ]] && log "bare-pingora: $BARE_BIN missing"
+    note bare-pingora "$round" "binary missing"; return 0
   fi
+  "$BARE_BIN" --listen "127.0.0.1:$BARE_PORT" --upstream "127.0.0.1:$UP_PORT" >"$dir/bare.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  log "bare-pingora: pid $pid on 127.0.0.1:$BARE_PORT"
+  if ! wait_port "$pid" "$BARE_PORT" bare-pingora "$dir/bare.log"; then
+    note bare-pingora "$round" "did not start"
+    stop_pid "$pid"; forget_pid "$pid"; return 0
+  fi
+  sanity bare-pingora "http://127.0.0.1:$BARE_PORT/mcp" "" "$dir"
+  run_wrk bare-pingora "$round" "http://127.0.0.1:$BARE_PORT/mcp" "" "$pid"
+  if ! kill -0 "$pid" 2>/dev/null; then
+    log "bare-pingora died during the run; log:"; tail -n 30 "$dir/bare.log" >&2 || true
+    note bare-pingora "$round" "died"
+  fi
+  stop_pid "$pid"; forget_pid "$pid"
 }
 
 # write_config FILE MODE: the gateway config for passthrough or full.
@@ -251,24 +322,25 @@ write_config() {
   } >"$file"
 }
 
-# run_gateway MODE: start the gateway in MODE, check it answers, bench it, stop it.
+# run_gateway MODE ROUND: start the gateway in MODE, check it answers, bench it, stop it.
 run_gateway() {
-  local mode=$1 dir="$TMP/$1" token="" pid code
+  local mode=$1 round=$2 dir="$TMP/$1-r$2" token="" pid
+  if [[ ! -x "$FASTMCP_BIN" ]]; then
+    [[ "$round" == 1 ]] && log "$mode: $FASTMCP_BIN missing"
+    note "$mode" "$round" "gateway binary missing"; return 0
+  fi
   mkdir -p "$dir/data" "$dir/audit"
   write_config "$dir/fastmcp.yaml" "$mode"
-  if [[ ! -x "$FASTMCP_BIN" ]]; then
-    log "$mode: $FASTMCP_BIN missing"; NOTE[$mode]="gateway binary missing"; return 0
-  fi
   export FASTMCP_LISTEN="127.0.0.1:$GW_PORT" FASTMCP_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
   export FASTMCP_DATA_DIR="$dir/data" AUDIT_WORM_DIR="$dir/audit" LOG_LEVEL=warn
   if [[ "$mode" == full || "$mode" == full-redis ]]; then
     if ! token=$("$FASTMCP_BIN" token mint --sub bench --tenant acme --roles mcp-admin \
         --ttl 1h 2>"$dir/mint.err"); then
       log "$mode: token mint failed:"; cat "$dir/mint.err" >&2
-      NOTE[$mode]="token mint failed"; return 0
+      note "$mode" "$round" "token mint failed"; return 0
     fi
     token=$(printf '%s' "$token" | tr -d '[:space:]')
-    [[ -n "$token" ]] || { NOTE[$mode]="token mint printed nothing"; return 0; }
+    [[ -n "$token" ]] || { note "$mode" "$round" "token mint printed nothing"; return 0; }
   fi
   "$FASTMCP_BIN" serve --config "$dir/fastmcp.yaml" >"$dir/gateway.log" 2>&1 &
   pid=$!
@@ -276,90 +348,145 @@ run_gateway() {
   log "$mode: gateway pid $pid on 127.0.0.1:$GW_PORT (admin $ADMIN_PORT)"
   if ! wait_health "$pid" "http://127.0.0.1:$ADMIN_PORT/health" "$dir/gateway.log" ||
      ! wait_port "$pid" "$GW_PORT" gateway "$dir/gateway.log"; then
-    NOTE[$mode]="gateway did not start"
+    note "$mode" "$round" "gateway did not start"
     stop_pid "$pid"; forget_pid "$pid"; return 0
   fi
-  # One request by hand first, so a misconfiguration shows up as a readable answer.
-  code=$(curl -sS -o "$dir/sanity.body" -w '%{http_code}' --max-time 10 \
-    -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-    ${token:+-H "authorization: Bearer $token"} --data "$TOOLS_CALL" \
-    "http://127.0.0.1:$GW_PORT/mcp/bench" 2>"$dir/sanity.err" || true)
-  if [[ "$code" != 2?? ]]; then
-    log "$mode: sanity tools/call answered HTTP ${code:-none}: $(head -c 400 "$dir/sanity.body" 2>/dev/null) $(cat "$dir/sanity.err")"
-  fi
-  run_wrk "$mode" "http://127.0.0.1:$GW_PORT/mcp/bench" "$token" "$pid"
+  sanity "$mode" "http://127.0.0.1:$GW_PORT/mcp/bench" "$token" "$dir"
+  run_wrk "$mode" "$round" "http://127.0.0.1:$GW_PORT/mcp/bench" "$token" "$pid"
   if ! kill -0 "$pid" 2>/dev/null; then
     log "$mode: gateway died during the run; log:"; tail -n 30 "$dir/gateway.log" >&2 || true
-    NOTE[$mode]="${NOTE[$mode]:+${NOTE[$mode]}; }gateway died"
+    note "$mode" "$round" "gateway died"
   fi
   stop_pid "$pid"; forget_pid "$pid"
   # Data and audit dirs are per run; drop them now (the whole $TMP goes on exit).
   [[ "$KEEP_TMP" == 1 ]] || rm -rf "$dir/data" "$dir/audit"
 }
 
-run_wrk direct "http://127.0.0.1:$UP_PORT/mcp" ""
-run_gateway passthrough
-run_gateway full
+# redis-server for full-redis: started once, before the rounds, so each round's full-redis
+# gateway finds it (its CPU is read only around full-redis runs).
+HAVE_REDIS=0
 if command -v redis-server >/dev/null 2>&1; then
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     >"$TMP/redis.log" 2>&1 &
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
   if wait_port "$REDIS_PID" "$REDIS_PORT" redis-server "$TMP/redis.log"; then
-    run_gateway full-redis
+    HAVE_REDIS=1
   else
     NOTE[full-redis]="redis-server did not start"
+    stop_pid "$REDIS_PID"; forget_pid "$REDIS_PID"; REDIS_PID=""
   fi
-  stop_pid "$REDIS_PID"; forget_pid "$REDIS_PID"; REDIS_PID=""
 else
   NOTE[full-redis]="redis-server not installed"
 fi
 
+# Interleaved: every scenario once per round, in the same order, so slow drift of the shared
+# machine lands on all of them alike.
+for ((round = 1; round <= ROUNDS; round++)); do
+  log "=== round $round/$ROUNDS"
+  run_direct "$round"
+  run_bare "$round"
+  run_gateway passthrough "$round"
+  run_gateway full "$round"
+  if [[ "$HAVE_REDIS" == 1 ]]; then
+    if kill -0 "$REDIS_PID" 2>/dev/null; then
+      redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
+      run_gateway full-redis "$round"
+    else
+      note full-redis "$round" "redis-server died"
+    fi
+  fi
+done
+if [[ -n "$REDIS_PID" ]]; then
+  stop_pid "$REDIS_PID"; forget_pid "$REDIS_PID"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Report
+# values ARRAY SCENARIO: the scenario's per-round values of ARRAY (non-empty ones), one a line.
+values() {
+  local -n arr=$1
+  local r
+  for ((r = 1; r <= ROUNDS; r++)); do
+    [[ -n "${arr[$2:$r]:-}" ]] && printf '%s\n' "${arr[$2:$r]}"
+  done
+  return 0
+}
+# median ARRAY SCENARIO [FORMAT]: median over the rounds (empty when none).
+median() {
+  values "$1" "$2" | sort -g | awk -v f="${3:-%.1f}" '{ a[NR] = $1 }
+    END { if (NR == 0) exit; m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf f, m }'
+}
+# spread ARRAY SCENARIO: "min-max" over the rounds (empty when none).
+spread() {
+  values "$1" "$2" | sort -g | awk '{ a[NR] = $1 } END { if (NR > 0) printf "%.0f-%.0f", a[1], a[NR] }'
+}
 ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a != "" && b > 0) printf "%.3f", a / b; else print "-" }'; }
 orDash() { if [[ -n "${1:-}" ]]; then printf '%s' "$1"; else printf -- '-'; fi; }
 
+declare -A M_RPS M_P50 M_P99 M_CPU M_RSS M_REDIS_CPU SPREAD
+for s in "${SCENARIOS[@]}"; do
+  M_RPS[$s]=$(median RPS "$s" '%.0f')
+  M_P50[$s]=$(median P50 "$s" '%.0f')
+  M_P99[$s]=$(median P99 "$s" '%.0f')
+  M_CPU[$s]=$(median CPU "$s")
+  M_RSS[$s]=$(median RSS "$s")
+  M_REDIS_CPU[$s]=$(median REDIS_CPU "$s")
+  SPREAD[$s]=$(spread RPS "$s")
+done
+
 echo
-echo "FastMCP bench: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, tools/call, $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-fmt='%-12s | %10s | %9s | %9s | %18s | %9s | %14s | %s\n'
+echo "FastMCP bench: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, tools/call, $(nproc) CPUs, $ROUNDS round(s) interleaved, medians, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+fmt='%-12s | %8s | %15s | %7s | %7s | %10s | %7s | %8s | %8s | %s\n'
 # shellcheck disable=SC2059
-printf "$fmt" scenario "req/s" "p50 us" "p99 us" "gateway CPU us/req" "x direct" "x passthrough" notes
+printf "$fmt" scenario "req/s" "req/s min-max" "p50 us" "p99 us" "CPU us/req" "RSS MiB" "x direct" "x bare" notes
 # shellcheck disable=SC2059
-printf "$fmt" ------------ ---------- --------- --------- ------------------ --------- -------------- -----
+printf "$fmt" ------------ -------- --------------- ------- ------- ---------- ------- -------- -------- -----
 for s in "${SCENARIOS[@]}"; do
   # shellcheck disable=SC2059
-  printf "$fmt" "$s" "$(orDash "${RPS[$s]:-}")" "$(orDash "${P50[$s]:-}")" "$(orDash "${P99[$s]:-}")" \
-    "$(orDash "${CPU[$s]:-}")" "$(ratio "${RPS[$s]:-}" "${RPS[direct]:-}")" \
-    "$(ratio "${RPS[$s]:-}" "${RPS[passthrough]:-}")" "${NOTE[$s]:-}"
+  printf "$fmt" "$s" "$(orDash "${M_RPS[$s]}")" "$(orDash "${SPREAD[$s]}")" "$(orDash "${M_P50[$s]}")" \
+    "$(orDash "${M_P99[$s]}")" "$(orDash "${M_CPU[$s]}")" "$(orDash "${M_RSS[$s]}")" \
+    "$(ratio "${M_RPS[$s]}" "${M_RPS[direct]}")" "$(ratio "${M_RPS[$s]}" "${M_RPS[bare-pingora]}")" \
+    "${NOTE[$s]:-}"
 done
+echo "CPU us/req is the process under test's: bench-upstream (direct), bare-pingora, the gateway (the rest)."
+if ((ROUNDS > 1)); then
+  echo "per round req/s:"
+  for s in "${SCENARIOS[@]}"; do
+    printf '  %-12s %s\n' "$s" "$(values RPS "$s" | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }')"
+  done
+fi
 echo
-if [[ -n "${RPS[full-redis]:-}" && -n "${RPS[full]:-}" ]]; then
-  awk -v r="${RPS[full-redis]}" -v f="${RPS[full]}" -v p50r="${P50[full-redis]}" -v p50f="${P50[full]}" \
-      -v p99r="${P99[full-redis]}" -v p99f="${P99[full]}" -v cr="${CPU[full-redis]:-0}" -v cf="${CPU[full]:-0}" \
-      -v rc="${REDIS_CPU[full-redis]:-0}" 'BEGIN {
+if [[ -n "${M_RPS[full-redis]}" && -n "${M_RPS[full]}" ]]; then
+  awk -v r="${M_RPS[full-redis]}" -v f="${M_RPS[full]}" -v p50r="${M_P50[full-redis]}" -v p50f="${M_P50[full]}" \
+      -v p99r="${M_P99[full-redis]}" -v p99f="${M_P99[full]}" -v cr="${M_CPU[full-redis]:-0}" -v cf="${M_CPU[full]:-0}" \
+      -v rc="${M_REDIS_CPU[full-redis]:-0}" 'BEGIN {
     printf "REDIS: full-redis vs full: throughput %.3fx (cost %.1f%%, target <= 15%%), p50 %+d us, p99 %+d us, gateway CPU %+.1f us/req, redis-server CPU %.1f us/req\n",
       r / f, (1 - r / f) * 100, p50r - p50f, p99r - p99f, cr - cf, rc }'
 fi
 
-full_ratio=$(ratio "${RPS[full]:-}" "${RPS[direct]:-}")
-full_cpu=${CPU[full]:-}
+full_ratio=$(ratio "${M_RPS[full]}" "${M_RPS[direct]}")
+bare_ratio=$(ratio "${M_RPS[full]}" "${M_RPS[bare-pingora]}")
+full_cpu=${M_CPU[full]}
 if [[ "$full_ratio" == - || -z "$full_cpu" ]]; then
   echo "VERDICT: INCOMPLETE (full pipeline not measured: ${NOTE[full]:-no result})"
   exit 1
 fi
-verdict=$(awk -v r="$full_ratio" -v c="$full_cpu" -v tr="$TARGET_RATIO" -v tc="$TARGET_CPU_US" '
+verdict=$(awk -v r="$full_ratio" -v c="$full_cpu" -v b="$bare_ratio" -v tr="$TARGET_RATIO" \
+    -v tc="$TARGET_CPU_US" -v tb="$TARGET_BARE" '
   BEGIN {
-    okr = (r + 0 >= tr + 0); okc = (c + 0 <= tc + 0)
-    printf "%s (full/direct %.3f, target >= %s: %s; gateway CPU %.1f us/req, target <= %s: %s)",
-      (okr && okc) ? "PASS" : "MISS", r, tr, okr ? "met" : "missed", c, tc, okc ? "met" : "missed"
+    okr = (r + 0 >= tr + 0); okc = (c + 0 <= tc + 0); hasb = (b != "-"); okb = hasb && (b + 0 >= tb + 0)
+    printf "%s (full/direct %.3f, target >= %s: %s; gateway CPU %.1f us/req, target <= %s: %s; ",
+      (okr && okc && okb) ? "PASS" : "MISS", r, tr, okr ? "met" : "missed", c, tc, okc ? "met" : "missed"
+    if (hasb) printf "full/bare-pingora %.3f, target >= %s: %s)", b, tb, okb ? "met" : "missed"
+    else printf "full/bare-pingora not measured, target >= %s: missed)", tb
   }')
-if [[ -n "${NOTE[full]:-}" || -n "${NOTE[passthrough]:-}" || -n "${NOTE[direct]:-}" ]]; then
-  verdict="$verdict; WARNING: some runs had non-2xx/errors (see notes), numbers are suspect"
+if [[ -n "${NOTE[full]:-}" || -n "${NOTE[passthrough]:-}" || -n "${NOTE[direct]:-}" || -n "${NOTE[bare-pingora]:-}" ]]; then
+  verdict="$verdict; WARNING: some runs had notes (non-2xx/errors/missing), numbers are suspect"
 fi
 echo "VERDICT: $verdict"
 # Context: the ratio target was set against TESTING.md's hyper upstream (53k-76k req/s here);
 # bench-upstream is leaner, so "direct" can be well above that and the ratio harder to meet.
-awk -v d="${RPS[direct]:-0}" -v f="${RPS[full]:-0}" -v tr="$TARGET_RATIO" 'BEGIN {
+awk -v d="${M_RPS[direct]:-0}" -v f="${M_RPS[full]:-0}" -v tr="$TARGET_RATIO" 'BEGIN {
   printf "CONTEXT: direct %.0f req/s (TESTING.md hyper upstream: 53000-76000); full %.0f req/s = %.2fx-%.2fx of that range (target %s)\n",
     d, f, f / 76000, f / 53000, tr }'
