@@ -16,69 +16,23 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::lenient::Lenient;
+use common::versioned::VersionedServer;
 use common::*;
 use serde_json::{json, Value};
 
 const LIST_CHANGED: &str = "notifications/tools/list_changed";
 
-/// A fake 2026-07-28 MCP server: `tools/list` answers `t0..=t{version}`; `tools/call` runs
-/// (counted) and answers "ran {name}".
-struct Versioned {
-    port: u16,
-    version: Arc<AtomicU32>,
-    calls: Arc<AtomicU64>,
-}
+type Versioned = VersionedServer;
 
-impl Versioned {
-    fn start() -> Versioned {
-        let version = Arc::new(AtomicU32::new(0));
-        let calls = Arc::new(AtomicU64::new(0));
-        let (v, c) = (version.clone(), calls.clone());
-        let port = fake_upstream(move |head, body, s| {
-            if !head.starts_with("POST") {
-                let _ = write!(s, "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n");
-                return;
-            }
-            let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let Some(id) = msg.get("id").cloned() else {
-                let _ = write!(s, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
-                return;
-            };
-            let result = match msg["method"].as_str().unwrap_or("") {
-                "server/discover" => json!({"resultType": "complete", "supportedVersions": ["2026-07-28"],
-                    "capabilities": {"tools": {"listChanged": true}},
-                    "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "versioned", "version": "1"}}}),
-                "tools/list" => {
-                    let n = v.load(Ordering::SeqCst);
-                    let tools: Vec<Value> =
-                        (0..=n).map(|i| json!({"name": format!("t{i}"), "inputSchema": {"type": "object"}})).collect();
-                    json!({"resultType": "complete", "tools": tools})
-                }
-                "tools/call" => {
-                    c.fetch_add(1, Ordering::SeqCst);
-                    let name = msg["params"]["name"].as_str().unwrap_or("?");
-                    json!({"resultType": "complete", "content": [{"type": "text", "text": format!("ran {name}")}]})
-                }
-                _ => json!({"resultType": "complete"}),
-            };
-            let b = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
-                b.len()
-            );
-        });
-        Versioned { port, version, calls }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
-    }
+/// The fake server of these tests: `tools/list` answers `t0..=t{version}`.
+fn versioned() -> Versioned {
+    VersionedServer::start("versioned", |n| {
+        (0..=n).map(|i| json!({"name": format!("t{i}"), "inputSchema": {"type": "object"}})).collect()
+    })
 }
 
 /// One SSE event as the client sees it.
@@ -261,7 +215,7 @@ fn start_on(tag: &str, fake: &Versioned, max_events: usize, redis: Option<&str>)
 
 #[test]
 fn a_dropped_standalone_stream_resumes_with_exactly_the_missed_events() {
-    let fake = Versioned::start();
+    let fake = versioned();
     let gw = start("resume-standalone", &fake, 3);
     standalone_resumes(&gw, &fake);
 }
@@ -270,7 +224,7 @@ fn a_dropped_standalone_stream_resumes_with_exactly_the_missed_events() {
 #[test]
 fn a_shared_session_resumes_its_stream_on_the_instance_serving_it() {
     let redis = common::redis::RedisServer::start(&temp_dir("resume-redis"));
-    let fake = Versioned::start();
+    let fake = versioned();
     let gw = start_on("resume-standalone-redis", &fake, 3, Some(&redis.url()));
     standalone_resumes(&gw, &fake);
 }
@@ -344,7 +298,7 @@ fn standalone_resumes(gw: &Gateway, fake: &Versioned) {
 
 #[test]
 fn a_confirmation_whose_connection_dropped_is_resumed_and_the_call_runs_once() {
-    let fake = Versioned::start();
+    let fake = versioned();
     let gw = start("resume-post", &fake, 64);
     let user = gw.mint("root", "acme", "mcp-admin");
     let sid = initialize(&gw, &user, json!({"elicitation": {}}));

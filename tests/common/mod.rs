@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clients;
 pub mod lenient;
 pub mod redis;
+pub mod versioned;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
