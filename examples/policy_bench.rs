@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use fastmcp::policy::{CompiledPolicy, PolicySources, DECISION_RULE};
-use serde_json::json;
+#[path = "../benches/common/policy_input.rs"]
+mod policy_input;
 
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
@@ -14,15 +15,7 @@ fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
 fn main() {
     let sources = PolicySources::embedded();
     let policy = CompiledPolicy::compile(&sources).expect("policy compiles");
-    let input = json!({
-        "subject": {"sub": "a", "tenant": "acme", "roles": ["mcp-admin"], "scopes": [], "claims": {"sub": "a"}},
-        "action": "tools.invoke",
-        "resource": {"toolId": "mcp:bench:echo", "provider_id": "mcp", "tenant": "public",
-                     "safety_tags": [], "annotations": {}, "required_scopes": ["mcp.bench"]},
-        "request": {"protocol": "mcp", "mcp_method": "tools/call", "arguments": {"text": "hello"},
-                    "path": "/mcp/bench", "method": "POST"},
-        "context": {"time": "2026-01-01T00:00:00Z", "client_ip": "127.0.0.1", "corr_id": "abc"}
-    });
+    let input = policy_input::allowed_tools_call();
     let n = 5000;
     let mut rvm = Vec::with_capacity(n);
     for _ in 0..n {

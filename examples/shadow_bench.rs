@@ -11,23 +11,13 @@ use std::time::Instant;
 use fastmcp::policy::bundle::Bundle;
 use fastmcp::policy::shadow::{Shadow, ShadowLimits};
 use fastmcp::policy::{CompiledPolicy, PolicyEngine, PolicySources};
-use serde_json::{json, Value};
+
+#[path = "../benches/common/policy_input.rs"]
+mod policy_input;
 
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
     (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
-}
-
-fn input() -> Value {
-    json!({
-        "subject": {"sub": "a", "tenant": "acme", "roles": ["mcp-admin"], "scopes": [], "claims": {"sub": "a"}},
-        "action": "tools.invoke",
-        "resource": {"toolId": "mcp:bench:echo", "provider_id": "mcp", "tenant": "public",
-                     "safety_tags": [], "annotations": {}, "required_scopes": ["mcp.bench"]},
-        "request": {"protocol": "mcp", "mcp_method": "tools/call", "arguments": {"text": "hello"},
-                    "path": "/mcp/bench", "method": "POST"},
-        "context": {"time": "2026-01-01T00:00:00Z", "client_ip": "127.0.0.1", "corr_id": "abc"}
-    })
 }
 
 fn main() {
@@ -39,7 +29,7 @@ fn main() {
     let mut live = Vec::with_capacity(n);
     let mut check = Vec::with_capacity(n);
     for _ in 0..n {
-        let doc = input();
+        let doc = policy_input::allowed_tools_call();
         let t = Instant::now();
         let d = off.decide(&doc);
         live.push(t.elapsed().as_secs_f64() * 1e6);
@@ -57,7 +47,7 @@ fn main() {
     let shadow = on.shadow().expect("loaded");
     let mut offer = Vec::with_capacity(n);
     for _ in 0..n {
-        let doc = input();
+        let doc = policy_input::allowed_tools_call();
         let d = on.decide(&doc);
         let t = Instant::now();
         shadow.offer("tools.invoke", doc, &d);
@@ -67,7 +57,7 @@ fn main() {
     // the request pays when the candidate's evaluation is not competing for the same core.
     let mut idle = Vec::with_capacity(n / 10);
     for i in 0..n / 10 {
-        let doc = input();
+        let doc = policy_input::allowed_tools_call();
         let d = on.decide(&doc);
         loop {
             let d = shadow.diff("");
