@@ -6,18 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::audit::metric;
 use common::*;
 use serde_json::json;
-
-fn metric(gw: &Gateway, needle: &str) -> f64 {
-    let r = http("GET", &gw.admin_url("/metrics"), &[], b"");
-    let text = String::from_utf8_lossy(&r.body).to_string();
-    text.lines()
-        .find(|l| l.starts_with(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
 
 fn reload(gw: &Gateway) -> Resp {
     gw.admin("POST", "/admin/policy/reload")

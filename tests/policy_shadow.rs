@@ -8,6 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::audit::metric;
 use common::lenient::Lenient;
 use common::*;
 use serde_json::{json, Value};
@@ -29,16 +30,6 @@ fn post_bundle(gw: &Gateway, bundle: &Value) -> Resp {
     let auth = format!("Bearer {}", gw.admin_jwt());
     let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
     http("POST", &gw.admin_url("/admin/policy/shadow"), &headers, bundle.to_string().as_bytes())
-}
-
-fn metric(gw: &Gateway, needle: &str) -> f64 {
-    let r = http("GET", &gw.admin_url("/metrics"), &[], b"");
-    let text = String::from_utf8_lossy(&r.body).to_string();
-    text.lines()
-        .find(|l| l.starts_with(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The diff once the shadow has evaluated `n` decisions (bounded wait).

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::audit::metric;
 use common::redis::RedisServer;
 use common::*;
 use serde_json::json;
@@ -75,15 +76,6 @@ fn wait_redis(gw: &Gateway, up: bool) {
     }
 }
 
-fn metric(gw: &Gateway, line_start: &str) -> u64 {
-    let text = String::from_utf8_lossy(&gw.admin("GET", "/metrics").body).to_string();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 /// Commands Redis ran since `config resetstat`, by name, without the health pings and the
 /// test's own `info`/`config`.
 fn commands_besides_health(redis: &RedisServer) -> Vec<(String, u64)> {
@@ -118,7 +110,7 @@ fn fail_open_serves_from_memory_per_instance_and_shares_again_after_a_restart() 
     assert!(on_a.iter().chain(&on_b).all(|s| *s == 200 || *s == 429), "no 5xx");
     assert_eq!(allowed(&on_a), BURST, "A limits on its own");
     assert_eq!(allowed(&on_b), BURST, "B limits on its own");
-    let fallbacks = metric(a, "fastmcp_state_fallback_total{kind=\"limits\"}");
+    let fallbacks = metric(a, "fastmcp_state_fallback_total{kind=\"limits\"}") as u64;
     assert!(fallbacks >= (2 * BURST) as u64, "every call served from memory is counted: {fallbacks}");
     assert!(a.log().contains("redis unreachable"), "the transition is logged");
     assert_eq!(a.admin("GET", "/ready").status, 200, "fail_open: ready without Redis");
