@@ -30,8 +30,6 @@ pub struct GatewaySession {
     pub owner: String,
     /// The protocol version agreed in `initialize`.
     pub protocol_version: String,
-    /// The client declared the elicitation capability.
-    pub elicitation: bool,
     /// The capabilities the client declared at `initialize` (its `ClientCapabilities`
     /// object): what the gateway may declare upstream on its behalf (sampling, elicitation,
     /// roots) and relay to it.
@@ -46,6 +44,11 @@ pub struct GatewaySession {
 }
 
 impl GatewaySession {
+    /// The client declared the elicitation capability.
+    pub fn elicitation(&self) -> bool {
+        self.client_capabilities.get("elicitation").is_some_and(|e| !e.is_null())
+    }
+
     /// Unix seconds of the last request on this session.
     pub fn last_used(&self) -> i64 {
         self.last_used.load(Ordering::Relaxed)
@@ -245,7 +248,6 @@ impl Sessions {
         shared: bool,
         now: i64,
     ) -> Arc<GatewaySession> {
-        let elicitation = client_capabilities.get("elicitation").is_some_and(|e| !e.is_null());
         let client_capabilities = if client_capabilities.is_object() { client_capabilities } else { Value::Null };
         // Priming events (an id, empty data) came with 2025-11-25; dates compare as strings.
         let priming = protocol_version.as_str() >= "2025-11-25";
@@ -253,7 +255,6 @@ impl Sessions {
             id,
             owner,
             protocol_version,
-            elicitation,
             client_capabilities,
             upstream: Mutex::new(HashMap::new()),
             outbox: Outbox::new(self.replay, self.replay_budget.clone(), priming),
@@ -336,7 +337,7 @@ mod tests {
         let a = owner_key("acme", "alice");
         let session = s.create(a.clone(), "2025-11-25".into(), json!({"elicitation": {}}), 100).unwrap().session;
         assert_eq!(session.id.len(), 48);
-        assert!(session.elicitation, "derived from the declared capabilities");
+        assert!(session.elicitation(), "derived from the declared capabilities");
         assert!(s.get(&session.id, &a, 105).is_ok());
         let mallory = owner_key("acme", "mallory");
         assert_eq!(s.get(&session.id, &mallory, 105).unwrap_err(), SessionError::NotFound);

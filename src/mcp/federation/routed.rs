@@ -51,7 +51,7 @@ impl Gateway {
             let e = GatewayError::NotFound { message: format!("unknown {}: {target:?}", target_kind(method)) };
             return self.fed_refuse(req, servers, MessageKind::Request, id.clone(), e).await;
         };
-        let elicitation = gs.as_ref().is_some_and(|s| s.elicitation);
+        let elicitation = gs.as_ref().is_some_and(|s| s.elicitation());
         let inbound = req.to_server(server, Some(upstream_name), elicitation);
         let verdict = if method == "tools/call" {
             self.tool_call(&inbound, id, params, body).await
