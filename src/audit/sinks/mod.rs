@@ -8,12 +8,12 @@ pub mod redis;
 pub mod stdout;
 
 use std::path::PathBuf;
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::files;
-use super::hub::Published;
+use super::hub::{Batch, Published};
 use super::reader;
 use super::{AuditError, AuditLog};
 use crate::metrics::METRICS;
@@ -25,6 +25,46 @@ pub trait Sink: Send {
     fn position(&mut self, instance: &str) -> Result<u64, String>;
     /// Stores `records` (consecutive, ascending) of `instance`.
     fn write(&mut self, instance: &str, records: &[Arc<Published>]) -> Result<(), String>;
+    /// How long the sink waits for more batches after one arrives, so that one write (one
+    /// SQLite transaction, one Redis pipeline) carries many records: under load this is what
+    /// keeps a sink's cost per record small. Zero: write each batch as it comes.
+    fn linger(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// The most records one sink write carries (a lingering sink stops gathering here).
+const MAX_WRITE: usize = 4_096;
+
+/// The first batch from `rx` within `idle` and, for a lingering sink, every batch that
+/// arrives within `linger` after it (up to [`MAX_WRITE`] records), as one list. `Ok(None)`:
+/// nothing came (a chance to refill a gap); `Err`: the log is gone.
+fn gather(rx: &Receiver<Batch>, idle: Duration, linger: Duration) -> Result<Option<Vec<Arc<Published>>>, ()> {
+    let first = match rx.recv_timeout(idle) {
+        Ok(b) => b,
+        Err(RecvTimeoutError::Timeout) => return Ok(None),
+        Err(RecvTimeoutError::Disconnected) => return Err(()),
+    };
+    let mut all: Vec<Arc<Published>> = first.iter().cloned().collect();
+    let until = Instant::now() + linger;
+    while all.len() < MAX_WRITE {
+        // Queued batches are taken without waiting; then, while lingering, the next ones.
+        let next = match rx.try_recv() {
+            Ok(b) => b,
+            Err(_) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(b) => b,
+                    Err(_) => break,
+                }
+            }
+        };
+        all.extend(next.iter().cloned());
+    }
+    Ok(Some(all))
 }
 
 /// Records read from the files per refill round (a long gap is filled in rounds).
@@ -43,12 +83,9 @@ pub fn spawn(log: &AuditLog, mut sink: Box<dyn Sink>) -> Result<(), AuditError> 
             let mut pos: Option<u64> = None;
             let mut failing = false;
             let mut backoff = Duration::from_millis(100);
+            let linger = sink.linger();
             loop {
-                let batch = match rx.recv_timeout(Duration::from_millis(500)) {
-                    Ok(b) => Some(b),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                };
+                let Ok(batch) = gather(&rx, Duration::from_millis(500), linger) else { return };
                 let round = (|| -> Result<(), String> {
                     let p = match pos {
                         Some(p) => p,
@@ -57,7 +94,7 @@ pub fn spawn(log: &AuditLog, mut sink: Box<dyn Sink>) -> Result<(), AuditError> 
                     pos = Some(p);
                     let upto = hub.last();
                     let mut todo: Vec<Arc<Published>> =
-                        batch.map(|b| b.iter().filter(|r| r.seq > p).cloned().collect()).unwrap_or_default();
+                        batch.map(|b| b.into_iter().filter(|r| r.seq > p).collect()).unwrap_or_default();
                     let first = todo.first().map(|r| r.seq).unwrap_or(upto + 1);
                     if first > p + 1 && p < upto {
                         let to = (first - 1).min(p + REFILL_CHUNK);

@@ -66,6 +66,11 @@ impl Sink for RedisSink {
         })
     }
 
+    /// A short wait gathers the fsync rounds of a busy instance into one pipeline.
+    fn linger(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(20)
+    }
+
     fn write(&mut self, instance: &str, records: &[Arc<Published>]) -> Result<(), String> {
         let Some(last) = records.last().map(|r| r.seq) else { return Ok(()) };
         let mut pipe = redis::pipe();
