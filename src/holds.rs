@@ -48,6 +48,13 @@ impl IssuedHold {
     }
 }
 
+/// The hold id of `action_token`: the first 16 hex digits of its SHA-256 (what the admin
+/// API and the console name a hold by).
+pub fn hold_id(action_token: &str) -> String {
+    let h = canonical::sha256_hex(action_token.as_bytes());
+    h.get(..16).unwrap_or(&h).to_string()
+}
+
 /// SHA-256 over the things a confirmation must match.
 pub fn binding(principal: &Principal, tool_id: &str, args_hash: &str) -> String {
     canonical::hash(&json!([principal.sub, principal.tenant, tool_id, args_hash]))
@@ -206,6 +213,7 @@ mod tests {
         };
         let (h, _) = issue(&cfg, &s, &who("a"), "mcp:demo:rm", "h1").await.unwrap();
         assert!(h.action_token.len() >= 32);
+        assert_eq!(hold_id(&h.action_token), h.hold_id);
         let err = redeem(&s, &who("b"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
         assert_eq!(err.status(), 403);
         let err = redeem(&s, &who("a"), "mcp:demo:rm", "h2", &h.action_token).await.unwrap_err();

@@ -18,6 +18,10 @@ use sha2::{Digest, Sha256};
 
 /// A gateway in approver mode in front of a counting upstream whose `echo` is `financial`.
 fn start(tag: &str, port: u16, extra_yaml: &str) -> Gateway {
+    builder(tag, port, extra_yaml).start()
+}
+
+fn builder(tag: &str, port: u16, extra_yaml: &str) -> GatewayBuilder {
     Gateway::builder(tag)
         .env("FASTMCP_POLICIES", &repo().join("tests/fixtures/policies.yml").display().to_string())
         .env("FASTMCP__REST__APPROVER_ROLES", "[approver]")
@@ -27,7 +31,6 @@ fn start(tag: &str, port: u16, extra_yaml: &str) -> Gateway {
         .config(&format!(
             "mcp:\n  servers:\n    demo:\n      url: \"http://127.0.0.1:{port}/mcp\"\n      discover: false\n      trusted: true\n      tool_tags: {{echo: [financial]}}\n{extra_yaml}"
         ))
-        .start()
 }
 
 /// A held `tools/call` of `echo`: (hold id, action token).
@@ -254,7 +257,41 @@ fn the_hold_stream_is_live_and_tenant_approvers_stay_in_their_tenant() {
     confirm["params"]["_meta"] = json!({"fastmcp/action_token": token});
     let v = mcp_post(&gw.url("/mcp/demo"), Some(&alice), &confirm, &[]).json();
     assert_eq!(v["error"]["data"]["code"], "CONFLICT", "the agent is told it cannot run: {v}");
+    assert!(v.to_string().contains("an approver denied this call"), "{v}");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn with_redis_state_a_hold_made_on_one_instance_shows_on_anothers_stream() {
+    let redis = common::redis::RedisServer::start(&temp_dir("console-redis"));
+    let (port, calls) = common::audit::counting_upstream();
+    // One data dir: both instances verify the same dev keys.
+    let shared = temp_dir("console-redis-data").display().to_string();
+    let yaml = "admin:\n  console:\n    relist_ms: 200\n";
+    let gws: Vec<Gateway> = (0..2)
+        .map(|i| {
+            builder(&format!("console-redis-{i}"), port, yaml)
+                .env("FASTMCP_DATA_DIR", &shared)
+                .env("REDIS_URL", &redis.url())
+                .start()
+        })
+        .collect();
+    let alice = gws[0].mint("alice", "acme", "mcp-user");
+    let ops = gws[1].admin_jwt();
+    let mut stream = open_stream(&gws[1], &ops);
+    next_event(&mut stream, |n, _| n == "snapshot");
+    let (id, token) = hold(&gws[0], &alice, json!({"item": "invoice-5"}));
+    let (_, created) = next_event(&mut stream, |n, v| n == "created" && v["id"] == id.as_str());
+    assert_eq!(created["arguments"]["item"], "invoice-5", "the view travels through Redis: {created}");
+    let r = admin_post(&gws[1], &ops, &format!("/admin/holds/{id}/approve"), &json!({"reason": "ok"}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    next_event(&mut stream, |n, v| n == "updated" && v["approved_by"] == "jwt:ops");
+    let mut confirm = tools_call(7, "echo", json!({"item": "invoice-5"}));
+    confirm["params"]["_meta"] = json!({"fastmcp/action_token": token});
+    let v = mcp_post(&gws[0].url("/mcp/demo"), Some(&alice), &confirm, &[]).json();
+    assert!(v["result"]["content"].is_array(), "{v}");
+    next_event(&mut stream, |n, v| n == "removed" && v["id"] == id.as_str() && v["why"] == "resolved");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 /// HMAC-SHA256 (RFC 2104), written out here so the test does not trust the gateway's own.

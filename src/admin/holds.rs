@@ -100,7 +100,12 @@ impl AdminApp {
         let result = match self.gw.state.decide_hold(id, approve, &actor.label()).await {
             Ok(true) => {
                 tracing::info!(corr_id, hold = %id, actor = %actor.label(), approve, "hold decided by an operator");
-                self.gw.enforce.hold_events.bump();
+                if approve {
+                    self.gw.enforce.hold_events.bump();
+                } else {
+                    // The agent's later confirmation is told it was denied (this instance).
+                    self.gw.enforce.hold_events.denied(id, held.expires_at);
+                }
                 Ok(approve)
             }
             // Expired or redeemed since it was listed.

@@ -510,9 +510,17 @@ impl Enforcer {
         } else {
             Redeemer::Caller { binding: &binding }
         };
-        holds::redeem_as(self.state.as_ref(), token, who).await?;
-        self.hold_events.bump();
-        Ok(())
+        match holds::redeem_as(self.state.as_ref(), token, who).await {
+            Ok(_) => {
+                self.hold_events.bump();
+                Ok(())
+            }
+            // Gone because an operator denied it here: say so (still 409, nothing runs).
+            Err(GatewayError::Conflict { .. }) if self.hold_events.was_denied(&holds::hold_id(token)) => {
+                Err(GatewayError::Conflict { message: "an approver denied this call; it did not run".into() })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn hold<'a>(&self, call: Call<'a>, decision: Decision, keep_input: Option<String>) -> Stop<'a> {
