@@ -6,8 +6,9 @@
 //!   `removed` (`{"id", "why": "expired" | "resolved"}`: resolved is approved-and-confirmed,
 //!   confirmed, declined or denied — the audit stream says which).
 //! - Changes are found by re-listing the state store (both backends alike): at once when a
-//!   hold is made, decided or redeemed on this instance ([`crate::holds::HoldEvents`]), and
-//!   every `admin.console.relist_ms` for changes made by other instances sharing Redis.
+//!   hold is made, decided or redeemed on this instance ([`crate::holds::HoldEvents`]; at
+//!   most one list per 200 ms per stream), and every `admin.console.relist_ms` for changes
+//!   made by other instances sharing Redis.
 //! - Bounded: at most `admin.console.max_streams` streams at once (one more is 503); each
 //!   keeps only the ids and JSON of the holds it showed (bounded by the hold store's own
 //!   bounds); a consumer whose socket takes over 5 s to take an event is dropped (it may
@@ -34,6 +35,9 @@ use crate::state::{Hold, StateStore};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keep-alive comment interval.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Shortest time between two re-lists of one stream: a burst of hold changes costs each
+/// stream at most one list per this interval.
+const MIN_GAP: Duration = Duration::from_millis(200);
 
 /// The number of open hold streams, shared by the listener.
 #[derive(Debug, Default, Clone)]
@@ -133,6 +137,7 @@ pub async fn serve(
         let mut first = true;
         let mut quiet = tokio::time::Instant::now();
         loop {
+            let listed = tokio::time::Instant::now();
             let list = match src.state.list_holds().await {
                 Ok(l) => visible(Some(&actor), l),
                 Err(e) => {
@@ -173,6 +178,7 @@ pub async fn serve(
                 }
                 _ = tokio::time::sleep(src.relist) => {}
             }
+            tokio::time::sleep_until(listed + MIN_GAP).await;
         }
     };
     let mut shutdown = shutdown.clone();

@@ -10,7 +10,8 @@
 //! - Delivery: a bounded queue drained by one background thread; a full queue drops the
 //!   notification. Nothing here ever delays or fails the held call. One attempt per
 //!   notification; results counted in `fastmcp_holds_notify_total{result}`.
-//! - The URL is the operator's (config); nothing a caller sends chooses where it goes.
+//! - The URL is the operator's (config); nothing a caller sends chooses where it goes, and
+//!   redirects are not followed.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -137,7 +138,9 @@ fn read_key(key: &str, w: &WebhookConfig) -> Result<Vec<u8>, String> {
 
 /// The sending thread: one POST per queued notification until the notifier is dropped.
 fn run(rx: Receiver<Job>, timeout: Duration) {
-    let agent = crate::upstream::tls::ureq_agent_config().timeout_global(Some(timeout)).build().new_agent();
+    // No redirects: the notification goes to the configured URL or nowhere.
+    let agent =
+        crate::upstream::tls::ureq_agent_config().timeout_global(Some(timeout)).max_redirects(0).build().new_agent();
     while let Ok(job) = rx.recv() {
         let ts = chrono::Utc::now().timestamp().to_string();
         let sig = signature(&job.hook.key, &ts, &job.body);
