@@ -40,6 +40,7 @@ async fn main() {
             fed: fastmcp::mcp::federation::Federation::new(&cfg.mcp).expect("federation"),
             rest: fastmcp::rest::RestState::build(&cfg, None).expect("rest"),
             pin_store: Arc::new(fastmcp::pinning::MemoryPins::default()),
+            notifier: None,
             cfg: cfg.clone(),
         });
         let server = gw.catalog.server("bench").expect("server");

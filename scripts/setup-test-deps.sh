@@ -2,7 +2,9 @@
 # Install the peers FastMCP's black-box tests run against. Idempotent: a second run with
 # unchanged requirement files does nothing but check.
 #
-#   $REPO/.venv                         Python venv with tests/py/requirements.txt (official mcp SDK 2.x)
+#   $REPO/.venv                         Python venv with tests/py/requirements.txt (official mcp SDK 2.x,
+#                                       and Selenium for tests/browser; the browser itself is
+#                                       Debian's chromium + chromium-driver, see .ci/run)
 #   $REPO/.venv-mcp1                    tests/py/requirements-mcp1.txt (official mcp SDK 1.x, client matrix)
 #   $REPO/.venv-fastmcp                 tests/py/requirements-fastmcp.txt (fastmcp client, client matrix)
 #   $REPO/tests/node/node_modules       @modelcontextprotocol/server-everything, the conformance suite
@@ -64,7 +66,7 @@ ensure_venv() {
 }
 
 ensure_venv "$VENV" "$REQ" \
-    'import mcp, httpx2; from mcp.client.client import Client; from mcp.server.mcpserver import MCPServer'
+    'import mcp, httpx2, selenium; from mcp.client.client import Client; from mcp.server.mcpserver import MCPServer'
 ensure_venv "$VENV_MCP1" "$REQ_MCP1" \
     'import mcp, httpx; from mcp import ClientSession; from mcp.client.streamable_http import streamable_http_client'
 ensure_venv "$VENV_FASTMCP" "$REQ_FASTMCP" \

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml_ng::Value as Yaml;
 
+mod console;
 mod listener;
 
+pub use console::{ConsoleConfig, HoldsNotifyConfig, WebhookConfig};
 use listener::validate_tls;
 pub use listener::ListenerTls;
 
@@ -149,6 +151,15 @@ pub struct AdminConfig {
     /// JWT roles that may use the admin API (platform-wide: every tenant's holds).
     #[serde(default = "default_admin_roles")]
     pub roles: Vec<String>,
+    /// JWT roles of tenant approvers: they may use the approvals console and its routes
+    /// (`/admin/session`, `/admin/holds`, `/admin/holds/stream`, approve/deny, the audit
+    /// stream) for holds and records of their own token's tenant only; every other admin
+    /// route answers them 403. Empty (default): only `roles` and the admin token get in.
+    #[serde(default)]
+    pub approver_roles: Vec<String>,
+    /// The approvals console and its live hold stream.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Paths served without a credential (exact match). Only the read-only status routes
     /// may be listed: `/health`, `/ready`, `/metrics`, `/admin/mcp/servers`.
     #[serde(default = "default_admin_open_paths")]
@@ -175,6 +186,8 @@ impl Default for AdminConfig {
             token_file: String::new(),
             token: Secret::default(),
             roles: default_admin_roles(),
+            approver_roles: vec![],
+            console: ConsoleConfig::default(),
             open_paths: default_admin_open_paths(),
             allowed_hosts: vec![],
             tls: ListenerTls::default(),
@@ -476,6 +489,9 @@ pub struct HoldsConfig {
     /// Bytes all pending holds may take together; a hold past it is refused with 413.
     #[serde(default = "default_hold_max_bytes_total")]
     pub max_bytes_total: usize,
+    /// Webhooks told when a hold is created (per tenant, or a default).
+    #[serde(default)]
+    pub notify: HoldsNotifyConfig,
 }
 
 fn default_hold_max_input_bytes() -> usize {
@@ -1353,7 +1369,14 @@ impl Config {
         if a.roles.iter().any(|r| r.trim().is_empty()) {
             return Err(ConfigError::new("admin.roles", "roles must not be empty strings"));
         }
-        Ok(())
+        if a.approver_roles.iter().any(|r| r.trim().is_empty() || a.roles.contains(r)) {
+            return Err(ConfigError::new(
+                "admin.approver_roles",
+                "roles must not be empty strings nor also platform-wide admin.roles",
+            ));
+        }
+        console::validate_console(&a.console)?;
+        console::validate_notify(&self.holds.notify)
     }
 }
 

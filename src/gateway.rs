@@ -52,6 +52,8 @@ pub struct Parts {
     pub rest: crate::rest::RestState,
     /// Where tool-definition pins live (`server::pin_store`: Redis, SQLite or memory).
     pub pin_store: Arc<dyn crate::pinning::PinStore>,
+    /// Webhooks told of new holds (`holds.notify`; `None`: none configured).
+    pub notifier: Option<Arc<crate::holds::notify::Notifier>>,
 }
 
 impl Gateway {
@@ -70,7 +72,8 @@ impl Gateway {
                 p.state.clone(),
                 p.audit.clone(),
                 Arc::new(Pins::new(&p.cfg.mcp.servers, p.pin_store)),
-            ),
+            )
+            .with_notifier(p.notifier),
             proxied: p.backend.proxied(ProxiedSessions::new(p.cfg.mcp.session_ttl_seconds)),
             cfg: p.cfg,
             auth: p.auth,
@@ -140,6 +143,7 @@ pub(crate) mod testing {
             fed: Federation::new(&cfg.mcp).unwrap(),
             rest: crate::rest::RestState::build(&cfg, None).unwrap(),
             pin_store: Arc::new(crate::pinning::MemoryPins::default()),
+            notifier: None,
             cfg,
         })
     }

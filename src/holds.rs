@@ -7,6 +7,13 @@
 //! same step that stores the hold). Past a bound the call is refused with 413 and nothing is
 //! held.
 
+pub mod notify;
+mod view;
+mod watch;
+
+pub use view::{agent_of, shown_arguments, HoldView};
+pub use watch::HoldEvents;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
@@ -41,9 +48,28 @@ impl IssuedHold {
     }
 }
 
+/// The hold id of `action_token`: the first 16 hex digits of its SHA-256 (what the admin
+/// API and the console name a hold by).
+pub fn hold_id(action_token: &str) -> String {
+    let h = canonical::sha256_hex(action_token.as_bytes());
+    h.get(..16).unwrap_or(&h).to_string()
+}
+
 /// SHA-256 over the things a confirmation must match.
 pub fn binding(principal: &Principal, tool_id: &str, args_hash: &str) -> String {
     canonical::hash(&json!([principal.sub, principal.tenant, tool_id, args_hash]))
+}
+
+/// What a new hold is for.
+pub struct HoldSpec<'a> {
+    pub tool_id: &'a str,
+    pub args_hash: &'a str,
+    /// The input (canonical JSON) kept for a confirm that omits it.
+    pub input: Option<String>,
+    /// Approver mode: an approval is required before the caller's confirm.
+    pub needs_approval: bool,
+    /// What the approvals console shows.
+    pub view: HoldView,
 }
 
 /// Creates and stores a hold for this call (no stored input, no approval needed).
@@ -53,21 +79,20 @@ pub async fn issue(
     principal: &Principal,
     tool_id: &str,
     args_hash: &str,
-) -> Result<IssuedHold, GatewayError> {
-    issue_with(cfg, state, principal, tool_id, args_hash, None, false).await
+) -> Result<(IssuedHold, Hold), GatewayError> {
+    let spec = HoldSpec { tool_id, args_hash, input: None, needs_approval: false, view: HoldView::default() };
+    issue_with(cfg, state, principal, spec).await
 }
 
-/// Creates and stores a hold, keeping the `input` (canonical JSON) for a confirm that omits
-/// it, and in approver mode requiring an approval.
+/// Creates and stores a hold as `spec` says: the caller is told the [`IssuedHold`]; the
+/// stored [`Hold`] (without its token) is returned for notifications.
 pub async fn issue_with(
     cfg: &HoldsConfig,
     state: &dyn StateStore,
     principal: &Principal,
-    tool_id: &str,
-    args_hash: &str,
-    input: Option<String>,
-    needs_approval: bool,
-) -> Result<IssuedHold, GatewayError> {
+    spec: HoldSpec<'_>,
+) -> Result<(IssuedHold, Hold), GatewayError> {
+    let HoldSpec { tool_id, args_hash, input, needs_approval, view } = spec;
     // Refused before anything is stored: a hold whose input cannot be kept cannot be confirmed.
     if let Some(len) = input.as_ref().map(String::len).filter(|len| *len > cfg.max_input_bytes) {
         return Err(GatewayError::QuotaExceeded {
@@ -94,8 +119,10 @@ pub async fn issue_with(
         input,
         needs_approval,
         approved_by: None,
+        view,
     };
     let hold_id = hold.id.clone();
+    let stored = Hold { input: None, binding: String::new(), ..hold.clone() };
     let quota = HoldQuota { per_subject_bytes: cfg.max_bytes_per_subject, total_bytes: cfg.max_bytes_total };
     let put = state
         .put_hold(&token_hash, hold, quota)
@@ -121,12 +148,13 @@ pub async fn issue_with(
     if let Some(message) = message {
         return Err(GatewayError::QuotaExceeded { message: message.into(), limit });
     }
-    Ok(IssuedHold {
+    let issued = IssuedHold {
         action_token: token,
         expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         confirm_url: format!("/tools/{tool_id}/confirm"),
         hold_id,
-    })
+    };
+    Ok((issued, stored))
 }
 
 /// Consumes `action_token` for this exact call. Exactly one concurrent caller succeeds.
@@ -181,9 +209,11 @@ mod tests {
             max_input_bytes: 1 << 20,
             max_bytes_per_subject: 1 << 20,
             max_bytes_total: 1 << 20,
+            notify: Default::default(),
         };
-        let h = issue(&cfg, &s, &who("a"), "mcp:demo:rm", "h1").await.unwrap();
+        let (h, _) = issue(&cfg, &s, &who("a"), "mcp:demo:rm", "h1").await.unwrap();
         assert!(h.action_token.len() >= 32);
+        assert_eq!(hold_id(&h.action_token), h.hold_id);
         let err = redeem(&s, &who("b"), "mcp:demo:rm", "h1", &h.action_token).await.unwrap_err();
         assert_eq!(err.status(), 403);
         let err = redeem(&s, &who("a"), "mcp:demo:rm", "h2", &h.action_token).await.unwrap_err();
@@ -195,6 +225,13 @@ mod tests {
 
     #[tokio::test]
     async fn inputs_over_a_bound_are_refused_with_413_and_nothing_is_held() {
+        let spec = |input: Option<String>| HoldSpec {
+            tool_id: "t",
+            args_hash: "h",
+            input,
+            needs_approval: false,
+            view: HoldView::default(),
+        };
         let s = MemoryState::default();
         let cfg = HoldsConfig {
             ttl_seconds: 60,
@@ -202,15 +239,16 @@ mod tests {
             max_input_bytes: 100,
             max_bytes_per_subject: 2000,
             max_bytes_total: 1 << 20,
+            notify: Default::default(),
         };
         let input = |n: usize| Some("x".repeat(n));
-        let err = issue_with(&cfg, &s, &who("a"), "t", "h", input(101), false).await.err().unwrap();
+        let err = issue_with(&cfg, &s, &who("a"), spec(input(101))).await.err().unwrap();
         assert_eq!((err.status(), err.code()), (413, "PAYLOAD_TOO_LARGE"));
         assert_eq!(err.shape("c")["details"]["limit_bytes"], 100);
         assert_eq!(s.pending_holds().await.unwrap(), 0);
         let mut held = 0;
         let refused = loop {
-            match issue_with(&cfg, &s, &who("a"), "t", "h", input(100), false).await {
+            match issue_with(&cfg, &s, &who("a"), spec(input(100))).await {
                 Ok(_) => held += 1,
                 Err(e) => break e,
             }
@@ -219,6 +257,6 @@ mod tests {
         assert_eq!(refused.status(), 413);
         assert!(refused.message().contains("max_bytes_per_subject"), "{}", refused.message());
         assert_eq!(s.pending_holds().await.unwrap(), held);
-        issue_with(&cfg, &s, &who("b"), "t", "h", input(100), false).await.unwrap();
+        issue_with(&cfg, &s, &who("b"), spec(input(100))).await.unwrap();
     }
 }

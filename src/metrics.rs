@@ -56,6 +56,8 @@ pub struct Metrics {
     pub audit_durable_wait: prometheus::Histogram,
     /// Calls of tools whose definition is not the pinned one, let through in `warn` mode.
     pub tool_pin_mismatch: IntCounterVec,
+    /// Hold notifications (webhooks) by result: sent, failed, dropped (queue full).
+    pub holds_notify: IntCounterVec,
 }
 
 fn int_counter(reg: &Registry, name: &str, help: &str) -> IntCounter {
@@ -217,6 +219,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &registry,
             "fastmcp_audit_stream_dropped_total",
             "Live audit streams dropped for falling behind",
+        ),
+        holds_notify: counter(
+            &registry,
+            "fastmcp_holds_notify_total",
+            "Hold webhook notifications by result: sent, failed (refused or unreachable), dropped (queue full)",
+            &["result"],
         ),
         otel_spans: counter(
             &registry,

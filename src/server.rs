@@ -85,7 +85,21 @@ pub fn build_gateway(cfg: Config) -> Result<Gateway, String> {
     rest.idempotency = backend.idempotency(rest.idempotency.clone(), crate::rest::idempotency_limits(&cfg));
     let state = backend.state(MemoryState::default());
     let pin_store = pin_store(&cfg, &backend)?;
-    Ok(Gateway::new(Parts { cfg, auth, policy, reloader, state, backend, audit, catalog, fed, rest, pin_store }))
+    let notifier = crate::holds::notify::Notifier::from_config(&cfg.holds.notify)?.map(Arc::new);
+    Ok(Gateway::new(Parts {
+        cfg,
+        auth,
+        policy,
+        reloader,
+        state,
+        backend,
+        audit,
+        catalog,
+        fed,
+        rest,
+        pin_store,
+        notifier,
+    }))
 }
 
 /// Where tool-definition pins live: Redis when configured; else, when some server pins, the

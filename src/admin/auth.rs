@@ -17,8 +17,11 @@ use crate::config::Config;
 pub enum Actor {
     /// The holder of the admin bearer token.
     Token,
-    /// A gateway JWT with an admin role.
+    /// A gateway JWT with an admin role (platform-wide).
     Jwt(Arc<Principal>),
+    /// A gateway JWT with a tenant approver role (`admin.approver_roles`): the approvals
+    /// routes only, for its own tenant.
+    Approver(Arc<Principal>),
 }
 
 impl Actor {
@@ -27,6 +30,15 @@ impl Actor {
         match self {
             Actor::Token => AuditActor { kind: "admin_token", sub: String::new(), tenant: String::new() },
             Actor::Jwt(p) => AuditActor { kind: "jwt", sub: p.sub.clone(), tenant: p.tenant.clone() },
+            Actor::Approver(p) => AuditActor { kind: "jwt_approver", sub: p.sub.clone(), tenant: p.tenant.clone() },
+        }
+    }
+
+    /// The tenant this actor is confined to (`None`: platform-wide).
+    pub fn tenant_scope(&self) -> Option<&str> {
+        match self {
+            Actor::Approver(p) => Some(&p.tenant),
+            _ => None,
         }
     }
 
@@ -34,14 +46,14 @@ impl Actor {
     pub fn label(&self) -> String {
         match self {
             Actor::Token => "admin-token".into(),
-            Actor::Jwt(p) => format!("jwt:{}", p.sub),
+            Actor::Jwt(p) | Actor::Approver(p) => format!("jwt:{}", p.sub),
         }
     }
 
     /// Is this the subject `sub` (the requester of a hold)? Subjects are compared alone, not
     /// with the tenant claim: an IdP's `sub` names one account, whatever tenant it carries.
     pub fn is_subject(&self, sub: &str) -> bool {
-        matches!(self, Actor::Jwt(p) if p.sub == sub)
+        matches!(self, Actor::Jwt(p) | Actor::Approver(p) if p.sub == sub)
     }
 }
 
@@ -50,6 +62,7 @@ pub struct AdminAuth {
     /// SHA-256 of the admin bearer token, if one is configured.
     token: Option<[u8; 32]>,
     roles: Vec<String>,
+    approver_roles: Vec<String>,
     open_paths: Vec<String>,
 }
 
@@ -74,6 +87,7 @@ impl AdminAuth {
         Ok(AdminAuth {
             token: token.map(|t| digest(t.as_bytes())),
             roles: a.roles.clone(),
+            approver_roles: a.approver_roles.clone(),
             open_paths: a.open_paths.clone(),
         })
     }
@@ -118,6 +132,8 @@ impl AdminAuth {
             .map_err(|_| AdminError::Unauthenticated { presented: true, reason: "invalid" })?;
         if principal.roles.iter().any(|r| self.roles.contains(r)) {
             Ok(Actor::Jwt(principal))
+        } else if principal.roles.iter().any(|r| self.approver_roles.contains(r)) {
+            Ok(Actor::Approver(principal))
         } else {
             Err(AdminError::Forbidden {
                 message: "this token carries no admin role".into(),
@@ -211,7 +227,10 @@ mod tests {
         let p = Arc::new(Principal { sub: "ops".into(), tenant: "platform".into(), ..Principal::anonymous() });
         let a = Actor::Jwt(p);
         assert!(a.is_subject("ops") && !a.is_subject("alice") && !Actor::Token.is_subject(""));
-        assert_eq!(a.audit().kind, "jwt");
+        assert_eq!((a.audit().kind, a.tenant_scope()), ("jwt", None));
+        let p = Arc::new(Principal { sub: "bob".into(), tenant: "acme".into(), ..Principal::anonymous() });
+        let t = Actor::Approver(p);
+        assert!(t.is_subject("bob") && t.tenant_scope() == Some("acme") && t.audit().kind == "jwt_approver");
         assert_eq!(Actor::Token.audit().sub, "");
     }
 }

@@ -1,24 +1,30 @@
 //! The admin listener (`admin_listen`, loopback by default; it never serves gateway
 //! traffic): `/metrics`, `/health`, `/ready`, `GET /admin/mcp/servers`, `GET /admin/holds`,
-//! `POST /admin/holds/{id}/approve|deny`, `POST /admin/policy/reload`, `GET
-//! /admin/audit/stream` (SSE, `stream.rs`), the shadow policy (`shadow.rs`: `POST|DELETE
-//! /admin/policy/shadow`, `GET /admin/policy/shadow/diff`, `POST /admin/policy/shadow/promote`), `GET /admin/mcp/servers/{name}/pins` and `POST
+//! `GET /admin/holds/stream` (SSE, `holds_stream.rs`), `POST /admin/holds/{id}/approve|deny`,
+//! the approvals console (`ui.rs`: `/admin/ui/` static files, `GET /admin/session`), `POST
+//! /admin/policy/reload`, `GET /admin/audit/stream` (SSE, `stream.rs`), the shadow policy
+//! (`shadow.rs`: `POST|DELETE /admin/policy/shadow`, `GET /admin/policy/shadow/diff`, `POST
+//! /admin/policy/shadow/promote`), `GET /admin/mcp/servers/{name}/pins` and `POST
 //! /admin/mcp/servers/{name}/pins/{tool}/approve` (`pins.rs`).
 //!
 //! Every request passes, in order: singleton headers, `Host` and `Origin` (`guard`), the
-//! route and its method, a POST's JSON content type, then — except on `admin.open_paths` —
-//! the credential (`auth`: the admin token or a JWT with an admin role). Every request but a
-//! served open path leaves one audit record (`record`) naming the acting identity.
+//! route and its method, a POST's JSON content type, then — except on `admin.open_paths` and
+//! the console's static files — the credential (`auth`: the admin token or a JWT with an
+//! admin role; a tenant approver's JWT only on the console's routes). Every request but a
+//! served open path or console file leaves one audit record (`record`) naming the acting
+//! identity.
 //!
 //! Files: `routes.rs` (the route table), `guard.rs` (header checks), `auth.rs` (credentials
-//! and the [`Actor`]), `holds.rs` (listing, approving, denying; four eyes), `policy.rs`
-//! (reload), `shadow.rs` (shadow rollout), `status.rs` (metrics, health, readiness, discovery status), `stream.rs` (the
-//! live audit stream), `record.rs`, `error.rs`, `reply.rs`.
+//! and the [`Actor`]), `holds.rs` (listing, approving, denying; four eyes, tenant scope,
+//! reasons), `holds_stream.rs` (the live hold stream), `ui.rs` (the console), `policy.rs`
+//! (reload), `shadow.rs` (shadow rollout), `status.rs` (metrics, health, readiness, discovery
+//! status), `stream.rs` (the live audit stream), `record.rs`, `error.rs`, `reply.rs`.
 
 mod auth;
 mod error;
 mod guard;
 mod holds;
+mod holds_stream;
 mod pins;
 mod policy;
 mod record;
@@ -27,6 +33,7 @@ mod routes;
 mod shadow;
 mod status;
 mod stream;
+mod ui;
 
 use std::sync::Arc;
 
@@ -52,6 +59,14 @@ pub struct AdminApp {
     gw: Arc<Gateway>,
     auth: AdminAuth,
     hosts: HostPolicy,
+    /// Open hold streams (`admin.console.max_streams`).
+    slots: holds_stream::StreamSlots,
+}
+
+/// An accepted stream, served after its record is written.
+enum Streamed {
+    Audit(stream::StreamRequest),
+    Holds(holds_stream::HoldsStreamRequest),
 }
 
 /// How a request ended: the reply and the record still to write (`None`: written already,
@@ -61,8 +76,8 @@ struct Done {
     record: Option<AuditEvent>,
     /// fsync the record before answering (operator actions).
     durable: bool,
-    /// An accepted audit stream: served after the record is written.
-    stream: Option<stream::StreamRequest>,
+    /// An accepted stream: served after the record is written.
+    stream: Option<Streamed>,
 }
 
 impl AdminApp {
@@ -76,7 +91,7 @@ impl AdminApp {
         } else {
             tracing::info!(admin = %gw.cfg.admin_listen, "admin API accepts: {how}");
         }
-        Ok(AdminApp { gw, auth, hosts })
+        Ok(AdminApp { gw, auth, hosts, slots: Default::default() })
     }
 
     async fn handle(&self, head: &Head, corr_id: &str, http: &mut ServerSession) -> Done {
@@ -91,6 +106,10 @@ impl AdminApp {
         if let Err(e) = guard::check_shape(&route, head) {
             return self.refused(&route, corr_id, None, e);
         }
+        // The console's static files hold no data: served to anyone, like an open path.
+        if let Route::Ui(name) = route {
+            return Done { reply: ui::asset(name), record: None, durable: false, stream: None };
+        }
         let open = self.auth.is_open(&head.path);
         let actor = if open {
             None
@@ -100,12 +119,39 @@ impl AdminApp {
                 Err(e) => return self.refused(&route, corr_id, None, e),
             }
         };
+        if actor.as_ref().is_some_and(|a| a.tenant_scope().is_some()) && !route.for_approvers() {
+            let e = AdminError::Forbidden {
+                message: "a tenant approver may only use the approvals console's routes".into(),
+                reasons: vec!["approver_scope".into()],
+            };
+            return self.refused(&route, corr_id, actor.as_ref(), e);
+        }
         let done = match &route {
             Route::Metrics => Ok(self.metrics()),
             Route::Health => Ok(self.health()),
             Route::Ready => Ok(self.ready()),
             Route::Servers => Ok(self.servers()),
-            Route::Holds => self.holds().await,
+            Route::Holds => self.holds(actor.as_ref()).await,
+            Route::Session => Ok(self.session(actor.as_ref())),
+            Route::Ui(name) => Ok(ui::asset(name)),
+            Route::HoldsStream => match actor.clone() {
+                Some(actor) => match self.slots.take(self.gw.cfg.admin.console.max_streams) {
+                    Ok(slot) => {
+                        let end = End::Done { outcome: Outcome::Allowed, status: 200, reasons: vec![] };
+                        let record = self.record(route.action(), corr_id, Some(&actor), end, None);
+                        let req = holds_stream::HoldsStreamRequest { actor, slot };
+                        let reply = Reply::json(200, serde_json::json!({}));
+                        return Done {
+                            reply,
+                            record: Some(record),
+                            durable: false,
+                            stream: Some(Streamed::Holds(req)),
+                        };
+                    }
+                    Err(e) => Err(e),
+                },
+                None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
+            },
             Route::Pins { server } => self.pins(server),
             Route::ApprovePin { server, tool } => match &actor {
                 Some(actor) => return self.approve_pin(server, tool, actor, corr_id).await,
@@ -113,7 +159,7 @@ impl AdminApp {
             },
             // Acting routes are never open (config validation): an actor is always there.
             Route::Decide { id, approve } => match &actor {
-                Some(actor) => return self.decide(id, *approve, actor, corr_id).await,
+                Some(actor) => return self.decide(id, *approve, actor, corr_id, http).await,
                 None => Err(AdminError::Unauthenticated { presented: false, reason: "missing" }),
             },
             Route::Reload => match &actor {
@@ -129,12 +175,19 @@ impl AdminApp {
             },
             Route::AuditStream => {
                 let last = head.headers.get("last-event-id").map(|v| v.as_bytes());
-                match stream::StreamRequest::parse(head.query.as_deref(), last) {
+                let parsed = stream::StreamRequest::parse(head.query.as_deref(), last)
+                    .and_then(|r| r.confined_to(actor.as_ref().and_then(Actor::tenant_scope)));
+                match parsed {
                     Ok(req) => {
                         let end = End::Done { outcome: Outcome::Allowed, status: 200, reasons: vec![] };
                         let record = self.record(route.action(), corr_id, actor.as_ref(), end, None);
                         let reply = Reply::json(200, serde_json::json!({}));
-                        return Done { reply, record: Some(record), durable: false, stream: Some(req) };
+                        return Done {
+                            reply,
+                            record: Some(record),
+                            durable: false,
+                            stream: Some(Streamed::Audit(req)),
+                        };
                     }
                     Err(e) => Err(e),
                 }
@@ -175,7 +228,7 @@ impl AdminApp {
         hold: Option<&crate::state::Hold>,
     ) -> AuditEvent {
         let policy_revision = self.gw.policy.revision();
-        record::event(record::Facts { action, corr_id, actor, end, policy_revision, hold })
+        record::event(record::Facts { action, corr_id, actor, end, policy_revision, hold, reason: None })
     }
 }
 
@@ -217,7 +270,18 @@ impl HttpServerApp for AdminApp {
             }
         }
         if let Some(req) = stream {
-            stream::serve(&mut http, &self.gw.audit, req, &corr_id, shutdown).await;
+            match req {
+                Streamed::Audit(req) => stream::serve(&mut http, &self.gw.audit, req, &corr_id, shutdown).await,
+                Streamed::Holds(req) => {
+                    let relist = std::time::Duration::from_millis(self.gw.cfg.admin.console.relist_ms);
+                    let src = holds_stream::Source {
+                        state: self.gw.state.as_ref(),
+                        events: &self.gw.enforce.hold_events,
+                        relist,
+                    };
+                    holds_stream::serve(&mut http, src, req, &corr_id, shutdown).await
+                }
+            }
             let _ = http.finish().await;
             return None;
         }

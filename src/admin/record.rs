@@ -26,6 +26,8 @@ pub struct Facts<'a> {
     pub policy_revision: String,
     /// The hold acted on (its requester, tenant, tool and arguments hash).
     pub hold: Option<&'a Hold>,
+    /// The reason an approver gave for a hold decision.
+    pub reason: Option<&'a str>,
 }
 
 /// The record of `f`.
@@ -46,6 +48,7 @@ pub fn event(f: Facts<'_>) -> AuditEvent {
         },
         outcome: AuditOutcome { error_code, status: Some(status) },
         phase: "decision",
+        reason: f.reason.map(str::to_string),
         request_hash: f.hold.map(|h| h.args_hash.clone()),
         sub: f.hold.map(|h| h.sub.clone()).unwrap_or_default(),
         tenant: f.hold.map(|h| h.tenant.clone()).unwrap_or_default(),
@@ -71,6 +74,7 @@ mod tests {
             input: None,
             needs_approval: true,
             approved_by: None,
+            view: Default::default(),
         };
         let end = End::Done { outcome: Outcome::Approved, status: 200, reasons: vec!["admin".into()] };
         let f = Facts {
@@ -80,10 +84,12 @@ mod tests {
             end,
             policy_revision: "r".into(),
             hold: Some(&hold),
+            reason: Some("checked with finance"),
         };
         let ev = event(f);
         assert_eq!((ev.sub.as_str(), ev.tenant.as_str()), ("alice", "acme"));
         assert_eq!(ev.actor.map(|a| a.kind), Some("admin_token"));
+        assert_eq!(ev.reason.as_deref(), Some("checked with finance"));
         assert!(ev.decision.allow);
         let refused = AdminError::UnsupportedMediaType;
         let f = Facts {
@@ -93,6 +99,7 @@ mod tests {
             end: End::Refused(&refused),
             policy_revision: "r".into(),
             hold: None,
+            reason: None,
         };
         let ev = event(f);
         assert_eq!((ev.outcome.status, ev.outcome.error_code.as_deref()), (Some(415), Some("UNSUPPORTED_MEDIA_TYPE")));

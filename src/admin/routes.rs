@@ -15,6 +15,12 @@ pub enum Route {
     Servers,
     /// `GET /admin/holds`: pending holds of every tenant (never their tokens).
     Holds,
+    /// `GET /admin/holds/stream`: SSE of pending holds (snapshot, then changes).
+    HoldsStream,
+    /// `GET /admin/session`: who the credential is, and the policy revision in force.
+    Session,
+    /// `GET /admin/ui/…`: the approvals console's static files (no data, no credential).
+    Ui(&'static str),
     /// `POST /admin/holds/{id}/approve|deny`.
     Decide { id: String, approve: bool },
     /// `POST /admin/policy/reload`.
@@ -45,6 +51,11 @@ impl Route {
             "/ready" => return Route::Ready,
             "/admin/mcp/servers" => return Route::Servers,
             "/admin/holds" => return Route::Holds,
+            "/admin/holds/stream" => return Route::HoldsStream,
+            "/admin/session" => return Route::Session,
+            "/admin/ui" | "/admin/ui/" | "/admin/ui/index.html" => return Route::Ui("index.html"),
+            "/admin/ui/app.js" => return Route::Ui("app.js"),
+            "/admin/ui/app.css" => return Route::Ui("app.css"),
             "/admin/policy/reload" => return Route::Reload,
             "/admin/audit/stream" => return Route::AuditStream,
             "/admin/policy/shadow" => return Route::ShadowLoad,
@@ -122,6 +133,20 @@ impl Route {
         }
     }
 
+    /// May a tenant approver (`admin.approver_roles`) use this route? The console's
+    /// routes only; each confines the approver to its tenant.
+    pub fn for_approvers(&self) -> bool {
+        matches!(
+            self,
+            Route::Holds
+                | Route::HoldsStream
+                | Route::Decide { .. }
+                | Route::Session
+                | Route::AuditStream
+                | Route::Ui(_)
+        )
+    }
+
     /// The `action` of its audit records.
     pub fn action(&self) -> &'static str {
         match self {
@@ -130,6 +155,9 @@ impl Route {
             Route::Ready => "admin.ready",
             Route::Servers => "admin.mcp.servers",
             Route::Holds => "admin.holds.list",
+            Route::HoldsStream => "admin.holds.stream",
+            Route::Session => "admin.session",
+            Route::Ui(_) => "admin.ui",
             Route::Decide { .. } => "holds.decide",
             Route::Reload => "policy.reload",
             Route::AuditStream => "admin.audit.stream",
@@ -159,6 +187,15 @@ mod tests {
         assert_eq!(Route::Reload.method(), Method::POST);
         assert_eq!(Route::Holds.method(), Method::GET);
         assert_eq!(Route::of("/admin/audit/stream"), Route::AuditStream);
+        assert_eq!(Route::of("/admin/holds/stream"), Route::HoldsStream);
+        assert_eq!(Route::of("/admin/ui/"), Route::Ui("index.html"));
+        assert_eq!(Route::of("/admin/ui/app.js"), Route::Ui("app.js"));
+        assert_eq!(Route::of("/admin/ui/other.js"), Route::Unknown);
+        assert!(
+            Route::Session.for_approvers()
+                && !Route::Reload.for_approvers()
+                && !Route::Pins { server: "d".into() }.for_approvers()
+        );
         assert_eq!(Route::AuditStream.method(), Method::GET);
         assert_eq!(Route::of("/admin/policy/shadow").for_method(&Method::DELETE), Route::ShadowDrop);
         assert_eq!(Route::of("/admin/policy/shadow").for_method(&Method::POST), Route::ShadowLoad);

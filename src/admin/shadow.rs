@@ -71,7 +71,7 @@ impl AdminApp {
 }
 
 /// The request body, refused past `limit` bytes (by its `Content-Length` before reading).
-async fn read_bounded(http: &mut ServerSession, limit: usize) -> Result<Vec<u8>, AdminError> {
+pub(super) async fn read_bounded(http: &mut ServerSession, limit: usize) -> Result<Vec<u8>, AdminError> {
     let announced = http
         .req_header()
         .headers

@@ -81,6 +81,20 @@ impl StreamRequest {
         Ok(r)
     }
 
+    /// Confined to `tenant` (a tenant approver's stream): its records only; asking for
+    /// another tenant's is 403.
+    pub fn confined_to(mut self, tenant: Option<&str>) -> Result<StreamRequest, AdminError> {
+        let Some(t) = tenant else { return Ok(self) };
+        if self.tenant.as_deref().is_some_and(|asked| asked != t) {
+            return Err(AdminError::Forbidden {
+                message: "a tenant approver streams only its own tenant's records".into(),
+                reasons: vec!["tenant_scope".into()],
+            });
+        }
+        self.tenant = Some(t.to_string());
+        Ok(self)
+    }
+
     fn matches(&self, p: &Published) -> bool {
         let eq = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
         eq(&self.tenant, &p.tenant)
@@ -239,5 +253,9 @@ mod tests {
             StreamRequest { sub: Some("alice".into()), outcome: Some("deny".into()), ..Default::default() }.matches(&p)
         );
         assert!(!StreamRequest { tool: Some("y".into()), ..Default::default() }.matches(&p));
+        let mine = StreamRequest::default().confined_to(Some("acme")).unwrap();
+        assert_eq!(mine.tenant.as_deref(), Some("acme"));
+        let other = StreamRequest { tenant: Some("globex".into()), ..Default::default() };
+        assert_eq!(other.confined_to(Some("acme")).unwrap_err().status(), 403);
     }
 }

@@ -78,6 +78,10 @@ pub struct AuditEvent {
     pub pin: Option<AuditPin>,
     pub prev_hash: String,
     pub provider: Option<String>,
+    /// On an operator's hold decision (`holds.decide`): the reason the approver gave.
+    /// Absent (not `null`) on every other record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// On `audit.recovery` records only: the torn tail moved aside at startup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<AuditRecovery>,

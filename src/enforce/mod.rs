@@ -42,7 +42,8 @@ use crate::auth::Principal;
 use crate::config::PinMode;
 use crate::config::{HoldsConfig, RateLimitConfig};
 use crate::error::GatewayError;
-use crate::holds::{self, IssuedHold};
+use crate::holds::notify::Notifier;
+use crate::holds::{self, HoldEvents, HoldSpec, HoldView, IssuedHold};
 use crate::metrics::METRICS;
 use crate::pinning::Pins;
 use crate::policy::{input, Decision, PolicySnapshot};
@@ -72,6 +73,10 @@ pub struct Enforcer {
     pub audit: AuditLog,
     /// Tool-definition pins: a `tools.invoke` of an MCP tool is judged by them.
     pub pins: Arc<Pins>,
+    /// Bumped when a hold is made or redeemed here (the console's live stream re-lists).
+    pub hold_events: HoldEvents,
+    /// Webhooks told of new holds (`holds.notify`), when configured.
+    notifier: Option<Arc<Notifier>>,
 }
 
 /// A decided, rate-limited call that may proceed to [`Enforcer::admit`].
@@ -159,7 +164,13 @@ pub struct Completion {
 
 impl Enforcer {
     pub fn new(cfg: EnforceConfig, state: Arc<dyn StateStore>, audit: AuditLog, pins: Arc<Pins>) -> Enforcer {
-        Enforcer { cfg, state, audit, pins }
+        Enforcer { cfg, state, audit, pins, hold_events: HoldEvents::default(), notifier: None }
+    }
+
+    /// Tells `notifier` of every new hold.
+    pub fn with_notifier(mut self, notifier: Option<Arc<Notifier>>) -> Enforcer {
+        self.notifier = notifier;
+        self
     }
 
     pub fn config(&self) -> &EnforceConfig {
@@ -499,24 +510,32 @@ impl Enforcer {
         } else {
             Redeemer::Caller { binding: &binding }
         };
-        holds::redeem_as(self.state.as_ref(), token, who).await.map(|_| ())
+        match holds::redeem_as(self.state.as_ref(), token, who).await {
+            Ok(_) => {
+                self.hold_events.bump();
+                Ok(())
+            }
+            // Gone because an operator denied it here: say so (still 409, nothing runs).
+            Err(GatewayError::Conflict { .. }) if self.hold_events.was_denied(&holds::hold_id(token)) => {
+                Err(GatewayError::Conflict { message: "an approver denied this call; it did not run".into() })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn hold<'a>(&self, call: Call<'a>, decision: Decision, keep_input: Option<String>) -> Stop<'a> {
         let needs_approval = self.needs_approval(&call);
         let tool_id = call.tool_id.clone().unwrap_or_default();
         let args_hash = call.args_hash.clone().unwrap_or_default();
-        let issued = holds::issue_with(
-            &self.cfg.holds,
-            self.state.as_ref(),
-            call.principal,
-            &tool_id,
-            &args_hash,
-            keep_input,
+        let spec = HoldSpec {
+            tool_id: &tool_id,
+            args_hash: &args_hash,
+            input: keep_input,
             needs_approval,
-        )
-        .await;
-        let mut issued = match issued {
+            view: view_of(&call, &decision),
+        };
+        let issued = holds::issue_with(&self.cfg.holds, self.state.as_ref(), call.principal, spec).await;
+        let (mut issued, stored) = match issued {
             Ok(i) => i,
             Err(e) => return Stop::Refused(self.record_refusal(&call, &decision, e).await),
         };
@@ -530,6 +549,10 @@ impl Enforcer {
             return Stop::Refused(unavailable());
         }
         self.pending_gauge().await;
+        self.hold_events.bump();
+        if let Some(n) = &self.notifier {
+            n.hold_created(&stored);
+        }
         tracing::info!(corr_id = call.origin.corr_id, tool = %tool_id, hold = %issued.hold_id, "call held for confirmation");
         Stop::Held(Box::new(HeldCall { call, decision, issued, needs_approval }))
     }
@@ -620,6 +643,20 @@ impl Enforcer {
         if let Ok(n) = self.state.pending_holds().await {
             METRICS.holds_pending.set(n as i64);
         }
+    }
+}
+
+/// What the approvals console shows of a hold of `call`.
+fn view_of(call: &Call<'_>, d: &Decision) -> HoldView {
+    let tags = call.resource.get("safety_tags").and_then(Value::as_array);
+    HoldView {
+        agent: holds::agent_of(call.principal),
+        server: call.server.clone(),
+        provider: call.provider.clone(),
+        rules: call.policy.confirming_rules(&d.reasons),
+        risk_tags: tags.map(|t| t.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default(),
+        arguments: holds::shown_arguments(call.arguments),
+        created_at: chrono::Utc::now().timestamp(),
     }
 }
 

@@ -61,6 +61,9 @@ pub struct CompiledPolicy {
     pub revision: String,
     /// `roles` of policies.yml: role → scopes.
     role_scopes: std::collections::HashMap<String, Vec<String>>,
+    /// Ids of the policies.yml rules that ask for confirmation (what the approvals console
+    /// names as the reason a call was held).
+    confirm_rules: std::collections::HashSet<String>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -105,12 +108,24 @@ impl CompiledPolicy {
             .pointer("/policies/roles")
             .and_then(|r| serde_json::from_value(r.clone()).ok())
             .unwrap_or_default();
+        let confirm_rules = data_json
+            .get("fastmcp_rules")
+            .and_then(Value::as_array)
+            .map(|rules| {
+                rules
+                    .iter()
+                    .filter(|r| r.get("require_confirmation").and_then(Value::as_bool) == Some(true))
+                    .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(CompiledPolicy {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             engine,
             rvm,
             revision: sources.revision(),
             role_scopes,
+            confirm_rules,
         })
     }
 
@@ -248,6 +263,18 @@ impl PolicySnapshot {
 
     pub fn revision(&self) -> &str {
         self.0.as_ref().map(|p| p.revision.as_str()).unwrap_or("disabled")
+    }
+
+    /// Of a decision's `reasons`, the rules that ask for confirmation; all of them when none
+    /// is such a rule (a hand-written Rego decision names its own reasons).
+    pub fn confirming_rules(&self, reasons: &[String]) -> Vec<String> {
+        let Some(p) = &self.0 else { return reasons.to_vec() };
+        let asking: Vec<String> = reasons.iter().filter(|r| p.confirm_rules.contains(*r)).cloned().collect();
+        if asking.is_empty() {
+            reasons.to_vec()
+        } else {
+            asking
+        }
     }
 
     /// Does `principal` hold `scope`, from its token or its roles (a held `x.*` covers `x.y`)?

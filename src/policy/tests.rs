@@ -163,3 +163,12 @@ fn the_reloader_keeps_serving_and_counts_a_vanished_file() {
     assert_eq!(engine.revision(), before, "the served policy stays");
     assert!(errors() > counted, "counted as a failed reload");
 }
+
+#[test]
+fn the_rules_that_asked_for_confirmation_are_named() {
+    let snap = PolicyEngine::enabled(engine()).snapshot();
+    let reasons = vec!["invoke-mcp-tools".to_string(), "safety-destroy-requires-confirm".to_string()];
+    assert_eq!(snap.confirming_rules(&reasons), ["safety-destroy-requires-confirm"]);
+    assert_eq!(snap.confirming_rules(&["custom".to_string()]), ["custom"], "a Rego-only reason is kept");
+    assert_eq!(PolicyEngine::disabled().snapshot().confirming_rules(&reasons), reasons);
+}

@@ -260,6 +260,7 @@ mod tests {
             input: None,
             needs_approval: false,
             approved_by: None,
+            view: Default::default(),
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct Hold {
     pub needs_approval: bool,
     /// Who approved it (`POST /admin/holds/{id}/approve`).
     pub approved_by: Option<String>,
+    /// What the approvals console shows (who, where, why; redacted arguments). Absent in
+    /// holds stored by older versions.
+    #[serde(default)]
+    pub view: crate::holds::HoldView,
 }
 
 /// Approximate memory of a stored hold besides its strings (map entry, key, fields).
@@ -72,6 +76,7 @@ impl Hold {
                 .sum::<usize>()
             + self.input.as_ref().map_or(0, String::len)
             + self.approved_by.as_ref().map_or(0, String::len)
+            + self.view.cost()
     }
 }
 

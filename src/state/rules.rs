@@ -102,6 +102,7 @@ mod tests {
             input: None,
             needs_approval,
             approved_by: None,
+            view: Default::default(),
         }
     }
 
