@@ -14,3 +14,28 @@ pub fn allowed_tools_call() -> Value {
         "context": {"time": "2026-01-01T00:00:00Z", "client_ip": "127.0.0.1", "corr_id": "abc"}
     })
 }
+
+/// `policies_yaml` with `n` more seed-style rules (as JSON, which is YAML too): per-tool grants
+/// by role, provider-wide grants, denies and confirmation obligations on other actions, none
+/// of which matches [`allowed_tools_call`] — a large policy where few rules apply.
+#[allow(dead_code)] // not every benchmark grows the policy
+pub fn with_extra_rules(policies_yaml: &str, n: usize) -> String {
+    let mut doc: Value = serde_yaml_ng::from_str(policies_yaml).expect("policies.yml parses");
+    let rules = doc["rules"].as_array_mut().expect("policies.yml has rules");
+    for i in 0..n {
+        rules.push(match i % 4 {
+            0 => json!({"id": format!("extra-{i}"), "effect": "allow", "when": {
+                "action": "tools.invoke", "resource.toolId": format!("svc{i}:tool"),
+                "subject.roles": [format!("role-{i}")]}}),
+            1 => json!({"id": format!("extra-{i}"), "effect": "allow", "when": {
+                "action": "tools.invoke", "resource.provider_id": format!("provider-{i}"),
+                "subject.roles": [format!("role-{i}"), "ops"]}}),
+            2 => json!({"id": format!("extra-{i}"), "effect": "deny", "when": {
+                "action": format!("custom.action-{i}"), "subject.tenant": format!("tenant-{i}")}}),
+            _ => json!({"id": format!("extra-{i}"), "effect": "allow", "require_confirmation": true, "when": {
+                "action": ["tools.confirm", format!("custom.action-{i}")],
+                "resource.safety_tags_any": ["financial"]}}),
+        });
+    }
+    serde_json::to_string_pretty(&doc).expect("json")
+}

@@ -1,8 +1,9 @@
 # FastMCP authorization: interprets the seed-format rules of policies/policies.yml with the
 # DESIGN §5 semantics.
 #
-# Data: data.policies (policies.yml as written) and data.fastmcp_rules (the same rules with
-# each `when` condition pre-parsed by the gateway: {op, path, value|other}; see
+# Data: data.policies (policies.yml as written), data.fastmcp_rules (the same rules with
+# each `when` condition pre-parsed by the gateway: {op, path, value|other}) and
+# data.fastmcp_index (which rules an action, tool or provider can match; see
 # src/policy/normalize.rs). Entry point:
 #   data.fastmcp.authz.decision =
 #     {"allow": bool, "require_confirmation": bool, "reasons": [rule ids], "rate_limit"?: {...}}
@@ -37,12 +38,54 @@ scope_held(required) if {
 	startswith(required, trim_suffix(s, "*"))
 }
 
+default index := {"any": [], "by_action": {}, "rate_limited": []}
+
+index := data.fastmcp_index
+
+# The rules this input can match, from the index: a decision visits a handful of rules however
+# many the policy has. The index only narrows; `matched` checks every condition. An action,
+# tool or provider that is not a string (never so in the gateway's input) visits every rule
+# the index could have filed it under, so the result is the same as without the index.
+action := object.get(input, "action", null)
+
+tool_id := object.get(input, ["resource", "toolId"], null)
+
+provider_id := object.get(input, ["resource", "provider_id"], null)
+
+action_rules := index.by_action[action]
+
+candidates contains i if some i in index.any
+
+candidates contains i if some i in action_rules.rest
+
+candidates contains i if some i in action_rules.tool[tool_id]
+
+candidates contains i if some i in action_rules.provider[provider_id]
+
+candidates contains i if {
+	not is_string(tool_id)
+	some ids in action_rules.tool
+	some i in ids
+}
+
+candidates contains i if {
+	not is_string(provider_id)
+	some ids in action_rules.provider
+	some i in ids
+}
+
+candidates contains i if {
+	not is_string(action)
+	some i, _ in rules
+}
+
 # A rule matches when all its `when` conditions hold, one list per operator:
 # eq: equal; in: the value (or any element of a list value) is listed; tags_any: the
 # resource has any of the tags; neq_path: differs from another input path, where a `public`
 # resource belongs to every tenant.
 matched contains i if {
-	some i, rule in rules
+	some i in candidates
+	rule := rules[i]
 	object.subset(input, rule.eq_pattern)
 	every c in rule.eq {
 		object.get(input, c.path, null) == c.value
@@ -153,10 +196,10 @@ reason_ids contains sprintf("missing_scope:%s", [s]) if some s in missing_scopes
 reason_ids contains "default_deny" if count(grants) == 0
 
 # The first matching allow rule that names a rate limit sets it.
+# (`index.rate_limited`: the allow rules that name one, in policy order.)
 rate_limits := [rules[i].rate_limit |
-	some i in sort([j | some j in matched])
-	rules[i].effect == "allow"
-	rules[i].rate_limit
+	some i in index.rate_limited
+	i in matched
 ]
 
 base := {

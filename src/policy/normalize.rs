@@ -16,6 +16,76 @@ pub fn normalize(policies: &Value) -> Value {
     Value::Array(out)
 }
 
+/// `data.fastmcp_index`: which rules an input can match, by its action and then by its tool
+/// or provider, so a decision visits a handful of rules however many the policy has:
+/// `{"any": [i], "by_action": {action: {"tool": {toolId: [i]}, "provider": {id: [i]},
+/// "rest": [i]}}, "rate_limited": [i]}` (indices into `data.fastmcp_rules`; `rate_limited`:
+/// the allow rules that name a rate limit, in policy order). A rule is filed under every action it
+/// names by equality or list (`any` when it names none another way), and within an action
+/// under its tool ids, else its provider ids, else `rest`. Filing is a superset: the Rego
+/// still checks every condition of every candidate, and falls back to all of an action's
+/// rules when the input's tool or provider is not a string.
+pub fn index(policies: &Value) -> Value {
+    let rules = policies.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut any = Vec::new();
+    let mut by_action = serde_json::Map::new();
+    let rate_limited: Vec<usize> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.get("effect").and_then(Value::as_str).unwrap_or("allow") == "allow" && r.get("rate_limit").is_some()
+        })
+        .map(|(i, _)| i)
+        .collect();
+    for (i, r) in rules.iter().enumerate() {
+        let when = r.get("when").and_then(Value::as_object);
+        let cond = |key: &str| when.and_then(|w| w.get(key));
+        let Some(actions) = cond("action").and_then(plain_strings) else {
+            any.push(json!(i));
+            continue;
+        };
+        let (bucket, keys) = if let Some(tools) = cond("resource.toolId").and_then(plain_strings) {
+            ("tool", tools)
+        } else if let Some(providers) = cond("resource.provider_id").and_then(plain_strings) {
+            ("provider", providers)
+        } else {
+            ("rest", Vec::new())
+        };
+        for action in actions {
+            let slot = by_action.entry(action).or_insert_with(|| json!({"tool": {}, "provider": {}, "rest": []}));
+            if bucket == "rest" {
+                push(&mut slot["rest"], i);
+            } else {
+                for key in &keys {
+                    let list = slot[bucket].as_object_mut().map(|m| m.entry(key.clone()).or_insert_with(|| json!([])));
+                    if let Some(list) = list {
+                        push(list, i);
+                    }
+                }
+            }
+        }
+    }
+    json!({"any": any, "by_action": by_action, "rate_limited": rate_limited})
+}
+
+/// The strings an equality or list condition names; `None` for anything else (`!= path`, a
+/// number, a list with a non-string): such a rule is not filed under that key.
+fn plain_strings(want: &Value) -> Option<Vec<String>> {
+    match want {
+        Value::String(s) if !s.starts_with("!= ") => Some(vec![s.clone()]),
+        Value::Array(items) => items.iter().map(|v| v.as_str().map(String::from)).collect(),
+        _ => None,
+    }
+}
+
+fn push(list: &mut Value, i: usize) {
+    if let Some(a) = list.as_array_mut() {
+        if a.last() != Some(&json!(i)) {
+            a.push(json!(i));
+        }
+    }
+}
+
 fn split(path: &str) -> Value {
     Value::Array(path.split('.').map(|p| Value::String(p.to_string())).collect())
 }
@@ -98,5 +168,31 @@ mod tests {
         assert_eq!(r["in"], json!([{"path": ["subject", "roles"], "value": ["a"]}]));
         assert_eq!(r["tags_any"][0]["value"], json!(["financial"]));
         assert_eq!(r["neq_path"][0]["other"], json!(["subject", "tenant"]));
+    }
+
+    #[test]
+    fn rules_are_filed_by_action_then_tool_or_provider() {
+        let p = json!({"rules": [
+            {"id": "t", "when": {"action": "tools.invoke", "resource.toolId": ["a:x", "a:y"], "resource.provider_id": "a"}},
+            {"id": "p", "when": {"action": ["tools.invoke", "catalog:list"], "resource.provider_id": "b"}},
+            {"id": "r", "when": {"action": "tools.invoke"}},
+            {"id": "n", "when": {"resource.tenant": "!= subject.tenant"}},
+            {"id": "q", "when": {"action": "!= tools.invoke"}},
+            {"id": "m", "when": {"action": "tools.invoke", "resource.toolId": ["a:x", 7]}},
+        ]});
+        let idx = index(&p);
+        assert_eq!(idx["any"], json!([3, 4]), "no plain action condition: a candidate for every input");
+        let invoke = &idx["by_action"]["tools.invoke"];
+        assert_eq!(invoke["tool"], json!({"a:x": [0], "a:y": [0]}), "the tool wins over the provider");
+        assert_eq!(invoke["provider"], json!({"b": [1]}));
+        assert_eq!(invoke["rest"], json!([2, 5]), "a tool list with a non-string is not filed by tool");
+        assert_eq!(idx["by_action"]["catalog:list"]["provider"], json!({"b": [1]}));
+        let limited = json!({"rules": [
+            {"id": "a", "rate_limit": {"rps": 1, "burst": 1}},
+            {"id": "d", "effect": "deny", "rate_limit": {"rps": 1, "burst": 1}},
+            {"id": "b"},
+            {"id": "c", "effect": "allow", "rate_limit": {"rps": 2, "burst": 2}},
+        ]});
+        assert_eq!(index(&limited)["rate_limited"], json!([0, 3]), "allow rules naming a limit, in order");
     }
 }

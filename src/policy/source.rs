@@ -124,7 +124,8 @@ impl PolicySources {
     }
 
     /// `policies.yml` as JSON data (`data.policies`), plus its rules pre-parsed for the
-    /// evaluator (`data.fastmcp_rules`).
+    /// evaluator (`data.fastmcp_rules`) and indexed by action, tool and provider
+    /// (`data.fastmcp_index`).
     pub fn data(&self) -> Result<serde_json::Value, String> {
         let doc: serde_json::Value =
             serde_yaml_ng::from_str(&self.policies_yaml).map_err(|e| format!("{}: {e}", self.policies_name))?;
@@ -132,7 +133,8 @@ impl PolicySources {
             return Err(format!("{}: expected a mapping with roles and rules", self.policies_name));
         }
         let compiled = super::normalize::normalize(&doc);
-        Ok(serde_json::json!({ "policies": doc, "fastmcp_rules": compiled }))
+        let index = super::normalize::index(&doc);
+        Ok(serde_json::json!({ "policies": doc, "fastmcp_rules": compiled, "fastmcp_index": index }))
     }
 
     /// A regorus engine loaded with the data and the modules (test files only if asked).

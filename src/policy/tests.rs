@@ -172,3 +172,57 @@ fn the_rules_that_asked_for_confirmation_are_named() {
     assert_eq!(snap.confirming_rules(&["custom".to_string()]), ["custom"], "a Rego-only reason is kept");
     assert_eq!(PolicyEngine::disabled().snapshot().confirming_rules(&reasons), reasons);
 }
+
+#[test]
+fn decisions_are_read_from_the_rule_value_and_malformed_ones_refused() {
+    let read = |json: &str| super::decision_of(&regorus::Value::from_json_str(json).unwrap());
+    let d = read(r#"{"allow": true, "require_confirmation": true, "reasons": ["a", "b"], "rate_limit": {"rps": 2.5, "burst": 4}}"#).unwrap();
+    assert!(d.allow && d.require_confirmation);
+    assert_eq!(d.reasons, ["a", "b"]);
+    assert_eq!(d.rate_limit, Some(RateOverride { rps: 2.5, burst: 4 }));
+    assert_eq!(read(r#"{"allow": false}"#).unwrap(), Decision::default());
+    for bad in [
+        r#"{"reasons": []}"#,
+        r#"{"allow": "yes"}"#,
+        r#"{"allow": true, "require_confirmation": 1}"#,
+        r#"{"allow": true, "reasons": [1]}"#,
+        r#"{"allow": true, "rate_limit": {"rps": "fast", "burst": 1}}"#,
+        r#"{"allow": true, "rate_limit": {"rps": 1, "burst": 1.5}}"#,
+        r#"true"#,
+        r#"null"#,
+    ] {
+        assert!(read(bad).is_err(), "{bad} must not be read as a decision");
+    }
+    assert!(super::decision_of(&regorus::Value::Undefined).is_err());
+}
+
+#[test]
+fn the_cost_of_a_decision_does_not_grow_with_rules_the_input_cannot_match() {
+    // The index narrows the rules visited; the decision must be the same as without it.
+    let dir = Scratch::new("index");
+    let file = dir.0.join("policies.yml");
+    let mut doc: serde_json::Value = serde_yaml_ng::from_str(&PolicySources::embedded().policies_yaml).unwrap();
+    let rules = doc["rules"].as_array_mut().unwrap();
+    for i in 0..200 {
+        rules.push(json!({"id": format!("x-{i}"), "effect": "allow", "when": {
+            "action": "tools.invoke", "resource.toolId": format!("svc{i}:tool"), "subject.roles": ["r"]}}));
+    }
+    // A deny filed under a provider, and a tenant deny with no action: both still apply.
+    rules.push(json!({"id": "deny-mcp-acme", "effect": "deny", "when": {
+        "action": "tools.invoke", "resource.provider_id": "mcp", "subject.tenant": "blocked"}}));
+    std::fs::write(&file, serde_json::to_string(&doc).unwrap()).unwrap();
+    let grown = CompiledPolicy::compile(&PolicySources::load(&file, &[]).unwrap()).unwrap();
+    let call = |tenant: &str, tool: serde_json::Value| {
+        json!({"subject": {"sub": "a", "tenant": tenant, "roles": ["mcp-admin", "r"], "scopes": []},
+               "action": "tools.invoke",
+               "resource": {"toolId": tool, "provider_id": "mcp", "tenant": "public", "safety_tags": [], "required_scopes": []}})
+    };
+    assert!(grown.decide(&call("acme", json!("mcp:x:y"))).unwrap().allow);
+    let d = grown.decide(&call("blocked", json!("mcp:x:y"))).unwrap();
+    assert!(!d.allow && d.reasons.contains(&"deny-mcp-acme".to_string()), "{d:?}");
+    assert!(grown.decide(&call("acme", json!("svc7:tool"))).unwrap().reasons.contains(&"x-7".to_string()));
+    // A tool id that is not a string visits every rule filed by tool: the same answer as an
+    // unindexed policy (no grant by tool; the mcp grant still applies by provider).
+    let d = grown.decide(&call("acme", json!(["svc7:tool"]))).unwrap();
+    assert!(!d.reasons.contains(&"x-7".to_string()), "{d:?}");
+}
