@@ -22,7 +22,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
-use pingora_http::ResponseHeader;
 use serde_json::{json, Value};
 
 use super::auth::Actor;
@@ -118,18 +117,7 @@ pub async fn serve(
     let HoldsStreamRequest { actor, slot } = req;
     // Subscribe before the first list: a change after it is never missed.
     let mut changes = src.events.subscribe();
-    http.set_keepalive(None);
-    let Ok(mut head) = ResponseHeader::build(200, Some(6)) else { return };
-    for (k, v) in [
-        ("content-type", "text/event-stream"),
-        ("cache-control", "no-store"),
-        ("x-content-type-options", "nosniff"),
-        ("x-accel-buffering", "no"),
-    ] {
-        let _ = head.insert_header(k, v);
-    }
-    let _ = head.insert_header("x-correlation-id", corr_id);
-    if http.write_response_header(Box::new(head)).await.is_err() {
+    if !super::reply::open_event_stream(http, corr_id).await {
         return;
     }
     let run = async {

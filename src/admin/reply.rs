@@ -41,3 +41,20 @@ impl Reply {
         b.body(self.body).unwrap_or_else(|_| Response::new(Vec::new()))
     }
 }
+
+/// Answers `http` with the head of a never-cached, never-buffered event stream (the admin
+/// plane's SSE routes); false when the consumer is already gone.
+pub async fn open_event_stream(http: &mut pingora::protocols::http::ServerSession, corr_id: &str) -> bool {
+    http.set_keepalive(None);
+    let Ok(mut head) = pingora_http::ResponseHeader::build(200, Some(6)) else { return false };
+    for (k, v) in [
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        ("x-accel-buffering", "no"),
+        ("x-correlation-id", corr_id),
+    ] {
+        let _ = head.insert_header(k, v);
+    }
+    http.write_response_header(Box::new(head)).await.is_ok()
+}

@@ -17,7 +17,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
-use pingora_http::ResponseHeader;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::AdminError;
@@ -139,18 +138,7 @@ pub async fn serve(
 ) {
     // Subscribe before answering: every record durable from now on is seen.
     let mut sub = audit.subscribe(req.after);
-    http.set_keepalive(None);
-    let Ok(mut head) = ResponseHeader::build(200, Some(6)) else { return };
-    for (k, v) in [
-        ("content-type", "text/event-stream"),
-        ("cache-control", "no-store"),
-        ("x-content-type-options", "nosniff"),
-        ("x-accel-buffering", "no"),
-    ] {
-        let _ = head.insert_header(k, v);
-    }
-    let _ = head.insert_header("x-correlation-id", corr_id);
-    if http.write_response_header(Box::new(head)).await.is_err() {
+    if !super::reply::open_event_stream(http, corr_id).await {
         return;
     }
     // Without Last-Event-ID: records written before it connected are not sent, even when they
