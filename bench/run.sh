@@ -16,6 +16,15 @@
 #   UPSTREAM_BIN bench upstream binary               (default bench/upstream/target/release/bench-upstream)
 #   BARE_BIN     bare pingora proxy binary           (default bench/bare-pingora/target/release/bare-pingora)
 #   KEEP_TMP     1 = keep the temp dir (configs, logs, wrk output) and print its path
+#   PACER_BIN    fixed-rate load generator           (default bench/pacer/target/release/pacer)
+#   PACED        0 = skip the paced stage            (default 1)
+#   PACED_RATE   paced rate, req/s                   (default: half of full's median req/s)
+#   PACED_DURATION  paced run length                 (default 10s)
+#   PACED_CONNECTIONS  pacer keep-alive connections  (default CONNECTIONS)
+#   SSE_IDLE     0 = skip the idle-SSE stage         (default 1)
+#   SSE_STREAMS  idle SSE streams to open            (default 10000)
+#   SSE_TIMEOUT  seconds to wait for them to open    (default 600)
+#   STAGES_ONLY  1 = no rounds, only the stages (the paced one then needs PACED_RATE)
 #
 # Scenarios: direct (wrk -> bench-upstream), bare-pingora (wrk -> a minimal pingora proxy with
 # the gateway's pingora, patches, allocator and worker settings, body never read ->
@@ -33,6 +42,12 @@
 # direct, <= 60 us gateway CPU per request, full >= 0.6x bare-pingora); it is informational
 # and never changes the exit status. The exit status is non-zero only when the benchmark could
 # not run (the full pipeline was not measured).
+#
+# After the rounds come two stages (bench/stages.sh): "paced" runs bench/pacer at a fixed rate
+# (half of full's median req/s) against direct and a fresh full gateway and reports the p99
+# the gateway adds, latency measured from each request's intended send time (target <= 250
+# us); "sse-idle" opens SSE_STREAMS idle SSE streams on a fresh full gateway and reports its
+# RSS growth per stream (target <= 16 KiB) and its idle RSS (target <= 32 MiB).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -42,6 +57,14 @@ WARMUP=${WARMUP:-2s}
 ROUNDS=${ROUNDS:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
+PACED=${PACED:-1}
+PACED_RATE=${PACED_RATE:-}
+PACED_DURATION=${PACED_DURATION:-10s}
+PACED_CONNECTIONS=${PACED_CONNECTIONS:-$CONNECTIONS}
+SSE_IDLE=${SSE_IDLE:-1}
+SSE_STREAMS=${SSE_STREAMS:-10000}
+SSE_TIMEOUT=${SSE_TIMEOUT:-600}
+STAGES_ONLY=${STAGES_ONLY:-0}
 
 TARGET_RATIO=0.27   # full req/s must be at least this fraction of direct req/s
 TARGET_CPU_US=60    # full gateway CPU per request, microseconds, at most
@@ -52,12 +75,16 @@ cd "$ROOT"
 FASTMCP_BIN=${FASTMCP_BIN:-$ROOT/target/release/fastmcp}
 UPSTREAM_BIN=${UPSTREAM_BIN:-$ROOT/bench/upstream/target/release/bench-upstream}
 BARE_BIN=${BARE_BIN:-$ROOT/bench/bare-pingora/target/release/bare-pingora}
+PACER_BIN=${PACER_BIN:-$ROOT/bench/pacer/target/release/pacer}
 LUA=$ROOT/bench/tools_call.lua
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$ROUNDS')"
+[[ "$SSE_STREAMS" =~ ^[1-9][0-9]*$ ]] || die "SSE_STREAMS must be a positive integer (got '$SSE_STREAMS')"
+[[ "$SSE_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "SSE_TIMEOUT must be a positive integer (got '$SSE_TIMEOUT')"
+[[ -z "$PACED_RATE" || "$PACED_RATE" =~ ^[1-9][0-9]*$ ]] || die "PACED_RATE must be a positive integer (got '$PACED_RATE')"
 for tool in wrk curl python3 getconf; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found (wrk: apt-get install -y wrk)"
 done
@@ -173,6 +200,8 @@ rss_mib() {
 bench_field() { sed -n "s/.*[[:space:]]$2=\([^[:space:]]*\).*/\1/p" <<<"$1"; }
 
 CLK_TCK=$(getconf CLK_TCK)
+# shellcheck source=bench/stages.sh
+source "$ROOT/bench/stages.sh"
 TOOLS_CALL='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}'
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +213,10 @@ if [[ "$SKIP_BUILD" != 1 ]]; then
   cargo build --release --manifest-path bench/upstream/Cargo.toml
   log "building bare-pingora"
   cargo build --release --manifest-path bench/bare-pingora/Cargo.toml
+  if [[ "$PACED" != 0 || "$SSE_IDLE" != 0 ]]; then
+    log "building pacer"
+    cargo build --release --manifest-path bench/pacer/Cargo.toml
+  fi
 fi
 [[ -x "$UPSTREAM_BIN" ]] || die "$UPSTREAM_BIN missing (build bench/upstream)"
 
@@ -293,7 +326,8 @@ run_bare() {
   stop_pid "$pid"; forget_pid "$pid"
 }
 
-# write_config FILE MODE: the gateway config for passthrough or full.
+# write_config FILE MODE: the gateway config for passthrough, full, full-redis or full-sse
+# (full with the caps an idle-SSE run of SSE_STREAMS sessions needs, see bench/stages.sh).
 write_config() {
   local file=$1 mode=$2
   {
@@ -306,6 +340,10 @@ write_config() {
       echo "auth: {enabled: false}"
       echo "policy: {enabled: false}"
       echo "rate_limit: {enabled: false}"
+    elif [[ "$mode" == full-sse ]]; then
+      # Every stream is initialize + notifications/initialized + GET from one principal:
+      # protocol plumbing is rate limited per principal (plumbing_rps, default 50/s).
+      echo "rate_limit: {default_rps: 1000000, burst: 1000000, plumbing_rps: 1000000, plumbing_burst: 1000000}"
     else
       echo "rate_limit: {default_rps: 1000000, burst: 1000000}"
     fi
@@ -313,6 +351,12 @@ write_config() {
       echo "state: {redis_url: \"redis://127.0.0.1:$REDIS_PORT\"}"
     fi
     echo "mcp:"
+    if [[ "$mode" == full-sse ]]; then
+      # One session per stream (a second GET on a session replaces its stream), all one
+      # principal's: raise both session caps above the stream count.
+      echo "  max_sessions: $((SSE_STREAMS + 1000))"
+      echo "  max_sessions_per_principal: $((SSE_STREAMS + 1000))"
+    fi
     echo "  servers:"
     echo "    bench:"
     echo "      url: \"http://127.0.0.1:$UP_PORT/mcp\""
@@ -322,25 +366,27 @@ write_config() {
   } >"$file"
 }
 
-# run_gateway MODE ROUND: start the gateway in MODE, check it answers, bench it, stop it.
-run_gateway() {
-  local mode=$1 round=$2 dir="$TMP/$1-r$2" token="" pid
+# start_gateway MODE DIR: write MODE's config into DIR, mint a token (full*), start the gateway
+# with a fresh data and audit dir, wait until it answers. Sets GW_PID and GW_TOKEN (empty for
+# passthrough); on failure logs why, sets GW_FAIL to a note and returns 1 (nothing left running).
+start_gateway() {
+  local mode=$1 dir=$2 token="" pid
+  GW_PID="" GW_TOKEN="" GW_FAIL=""
   if [[ ! -x "$FASTMCP_BIN" ]]; then
-    [[ "$round" == 1 ]] && log "$mode: $FASTMCP_BIN missing"
-    note "$mode" "$round" "gateway binary missing"; return 0
+    GW_FAIL="gateway binary missing"; return 1
   fi
   mkdir -p "$dir/data" "$dir/audit"
   write_config "$dir/fastmcp.yaml" "$mode"
   export FASTMCP_LISTEN="127.0.0.1:$GW_PORT" FASTMCP_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
   export FASTMCP_DATA_DIR="$dir/data" AUDIT_WORM_DIR="$dir/audit" LOG_LEVEL=warn
-  if [[ "$mode" == full || "$mode" == full-redis ]]; then
+  if [[ "$mode" == full* ]]; then
     if ! token=$("$FASTMCP_BIN" token mint --sub bench --tenant acme --roles mcp-admin \
         --ttl 1h 2>"$dir/mint.err"); then
       log "$mode: token mint failed:"; cat "$dir/mint.err" >&2
-      note "$mode" "$round" "token mint failed"; return 0
+      GW_FAIL="token mint failed"; return 1
     fi
     token=$(printf '%s' "$token" | tr -d '[:space:]')
-    [[ -n "$token" ]] || { note "$mode" "$round" "token mint printed nothing"; return 0; }
+    [[ -n "$token" ]] || { GW_FAIL="token mint printed nothing"; return 1; }
   fi
   "$FASTMCP_BIN" serve --config "$dir/fastmcp.yaml" >"$dir/gateway.log" 2>&1 &
   pid=$!
@@ -348,24 +394,43 @@ run_gateway() {
   log "$mode: gateway pid $pid on 127.0.0.1:$GW_PORT (admin $ADMIN_PORT)"
   if ! wait_health "$pid" "http://127.0.0.1:$ADMIN_PORT/health" "$dir/gateway.log" ||
      ! wait_port "$pid" "$GW_PORT" gateway "$dir/gateway.log"; then
-    note "$mode" "$round" "gateway did not start"
-    stop_pid "$pid"; forget_pid "$pid"; return 0
+    GW_FAIL="gateway did not start"
+    stop_pid "$pid"; forget_pid "$pid"; return 1
   fi
-  sanity "$mode" "http://127.0.0.1:$GW_PORT/mcp/bench" "$token" "$dir"
-  run_wrk "$mode" "$round" "http://127.0.0.1:$GW_PORT/mcp/bench" "$token" "$pid"
-  if ! kill -0 "$pid" 2>/dev/null; then
+  GW_PID=$pid GW_TOKEN=$token
+}
+
+# stop_gateway MODE DIR: stop GW_PID (noting in the log if it died meanwhile); drop its data.
+stop_gateway() {
+  local mode=$1 dir=$2
+  [[ -n "$GW_PID" ]] || return 0
+  if ! kill -0 "$GW_PID" 2>/dev/null; then
     log "$mode: gateway died during the run; log:"; tail -n 30 "$dir/gateway.log" >&2 || true
-    note "$mode" "$round" "gateway died"
   fi
-  stop_pid "$pid"; forget_pid "$pid"
+  stop_pid "$GW_PID"; forget_pid "$GW_PID"; GW_PID=""
   # Data and audit dirs are per run; drop them now (the whole $TMP goes on exit).
   [[ "$KEEP_TMP" == 1 ]] || rm -rf "$dir/data" "$dir/audit"
+}
+
+# run_gateway MODE ROUND: start the gateway in MODE, check it answers, bench it, stop it.
+run_gateway() {
+  local mode=$1 round=$2 dir="$TMP/$1-r$2"
+  if ! start_gateway "$mode" "$dir"; then
+    [[ "$round" == 1 && "$GW_FAIL" == "gateway binary missing" ]] && log "$mode: $FASTMCP_BIN missing"
+    note "$mode" "$round" "$GW_FAIL"; return 0
+  fi
+  sanity "$mode" "http://127.0.0.1:$GW_PORT/mcp/bench" "$GW_TOKEN" "$dir"
+  run_wrk "$mode" "$round" "http://127.0.0.1:$GW_PORT/mcp/bench" "$GW_TOKEN" "$GW_PID"
+  kill -0 "$GW_PID" 2>/dev/null || note "$mode" "$round" "gateway died"
+  stop_gateway "$mode" "$dir"
 }
 
 # redis-server for full-redis: started once, before the rounds, so each round's full-redis
 # gateway finds it (its CPU is read only around full-redis runs).
 HAVE_REDIS=0
-if command -v redis-server >/dev/null 2>&1; then
+if [[ "$STAGES_ONLY" == 1 ]]; then
+  NOTE[full-redis]="STAGES_ONLY"
+elif command -v redis-server >/dev/null 2>&1; then
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     >"$TMP/redis.log" 2>&1 &
   REDIS_PID=$!
@@ -382,7 +447,8 @@ fi
 
 # Interleaved: every scenario once per round, in the same order, so slow drift of the shared
 # machine lands on all of them alike.
-for ((round = 1; round <= ROUNDS; round++)); do
+[[ "$STAGES_ONLY" == 1 ]] && ROUNDS_RUN=0 || ROUNDS_RUN=$ROUNDS
+for ((round = 1; round <= ROUNDS_RUN; round++)); do
   log "=== round $round/$ROUNDS"
   run_direct "$round"
   run_bare "$round"
@@ -435,6 +501,15 @@ for s in "${SCENARIOS[@]}"; do
   SPREAD[$s]=$(spread RPS "$s")
 done
 
+# The stages need the full row's median (the paced rate), so they run here, before the report.
+run_stages
+if [[ "$STAGES_ONLY" == 1 ]]; then
+  echo
+  echo "FastMCP bench stages (STAGES_ONLY), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  print_stages
+  exit 0
+fi
+
 echo
 echo "FastMCP bench: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, tools/call, $(nproc) CPUs, $ROUNDS round(s) interleaved, medians, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 fmt='%-12s | %8s | %15s | %7s | %7s | %10s | %7s | %8s | %8s | %s\n'
@@ -464,6 +539,8 @@ if [[ -n "${M_RPS[full-redis]}" && -n "${M_RPS[full]}" ]]; then
     printf "REDIS: full-redis vs full: throughput %.3fx (cost %.1f%%, target <= 15%%), p50 %+d us, p99 %+d us, gateway CPU %+.1f us/req, redis-server CPU %.1f us/req\n",
       r / f, (1 - r / f) * 100, p50r - p50f, p99r - p99f, cr - cf, rc }'
 fi
+
+print_stages
 
 full_ratio=$(ratio "${M_RPS[full]}" "${M_RPS[direct]}")
 bare_ratio=$(ratio "${M_RPS[full]}" "${M_RPS[bare-pingora]}")
