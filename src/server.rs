@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -192,6 +193,11 @@ pub fn start_discovery(gw: &Arc<Gateway>) {
     gw.fed.set_discovery(Discovery::start(servers, opts, on_change));
 }
 
+/// Each accepted connection's read buffer. pingora's default (64 KiB, allocated whole per
+/// connection) made an idle SSE stream or keep-alive connection cost ~150 KiB; 16 KiB still
+/// holds a whole TLS record (larger bodies just take more reads).
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Adds `addr` to `service`: plain TCP, or TLS (`tls_listener`) when `tls` has a certificate.
 fn listen_on<A>(
     service: &mut Service<A>,
@@ -200,12 +206,13 @@ fn listen_on<A>(
     tls: &crate::config::ListenerTls,
     require_client_cert: bool,
 ) -> Result<(), String> {
+    let endpoint = ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(READ_BUFFER_BYTES));
     if !tls.enabled() {
-        service.add_tcp(addr);
+        service.add_listener(endpoint);
         return Ok(());
     }
     let settings = crate::tls_listener::settings(key, tls, require_client_cert)?;
-    service.add_tls_with_settings(addr, None, settings);
+    service.add_listener(endpoint.tls(settings));
     let mtls = if require_client_cert {
         "required"
     } else if tls.client_ca_file.is_empty() {
