@@ -27,41 +27,26 @@ pub fn normalize(policies: &Value) -> Value {
 /// rules when the input's tool or provider is not a string.
 pub fn index(policies: &Value) -> Value {
     let rules = policies.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut any = Vec::new();
+    let (mut any, mut rate_limited) = (Vec::new(), Vec::new());
     let mut by_action = serde_json::Map::new();
-    let rate_limited: Vec<usize> = rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            r.get("effect").and_then(Value::as_str).unwrap_or("allow") == "allow" && r.get("rate_limit").is_some()
-        })
-        .map(|(i, _)| i)
-        .collect();
     for (i, r) in rules.iter().enumerate() {
+        if r.get("effect").and_then(Value::as_str).unwrap_or("allow") == "allow" && r.get("rate_limit").is_some() {
+            rate_limited.push(i);
+        }
         let when = r.get("when").and_then(Value::as_object);
-        let cond = |key: &str| when.and_then(|w| w.get(key));
-        let Some(actions) = cond("action").and_then(plain_strings) else {
-            any.push(json!(i));
+        let cond = |key: &str| when.and_then(|w| w.get(key)).and_then(plain_strings);
+        let Some(actions) = cond("action") else {
+            any.push(i);
             continue;
         };
-        let (bucket, keys) = if let Some(tools) = cond("resource.toolId").and_then(plain_strings) {
-            ("tool", tools)
-        } else if let Some(providers) = cond("resource.provider_id").and_then(plain_strings) {
-            ("provider", providers)
-        } else {
-            ("rest", Vec::new())
-        };
+        let filed = cond("resource.toolId")
+            .map(|k| ("tool", k))
+            .or_else(|| cond("resource.provider_id").map(|k| ("provider", k)));
         for action in actions {
             let slot = by_action.entry(action).or_insert_with(|| json!({"tool": {}, "provider": {}, "rest": []}));
-            if bucket == "rest" {
-                push(&mut slot["rest"], i);
-            } else {
-                for key in &keys {
-                    let list = slot[bucket].as_object_mut().map(|m| m.entry(key.clone()).or_insert_with(|| json!([])));
-                    if let Some(list) = list {
-                        push(list, i);
-                    }
-                }
+            match &filed {
+                Some((bucket, keys)) => keys.iter().for_each(|key| push(&mut slot[*bucket][key.as_str()], i)),
+                None => push(&mut slot["rest"], i),
             }
         }
     }
@@ -78,7 +63,11 @@ fn plain_strings(want: &Value) -> Option<Vec<String>> {
     }
 }
 
+/// Appends rule `i` to `list` (a missing list, `null`, becomes one) unless it ends with it.
 fn push(list: &mut Value, i: usize) {
+    if list.is_null() {
+        *list = json!([]);
+    }
     if let Some(a) = list.as_array_mut() {
         if a.last() != Some(&json!(i)) {
             a.push(json!(i));
