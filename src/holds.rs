@@ -51,8 +51,12 @@ impl IssuedHold {
 /// The hold id of `action_token`: the first 16 hex digits of its SHA-256 (what the admin
 /// API and the console name a hold by).
 pub fn hold_id(action_token: &str) -> String {
-    let h = canonical::sha256_hex(action_token.as_bytes());
-    h.get(..16).unwrap_or(&h).to_string()
+    id_of_hash(&canonical::sha256_hex(action_token.as_bytes()))
+}
+
+/// The hold id within a token's SHA-256 hex.
+fn id_of_hash(token_hash: &str) -> String {
+    token_hash.get(..16).unwrap_or(token_hash).to_string()
 }
 
 /// SHA-256 over the things a confirmation must match.
@@ -109,7 +113,7 @@ pub async fn issue_with(
     let token_hash = canonical::sha256_hex(token.as_bytes());
     let expires = chrono::Utc::now() + chrono::Duration::seconds(cfg.ttl_seconds as i64);
     let hold = Hold {
-        id: token_hash[..16].to_string(),
+        id: id_of_hash(&token_hash),
         sub: principal.sub.clone(),
         tenant: principal.tenant.clone(),
         tool_id: tool_id.to_string(),

@@ -148,7 +148,7 @@ impl AdminApp {
 
 /// The decision body's reason: none for an empty body; else `{"reason": "<text>"}`.
 async fn read_reason(http: &mut ServerSession) -> Result<Option<String>, AdminError> {
-    let body = super::shadow::read_bounded(http, MAX_DECIDE_BODY).await?;
+    let body = super::body::read_bounded(http, MAX_DECIDE_BODY).await?;
     parse_reason(&body)
 }
 

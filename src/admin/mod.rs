@@ -21,6 +21,7 @@
 //! status), `stream.rs` (the live audit stream), `record.rs`, `error.rs`, `reply.rs`.
 
 mod auth;
+mod body;
 mod error;
 mod guard;
 mod holds;

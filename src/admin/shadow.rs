@@ -26,7 +26,7 @@ impl AdminApp {
     /// Reads, compiles, tests and loads the candidate in the request's body.
     pub(super) async fn shadow_load(&self, http: &mut ServerSession) -> Result<Reply, AdminError> {
         let reloader = self.reloader()?;
-        let body = read_bounded(http, self.gw.cfg.policy.shadow_max_bundle_bytes).await?;
+        let body = super::body::read_bounded(http, self.gw.cfg.policy.shadow_max_bundle_bytes).await?;
         let bundle = Bundle::from_json(&body).map_err(|e| AdminError::BadRequest { message: e.0 })?;
         // Compiling and testing a policy takes a while: off the listener's thread.
         let loaded = tokio::task::spawn_blocking(move || reloader.load_shadow(&bundle))
@@ -66,32 +66,6 @@ impl AdminApp {
                 Ok(Reply::json(200, json!({"result": "promoted", "revision": revision})))
             }
             _ => Err(no_shadow()),
-        }
-    }
-}
-
-/// The request body, refused past `limit` bytes (by its `Content-Length` before reading).
-pub(super) async fn read_bounded(http: &mut ServerSession, limit: usize) -> Result<Vec<u8>, AdminError> {
-    let announced = http
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(AdminError::PayloadTooLarge { limit });
-    }
-    let mut body = Vec::new();
-    loop {
-        match http.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(AdminError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => return Err(AdminError::BadRequest { message: format!("the body could not be read: {e}") }),
         }
     }
 }
