@@ -25,11 +25,12 @@ fn main() {
     let engine = PolicyEngine::enabled(CompiledPolicy::compile(&sources).expect("policy compiles"));
     let n = 5000;
 
+    let parts = policy_input::CallParts::new();
     let off = engine.snapshot();
     let mut live = Vec::with_capacity(n);
     let mut check = Vec::with_capacity(n);
     for _ in 0..n {
-        let doc = policy_input::allowed_tools_call();
+        let doc = parts.build();
         let t = Instant::now();
         let d = off.decide(&doc);
         live.push(t.elapsed().as_secs_f64() * 1e6);
@@ -47,7 +48,7 @@ fn main() {
     let shadow = on.shadow().expect("loaded");
     let mut offer = Vec::with_capacity(n);
     for _ in 0..n {
-        let doc = policy_input::allowed_tools_call();
+        let doc = parts.build();
         let d = on.decide(&doc);
         let t = Instant::now();
         shadow.offer("tools.invoke", doc, &d);
@@ -57,7 +58,7 @@ fn main() {
     // the request pays when the candidate's evaluation is not competing for the same core.
     let mut idle = Vec::with_capacity(n / 10);
     for i in 0..n / 10 {
-        let doc = policy_input::allowed_tools_call();
+        let doc = parts.build();
         let d = on.decide(&doc);
         loop {
             let d = shadow.diff("");

@@ -319,7 +319,7 @@ fn policy_eval(cfg: &Config, input: &std::path::Path) -> i32 {
         let text = std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
         let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", input.display()))?;
         let sources = PolicySources::load(&cfg.policy.policies_file, std::slice::from_ref(&cfg.policy.rego_dir))?;
-        let d = CompiledPolicy::compile(&sources)?.decide(&doc).map_err(|e| e.to_string())?;
+        let d = CompiledPolicy::compile(&sources)?.decide_json(&doc).map_err(|e| e.to_string())?;
         Ok(serde_json::json!({"allow": d.allow, "require_confirmation": d.require_confirmation, "reasons": d.reasons,
             "rate_limit": d.rate_limit.map(|r| serde_json::json!({"rps": r.rps, "burst": r.burst}))}))
     };

@@ -66,13 +66,13 @@ fn cases() -> Vec<Case> {
 fn seed_outcomes_and_corrected_semantics() {
     let policy = CompiledPolicy::compile(&PolicySources::embedded()).expect("policy");
     for case in cases() {
-        let d = policy.decide(&input(&case)).expect("decision");
+        let d = policy.decide_json(&input(&case)).expect("decision");
         assert_eq!((d.allow, d.require_confirmation), (case.allow, case.confirm), "{}: {d:?}", case.name);
     }
     // Tenant isolation: another tenant's tool is denied whatever the role.
     let mut other = input(&cases()[12]);
     other["resource"]["tenant"] = json!("globex");
-    let d = policy.decide(&other).expect("decision");
+    let d = policy.decide_json(&other).expect("decision");
     assert!(!d.allow && d.reasons.contains(&"tenant-isolation".to_string()), "{d:?}");
 }
 
@@ -86,7 +86,7 @@ fn rule_order_is_irrelevant_and_deny_wins() {
     let a = CompiledPolicy::compile(&base).expect("policy");
     let b = CompiledPolicy::compile(&reversed).expect("policy");
     for case in cases() {
-        assert_eq!(a.decide(&input(&case)).expect("a"), b.decide(&input(&case)).expect("b"), "{}", case.name);
+        assert_eq!(a.decide_json(&input(&case)).expect("a"), b.decide_json(&input(&case)).expect("b"), "{}", case.name);
     }
     // A deny placed first or last wins over a matching allow.
     for at_end in [false, true] {
@@ -100,7 +100,7 @@ fn rule_order_is_irrelevant_and_deny_wins() {
         }
         let mut s = base.clone();
         s.policies_yaml = serde_yaml_ng::to_string(&doc).expect("yaml");
-        let d = CompiledPolicy::compile(&s).expect("policy").decide(&input(&cases()[13])).expect("d");
+        let d = CompiledPolicy::compile(&s).expect("policy").decide_json(&input(&cases()[13])).expect("d");
         assert!(!d.allow && d.reasons.contains(&"no-git-push".to_string()), "{d:?}");
     }
 }

@@ -15,6 +15,45 @@ pub fn allowed_tools_call() -> Value {
     })
 }
 
+/// What the gateway holds when it builds the input of [`allowed_tools_call`]: the cached
+/// principal, the tool's resource and the parsed arguments.
+#[allow(dead_code)] // not every benchmark builds inputs
+pub struct CallParts {
+    principal: fastmcp::auth::Principal,
+    resource: Value,
+    arguments: Value,
+}
+
+#[allow(dead_code)]
+impl CallParts {
+    pub fn new() -> CallParts {
+        let doc = allowed_tools_call();
+        let principal = fastmcp::auth::Principal {
+            sub: "a".into(),
+            tenant: "acme".into(),
+            roles: vec!["mcp-admin".into()],
+            claims: doc["subject"]["claims"].clone(),
+            ..fastmcp::auth::Principal::anonymous()
+        };
+        CallParts { principal, resource: doc["resource"].clone(), arguments: doc["request"]["arguments"].clone() }
+    }
+
+    /// The input, built the way the gateway builds every input (straight into the evaluator's
+    /// value type): a benchmark that times this and the decision times what a request pays.
+    pub fn build(&self) -> fastmcp::policy::Input {
+        let facts = fastmcp::policy::input::RequestFacts {
+            protocol: "mcp",
+            mcp_method: Some("tools/call"),
+            arguments: &self.arguments,
+            path: "/mcp/bench",
+            method: "POST",
+            client_ip: "127.0.0.1",
+            corr_id: "abc",
+        };
+        fastmcp::policy::input::build(&self.principal, "tools.invoke", &self.resource, &facts)
+    }
+}
+
 /// `policies_yaml` with `n` more seed-style rules (as JSON, which is YAML too): per-tool grants
 /// by role, provider-wide grants, denies and confirmation obligations on other actions, none
 /// of which matches [`allowed_tools_call`] — a large policy where few rules apply.

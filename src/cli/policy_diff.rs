@@ -126,6 +126,7 @@ impl Stats {
     ) -> Option<String> {
         let (action, input) = rebuild(rec, subjects)?;
         self.replayed += 1;
+        let input = crate::policy::Input::from_json(&input);
         let l = Verdict::of(&live.decide(&input));
         let c = Verdict::of(&cand.decide(&input));
         let recorded = rec.pointer("/decision/result").and_then(Value::as_str) != Some("deny");

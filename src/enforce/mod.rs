@@ -46,7 +46,7 @@ use crate::holds::notify::Notifier;
 use crate::holds::{self, HoldEvents, HoldSpec, HoldView, IssuedHold};
 use crate::metrics::METRICS;
 use crate::pinning::Pins;
-use crate::policy::{input, Decision, PolicySnapshot};
+use crate::policy::{input, Decision, Input, PolicySnapshot};
 use crate::ratelimit;
 use crate::state::{RateOutcome, Redeemer, StateStore};
 
@@ -363,7 +363,8 @@ impl Enforcer {
     }
 
     /// May `principal` do `action` on `resource`? For entries of a list (no record: the list
-    /// request has its own). An evaluation error says no.
+    /// request has its own). An evaluation error says no. A list of many entries asks
+    /// [`Enforcer::lister`] once instead.
     pub fn visible(
         &self,
         policy: &PolicySnapshot,
@@ -373,18 +374,32 @@ impl Enforcer {
         origin: Origin<'_>,
         mcp_method: &str,
     ) -> bool {
-        let empty = json!({});
-        let facts = input::RequestFacts {
-            protocol: origin.protocol,
-            mcp_method: Some(mcp_method),
-            arguments: &empty,
-            path: origin.path,
-            method: origin.http_method,
-            client_ip: origin.client_ip,
-            corr_id: origin.corr_id,
-        };
-        // A list entry's visibility is not a recorded decision: not shadowed.
-        evaluate(policy, action, &input::build(principal, action, resource, &facts)).map(|d| d.allow).unwrap_or(false)
+        self.lister(policy, principal, origin, mcp_method).visible(action, resource)
+    }
+
+    /// Visibility checks for the entries of one list answer: the input's parts that do not
+    /// depend on the entry are built once.
+    pub fn lister<'p>(
+        &self,
+        policy: &'p PolicySnapshot,
+        principal: &Principal,
+        origin: Origin<'_>,
+        mcp_method: &str,
+    ) -> Lister<'p> {
+        let prepared = (!policy.is_off()).then(|| {
+            let empty = json!({});
+            let facts = input::RequestFacts {
+                protocol: origin.protocol,
+                mcp_method: Some(mcp_method),
+                arguments: &empty,
+                path: origin.path,
+                method: origin.http_method,
+                client_ip: origin.client_ip,
+                corr_id: origin.corr_id,
+            };
+            input::Prepared::new(principal, &facts)
+        });
+        Lister { policy, prepared }
     }
 
     /// Decides `call` and records the outcome at once, without awaiting: for a message met
@@ -464,7 +479,7 @@ impl Enforcer {
     fn decide_call(&self, call: &Call<'_>, approver: bool) -> Result<Decision, GatewayError> {
         if call.policy.is_off() {
             // The answer does not depend on the input: skip building it.
-            return call.policy.decide(&Value::Null);
+            return Ok(PolicySnapshot::disabled_decision());
         }
         let facts = input::RequestFacts {
             protocol: call.origin.protocol,
@@ -475,26 +490,18 @@ impl Enforcer {
             client_ip: call.origin.client_ip,
             corr_id: call.origin.corr_id,
         };
+        let prepared = input::Prepared::new(call.principal, &facts);
         if call.presented.is_none() {
-            return decide(
-                call.policy,
-                &call.action,
-                input::build(call.principal, &call.action, &call.resource, &facts),
-            );
+            return decide(call.policy, &call.action, prepared.input(&call.action, &call.resource));
         }
         // A tool's required scopes gate calling it; confirming is re-checked as the call.
         let mut confirm_resource = call.resource.clone();
         confirm_resource["required_scopes"] = json!([]);
-        let mut d = decide(
-            call.policy,
-            "tools.confirm",
-            input::build(call.principal, "tools.confirm", &confirm_resource, &facts),
-        )?;
+        let mut d = decide(call.policy, "tools.confirm", prepared.input("tools.confirm", &confirm_resource))?;
         if !d.allow || approver {
             return Ok(d);
         }
-        let invoke =
-            decide(call.policy, &call.action, input::build(call.principal, &call.action, &call.resource, &facts))?;
+        let invoke = decide(call.policy, &call.action, prepared.input(&call.action, &call.resource))?;
         d.allow = invoke.allow;
         d.reasons.extend(invoke.reasons);
         d.rate_limit = invoke.rate_limit.or(d.rate_limit);
@@ -675,7 +682,7 @@ fn unavailable() -> Refusal {
 /// Evaluates `policy` on a prepared input document. For a decision that must happen inside
 /// a store transaction (manifest registration); everything else goes through
 /// [`Enforcer::authorize`].
-pub fn decide_input(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decision, GatewayError> {
+pub fn decide_input(policy: &PolicySnapshot, action: &str, input: &Input) -> Result<Decision, GatewayError> {
     let d = evaluate(policy, action, input);
     if let Some(shadow) = policy.shadow() {
         shadow.offer(action, input.clone(), &d);
@@ -686,7 +693,7 @@ pub fn decide_input(policy: &PolicySnapshot, action: &str, input: &Value) -> Res
 /// Evaluates `policy` (timed) and, when a shadow candidate is loaded, hands the input and the
 /// live answer to it — a queue push, never a wait. Without a shadow the only extra work is
 /// the `Option` check.
-fn decide(policy: &PolicySnapshot, action: &str, input: Value) -> Result<Decision, GatewayError> {
+fn decide(policy: &PolicySnapshot, action: &str, input: Input) -> Result<Decision, GatewayError> {
     let d = evaluate(policy, action, &input);
     if let Some(shadow) = policy.shadow() {
         shadow.offer(action, input, &d);
@@ -695,7 +702,7 @@ fn decide(policy: &PolicySnapshot, action: &str, input: Value) -> Result<Decisio
 }
 
 /// Evaluates `policy` and times it (the action label is bounded).
-fn evaluate(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Decision, GatewayError> {
+fn evaluate(policy: &PolicySnapshot, action: &str, input: &Input) -> Result<Decision, GatewayError> {
     let span = crate::otel::child("policy.evaluate", opentelemetry::trace::SpanKind::Internal);
     let t = Instant::now();
     let d = policy.decide(input);
@@ -712,6 +719,24 @@ fn evaluate(policy: &PolicySnapshot, action: &str, input: &Value) -> Result<Deci
         }
     }
     d
+}
+
+/// Decides the entries of one list answer (see [`Enforcer::lister`]).
+pub struct Lister<'p> {
+    policy: &'p PolicySnapshot,
+    /// `None` when policy is off: every entry is visible and no input is built.
+    prepared: Option<input::Prepared>,
+}
+
+impl Lister<'_> {
+    /// May the caller do `action` on `resource` (an entry)? An evaluation error says no.
+    /// Not recorded, not shadowed: a list entry's visibility is not a decision of its own.
+    pub fn visible(&self, action: &str, resource: &Value) -> bool {
+        match &self.prepared {
+            None => true,
+            Some(p) => evaluate(self.policy, action, &p.input(action, resource)).is_ok_and(|d| d.allow),
+        }
+    }
 }
 
 /// Actions come from caller-chosen method names: the metric label set stays bounded

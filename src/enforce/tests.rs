@@ -253,3 +253,29 @@ async fn pin_facts_reach_the_policy_input_and_enforce_refuses_after_the_policy()
     gw.enforce.judge_pin(&mut other);
     assert!(other.pin.is_none() && other.resource.get("pinned").is_none());
 }
+
+#[tokio::test]
+async fn a_lister_answers_each_entry_as_a_lone_visibility_check_and_records_nothing() {
+    let gw = test_gateway("enforce-lister", &[]);
+    let policy = gw.policy.snapshot();
+    let server = gw.catalog.server("demo").unwrap();
+    let before = records(&gw).len();
+    for p in [who("n", &["nobody"]), who("u", &["mcp-user"]), who("a", &["mcp-admin"])] {
+        let lister = gw.enforce.lister(&policy, &p, ORIGIN, "tools/list");
+        for (tool, tenant) in [("x", "public"), ("y", "acme"), ("z", "globex")] {
+            let mut resource = gw.catalog.tool_resource(&server, tool, None);
+            resource["tenant"] = json!(tenant);
+            let alone = gw.enforce.visible(&policy, &p, "tools.invoke", &resource, ORIGIN, "tools/list");
+            assert_eq!(lister.visible("tools.invoke", &resource), alone, "{tool} ({tenant}) for {:?}", p.roles);
+        }
+    }
+    let admin = who("a", &["mcp-admin"]);
+    let listed = gw.enforce.lister(&policy, &admin, ORIGIN, "tools/list");
+    let own = gw.catalog.tool_resource(&server, "x", None);
+    assert!(listed.visible("tools.invoke", &own), "an admin sees a public tool");
+    let mut foreign = own.clone();
+    foreign["tenant"] = json!("globex");
+    assert!(!listed.visible("tools.invoke", &foreign), "tenant isolation hides another tenant's tool");
+    assert!(!gw.enforce.lister(&policy, &who("n", &["nobody"]), ORIGIN, "tools/list").visible("tools.invoke", &own));
+    assert_eq!(records(&gw).len(), before, "list entries are not decisions of their own");
+}

@@ -6,20 +6,20 @@ use serde_json::Value;
 use crate::auth::Principal;
 use crate::catalog::McpServer;
 use crate::config::PinMode;
-use crate::enforce::Origin;
+use crate::enforce::{Lister, Origin};
 use crate::gateway::Gateway;
 use crate::policy::PolicySnapshot;
 
 impl Gateway {
-    /// May `principal` call `tool` (a `tools/list` entry) on `server`? Errors hide the tool.
-    pub fn tool_visible(
-        &self,
-        policy: &PolicySnapshot,
-        server: &McpServer,
-        principal: &Principal,
-        tool: &Value,
-        corr_id: &str,
-    ) -> bool {
+    /// The visibility checks of one `tools/list` answer for `principal`.
+    pub fn tool_lister<'p>(&self, policy: &'p PolicySnapshot, principal: &Principal, corr_id: &str) -> Lister<'p> {
+        let origin = Origin { protocol: "mcp", path: "", http_method: "POST", client_ip: "", corr_id };
+        self.enforce.lister(policy, principal, origin, "tools/list")
+    }
+
+    /// May the caller of `lister` call `tool` (a `tools/list` entry) on `server`? Errors
+    /// hide the tool.
+    pub fn tool_visible(&self, lister: &Lister<'_>, server: &McpServer, tool: &Value) -> bool {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
@@ -41,7 +41,6 @@ impl Gateway {
             r.insert("definition_hash".into(), serde_json::json!(p.definition_hash));
             r.insert("pinned".into(), serde_json::json!(p.pinned));
         }
-        let origin = Origin { protocol: "mcp", path: "", http_method: "POST", client_ip: "", corr_id };
-        self.enforce.visible(policy, principal, "tools.invoke", &resource, origin, "tools/list")
+        lister.visible("tools.invoke", &resource)
     }
 }

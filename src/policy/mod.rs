@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::GatewayError;
+pub use input::Input;
 pub use source::PolicySources;
 
 /// The rule every decision is read from.
@@ -151,9 +152,9 @@ impl CompiledPolicy {
     }
 
     /// Evaluates the decision for `input` on this thread's evaluator.
-    pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
+    pub fn decide(&self, input: &Input) -> Result<Decision, GatewayError> {
         let unavailable = |m: String| GatewayError::Unavailable { message: m };
-        let rv = regorus::Value::deserialize(input).map_err(|e| unavailable(format!("policy input: {e}")))?;
+        let rv = input.value().clone();
         let out = LOCAL.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.as_ref().map(|(id, _)| *id) != Some(self.id) {
@@ -173,6 +174,11 @@ impl CompiledPolicy {
             result.map_err(|e| unavailable(format!("policy evaluation failed: {e}")))
         })?;
         decision_of(&out).map_err(unavailable)
+    }
+
+    /// [`CompiledPolicy::decide`] for an input written as JSON.
+    pub fn decide_json(&self, input: &Value) -> Result<Decision, GatewayError> {
+        self.decide(&Input::from_json(input))
     }
 }
 
@@ -336,11 +342,24 @@ impl PolicySnapshot {
             || roles.iter().filter_map(|r| p.role_scopes.get(r)).flatten().any(|s| covers(s))
     }
 
-    pub fn decide(&self, input: &Value) -> Result<Decision, GatewayError> {
+    pub fn decide(&self, input: &Input) -> Result<Decision, GatewayError> {
         match &self.0 {
             Some(p) => p.decide(input),
-            None => Ok(Decision { allow: true, reasons: vec!["policy_disabled".into()], ..Default::default() }),
+            None => Ok(Self::disabled_decision()),
         }
+    }
+
+    /// [`PolicySnapshot::decide`] for an input written as JSON.
+    pub fn decide_json(&self, input: &Value) -> Result<Decision, GatewayError> {
+        match &self.0 {
+            Some(p) => p.decide_json(input),
+            None => Ok(Self::disabled_decision()),
+        }
+    }
+
+    /// The answer when policy is off: allow, without building an input.
+    pub fn disabled_decision() -> Decision {
+        Decision { allow: true, reasons: vec!["policy_disabled".into()], ..Default::default() }
     }
 }
 

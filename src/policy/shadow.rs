@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{CompiledPolicy, Decision};
+use super::{CompiledPolicy, Decision, Input};
 use crate::error::GatewayError;
 use crate::metrics::METRICS;
 
@@ -56,7 +56,7 @@ impl Verdict {
 /// One decision handed to the shadow.
 struct Job {
     action: String,
-    input: Value,
+    input: Input,
     live: Verdict,
 }
 
@@ -76,15 +76,14 @@ pub struct Difference {
 
 impl Difference {
     /// The kept facts of `input` (never its raw arguments).
-    pub fn of(action: &str, input: &Value, live: Verdict, shadow: Verdict) -> Difference {
-        let text = |p: &str| input.pointer(p).and_then(Value::as_str).map(String::from);
-        let args = input.pointer("/request/arguments").cloned().unwrap_or(Value::Null);
+    pub fn of(action: &str, input: &Input, live: Verdict, shadow: Verdict) -> Difference {
+        let args = input.json_at(&["request", "arguments"]);
         Difference {
             action: action.to_string(),
-            tool: text("/resource/toolId"),
-            subject: text("/subject/sub"),
-            tenant: text("/subject/tenant"),
-            corr_id: text("/context/corr_id"),
+            tool: input.text(&["resource", "toolId"]),
+            subject: input.text(&["subject", "sub"]),
+            tenant: input.text(&["subject", "tenant"]),
+            corr_id: input.text(&["context", "corr_id"]),
             arguments_hash: crate::canonical::sha256_hex(crate::canonical::to_string(&args).as_bytes()),
             live,
             shadow,
@@ -147,7 +146,7 @@ impl Shadow {
 
     /// Queues `input` and the live answer for the candidate; never blocks. A full queue
     /// drops it (counted).
-    pub fn offer(&self, action: &str, input: Value, live: &Result<Decision, GatewayError>) {
+    pub fn offer(&self, action: &str, input: Input, live: &Result<Decision, GatewayError>) {
         let job = Job { action: action.to_string(), input, live: Verdict::of(live) };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(job) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -228,13 +227,13 @@ mod tests {
         CompiledPolicy::compile(&b.over(&PolicySources::embedded())).expect("compile")
     }
 
-    fn input(tool: &str, secret: &str) -> Value {
-        json!({"subject": {"sub": "alice", "tenant": "acme", "roles": ["mcp-user"], "scopes": []},
+    fn input(tool: &str, secret: &str) -> Input {
+        Input::from_json(&json!({"subject": {"sub": "alice", "tenant": "acme", "roles": ["mcp-user"], "scopes": []},
                "action": "tools.invoke",
                "resource": {"toolId": tool, "provider_id": "mcp", "tenant": "public", "safety_tags": [],
                             "required_scopes": []},
                "request": {"arguments": {"password": secret}},
-               "context": {"corr_id": "c1"}})
+               "context": {"corr_id": "c1"}}))
     }
 
     fn allowed() -> Result<Decision, GatewayError> {

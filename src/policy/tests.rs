@@ -38,34 +38,35 @@ fn failing_rego_test_is_reported_by_name() {
 #[test]
 fn seed_outcomes() {
     let p = engine();
-    let d = p.decide(&input(&["mcp-admin"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
+    let d =
+        p.decide_json(&input(&["mcp-admin"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
     assert!(d.allow && !d.require_confirmation, "{d:?}");
-    let d = p.decide(&input(&["mcp-user"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
+    let d = p.decide_json(&input(&["mcp-user"], "mcp:demo:x", "mcp", &["read_only"], &["mcp.demo"], "public")).unwrap();
     assert!(!d.allow, "mcp-user lacks mcp.demo: {d:?}");
     assert!(d.reasons.contains(&"missing_scope:mcp.demo".to_string()));
-    let d = p.decide(&input(&["mcp-user"], "mcp:git:x", "mcp", &["destructive"], &["mcp.git"], "public")).unwrap();
+    let d = p.decide_json(&input(&["mcp-user"], "mcp:git:x", "mcp", &["destructive"], &["mcp.git"], "public")).unwrap();
     assert!(d.allow && d.require_confirmation);
-    let d = p.decide(&input(&["agent"], "mcp:git:x", "mcp", &["destructive"], &[], "public")).unwrap();
+    let d = p.decide_json(&input(&["agent"], "mcp:git:x", "mcp", &["destructive"], &[], "public")).unwrap();
     assert!(!d.allow, "obligation rule must not grant: {d:?}");
-    let d = p.decide(&input(&["mcp-admin"], "mcp:git:x", "mcp", &[], &["mcp.git"], "globex")).unwrap();
+    let d = p.decide_json(&input(&["mcp-admin"], "mcp:git:x", "mcp", &[], &["mcp.git"], "globex")).unwrap();
     assert!(!d.allow && d.reasons.contains(&"tenant-isolation".to_string()));
     let mut q = input(&["data-analyst"], "database:executeQuery", "database", &[], &[], "public");
     q["request"] = json!({"arguments": {"query": "SELECT 1"}});
-    assert!(p.decide(&q).unwrap().allow, "a read-only query");
+    assert!(p.decide_json(&q).unwrap().allow, "a read-only query");
     q["request"] = json!({"arguments": {"query": "DELETE FROM t"}});
-    assert!(!p.decide(&q).unwrap().allow, "a write needs database.write");
+    assert!(!p.decide_json(&q).unwrap().allow, "a write needs database.write");
 }
 
 #[test]
 fn garbage_input_is_denied_not_allowed() {
     let p = engine();
-    let d = p.decide(&json!({"action": 5})).unwrap();
+    let d = p.decide_json(&json!({"action": 5})).unwrap();
     assert!(!d.allow);
 }
 
 #[test]
 fn disabled_engine_allows() {
-    assert!(PolicyEngine::disabled().snapshot().decide(&json!({})).unwrap().allow);
+    assert!(PolicyEngine::disabled().snapshot().decide_json(&json!({})).unwrap().allow);
 }
 
 #[test]
@@ -86,7 +87,7 @@ fn rvm_serves_the_shipped_policy_and_agrees_with_the_interpreter() {
     for case in cases {
         engine.set_input(serde_json::from_value(case.clone()).unwrap());
         let interp = serde_json::to_value(engine.eval_rule(DECISION_RULE.to_string()).unwrap()).unwrap();
-        let rvm = p.decide(&case).unwrap();
+        let rvm = p.decide_json(&case).unwrap();
         let want: Decision = serde_json::from_value(interp).unwrap();
         assert_eq!(rvm, want, "input {case}");
     }
@@ -217,12 +218,12 @@ fn the_cost_of_a_decision_does_not_grow_with_rules_the_input_cannot_match() {
                "action": "tools.invoke",
                "resource": {"toolId": tool, "provider_id": "mcp", "tenant": "public", "safety_tags": [], "required_scopes": []}})
     };
-    assert!(grown.decide(&call("acme", json!("mcp:x:y"))).unwrap().allow);
-    let d = grown.decide(&call("blocked", json!("mcp:x:y"))).unwrap();
+    assert!(grown.decide_json(&call("acme", json!("mcp:x:y"))).unwrap().allow);
+    let d = grown.decide_json(&call("blocked", json!("mcp:x:y"))).unwrap();
     assert!(!d.allow && d.reasons.contains(&"deny-mcp-acme".to_string()), "{d:?}");
-    assert!(grown.decide(&call("acme", json!("svc7:tool"))).unwrap().reasons.contains(&"x-7".to_string()));
+    assert!(grown.decide_json(&call("acme", json!("svc7:tool"))).unwrap().reasons.contains(&"x-7".to_string()));
     // A tool id that is not a string visits every rule filed by tool: the same answer as an
     // unindexed policy (no grant by tool; the mcp grant still applies by provider).
-    let d = grown.decide(&call("acme", json!(["svc7:tool"]))).unwrap();
+    let d = grown.decide_json(&call("acme", json!(["svc7:tool"]))).unwrap();
     assert!(!d.reasons.contains(&"x-7".to_string()), "{d:?}");
 }

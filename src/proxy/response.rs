@@ -92,9 +92,13 @@ pub(super) fn on_body(gw: &Gateway, ctx: &mut Ctx, body: &mut Option<Bytes>, end
         None => return,
     };
     let (server, principal, corr) = (ctx.server.as_deref(), ctx.principal.as_deref(), ctx.corr_id.as_str());
-    let mut visible = ctx.policy.as_ref().map(|p| {
-        move |tool: &Value| match (server, principal) {
-            (Some(s), Some(who)) => gw.tool_visible(p, s, who, tool, corr),
+    let lister = match (ctx.policy.as_ref(), principal) {
+        (Some(p), Some(who)) => Some(gw.tool_lister(p, who, corr)),
+        _ => None,
+    };
+    let mut visible = ctx.policy.as_ref().map(|_| {
+        move |tool: &Value| match (server, lister.as_ref()) {
+            (Some(s), Some(l)) => gw.tool_visible(l, s, tool),
             _ => false,
         }
     });

@@ -26,10 +26,11 @@ pub async fn catalog(gw: &Gateway, req: &RestRequest<'_>) -> Reply {
             .into_iter()
             .filter_map(|(server, t)| Some(format!("mcp:{server}:{}", t.get("name")?.as_str()?))),
     );
+    let lister = gw.enforce.lister(req.policy, req.principal, req.origin(), "");
     let tools: Vec<Value> = ids
         .iter()
         .filter_map(|id| lookup(gw, id))
-        .filter(|m| gw.enforce.visible(req.policy, req.principal, "tools.invoke", &resource_of(m), req.origin(), ""))
+        .filter(|m| lister.visible("tools.invoke", &resource_of(m)))
         .map(|m| m.to_value())
         .collect();
     Reply::ok(200, json!({"tenant": req.principal.tenant, "tools": tools}), Outcome::Allowed)

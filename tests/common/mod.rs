@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clients;
 pub mod lenient;
+pub mod port;
 pub mod redis;
 pub mod versioned;
 
@@ -14,9 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
+pub use port::free_port;
 
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);

@@ -1,7 +1,7 @@
 //! Helpers to run the real peers (Python SDK demo server, Node server-everything).
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,10 +30,9 @@ impl Drop for Peer {
     }
 }
 
-/// A port that was free a moment ago (bind port 0, read it, release it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "../common/port.rs"]
+mod port;
+pub use port::free_port;
 
 /// Polls until something accepts TCP connections on `port` (bounded).
 pub fn wait_ready(port: u16, timeout: Duration) {

@@ -26,11 +26,9 @@ impl Gateway {
         servers: &[Arc<McpServer>],
         own: &BTreeMap<String, Vec<Value>>,
     ) -> Vec<Value> {
+        let lister = self.tool_lister(req.policy, req.principal, req.corr_id);
         self.fed.visible_tools_over(own, |name, tool| {
-            servers
-                .iter()
-                .find(|s| s.name == name)
-                .is_some_and(|s| self.tool_visible(req.policy, s, req.principal, tool, req.corr_id))
+            servers.iter().find(|s| s.name == name).is_some_and(|s| self.tool_visible(&lister, s, tool))
         })
     }
 

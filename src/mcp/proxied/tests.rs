@@ -220,6 +220,7 @@ async fn mcp_param_headers_are_checked_where_the_schema_is_known() {
     let invalid = records(&gw).into_iter().filter(|r| r["phase"] == "decision" && r["decision"]["result"] == "invalid");
     assert_eq!(invalid.count(), 4, "every refusal is recorded");
     // Lists: the invalid tool is dropped, the marked one is kept.
-    let listed: Vec<bool> = tools.iter().map(|t| gw.tool_visible(&policy, &server, &admin, t, "c")).collect();
+    let lister = gw.tool_lister(&policy, &admin, "c");
+    let listed: Vec<bool> = tools.iter().map(|t| gw.tool_visible(&lister, &server, t)).collect();
     assert_eq!(listed, [true, false]);
 }
