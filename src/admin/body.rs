@@ -7,12 +7,7 @@ use super::error::AdminError;
 
 /// The request body, refused past `limit` bytes (by its `Content-Length` before reading).
 pub(super) async fn read_bounded(http: &mut ServerSession, limit: usize) -> Result<Vec<u8>, AdminError> {
-    let announced = http
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let announced = crate::proxy::headers::declared_length(&http.req_header().headers);
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(AdminError::PayloadTooLarge { limit });
     }

@@ -28,6 +28,7 @@ pub struct RequestFacts<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Input(Rv);
 
+/// An input already in the evaluator's type (the benchmark's earlier, deserialized build).
 impl From<Rv> for Input {
     fn from(doc: Rv) -> Input {
         Input(doc)
@@ -57,7 +58,7 @@ impl Input {
     pub fn json_at(&self, path: &[&str]) -> Value {
         match self.at(path) {
             Rv::Undefined => Value::Null,
-            v => v.to_json_str().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null),
+            v => serde_json::to_value(v).unwrap_or(Value::Null),
         }
     }
 

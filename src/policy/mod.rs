@@ -349,14 +349,6 @@ impl PolicySnapshot {
         }
     }
 
-    /// [`PolicySnapshot::decide`] for an input written as JSON.
-    pub fn decide_json(&self, input: &Value) -> Result<Decision, GatewayError> {
-        match &self.0 {
-            Some(p) => p.decide_json(input),
-            None => Ok(Self::disabled_decision()),
-        }
-    }
-
     /// The answer when policy is off: allow, without building an input.
     pub fn disabled_decision() -> Decision {
         Decision { allow: true, reasons: vec!["policy_disabled".into()], ..Default::default() }

@@ -66,7 +66,7 @@ fn garbage_input_is_denied_not_allowed() {
 
 #[test]
 fn disabled_engine_allows() {
-    assert!(PolicyEngine::disabled().snapshot().decide_json(&json!({})).unwrap().allow);
+    assert!(PolicyEngine::disabled().snapshot().decide(&Input::from_json(&json!({}))).unwrap().allow);
 }
 
 #[test]

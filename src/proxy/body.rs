@@ -8,12 +8,7 @@ use crate::error::GatewayError;
 /// Reads the whole body. Refuses with 413 as soon as the declared or received size passes
 /// `limit`, without reading the rest.
 pub async fn read_all(session: &mut Session, limit: usize) -> std::result::Result<Bytes, GatewayError> {
-    let declared = session
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = super::headers::declared_length(&session.req_header().headers);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }

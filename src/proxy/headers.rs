@@ -74,6 +74,11 @@ pub fn duplicated(headers: &HeaderMap) -> Option<&'static str> {
     SINGLETONS.iter().copied().find(|h| headers.get_all(*h).iter().nth(1).is_some())
 }
 
+/// The `Content-Length` the request declares, when it is a number.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// The request announces a body (`Content-Length` above zero, or `Transfer-Encoding`).
 pub fn announces_body(headers: &HeaderMap) -> bool {
     let len = headers.get("content-length").and_then(|v| v.to_str().ok()).map(str::trim);

@@ -92,11 +92,9 @@ pub(super) fn on_body(gw: &Gateway, ctx: &mut Ctx, body: &mut Option<Bytes>, end
         None => return,
     };
     let (server, principal, corr) = (ctx.server.as_deref(), ctx.principal.as_deref(), ctx.corr_id.as_str());
-    let lister = match (ctx.policy.as_ref(), principal) {
-        (Some(p), Some(who)) => Some(gw.tool_lister(p, who, corr)),
-        _ => None,
-    };
-    let mut visible = ctx.policy.as_ref().map(|_| {
+    // A policy filters the list; without a server or a caller to judge by, nothing is shown.
+    let mut visible = ctx.policy.as_ref().map(|p| {
+        let lister = principal.map(|who| gw.tool_lister(p, who, corr));
         move |tool: &Value| match (server, lister.as_ref()) {
             (Some(s), Some(l)) => gw.tool_visible(l, s, tool),
             _ => false,

@@ -23,11 +23,9 @@ pub fn free_port() -> u16 {
     let low = 10_000u16;
     if high > low + 1000 {
         for _ in 0..200 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
-            );
-            let port = low + (h.finish() % u64::from(high - low)) as u16;
+            // Each `RandomState` has fresh random keys: its empty hash is a random number.
+            let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+            let port = low + (random % u64::from(high - low)) as u16;
             if TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
