@@ -193,10 +193,12 @@ pub fn start_discovery(gw: &Arc<Gateway>) {
     gw.fed.set_discovery(Discovery::start(servers, opts, on_change));
 }
 
-/// Each accepted connection's read buffer. pingora's default (64 KiB, allocated whole per
-/// connection) made an idle SSE stream or keep-alive connection cost ~150 KiB; 16 KiB still
-/// holds a whole TLS record (larger bodies just take more reads).
-const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Each accepted connection's L4 read buffer: none. pingora's default (64 KiB, allocated
+/// whole per connection and kept while it is idle) made an idle SSE stream or keep-alive
+/// connection cost ~150 KiB, 16 KiB still ~97 KiB. Without it reads go straight into the
+/// buffers that parse them (pingora's request-header and body buffers, rustls' record
+/// buffer), with the same number of reads for the small requests agents send.
+const READ_BUFFER_BYTES: usize = 0;
 
 /// Adds `addr` to `service`: plain TCP, or TLS (`tls_listener`) when `tls` has a certificate.
 fn listen_on<A>(

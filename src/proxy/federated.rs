@@ -44,10 +44,12 @@ impl GatewayProxy {
             client_ip: &heads.client_ip,
             corr_id: &corr_id,
         };
-        let reply = self.gw.federated(&req, &servers).await;
+        // The door's work and each reply's writer are boxed: a standalone SSE stream lives for
+        // hours and should hold only what writing it needs, not the largest step's state.
+        let reply = Box::pin(self.gw.federated(&req, &servers)).await;
         ctx.recorded = true;
         match reply {
-            Reply::Json(a) => self.apply(session, ctx, Verdict::Answer(a), body, &policy).await,
+            Reply::Json(a) => Box::pin(self.apply(session, ctx, Verdict::Answer(a), body, &policy)).await,
             Reply::Accepted => {
                 ctx.outcome = Some(crate::enforce::Outcome::Allowed);
                 ctx.answered = Some((202, None));
@@ -60,9 +62,9 @@ impl GatewayProxy {
                 ctx.upstream_headers = routed.headers;
                 ctx.mark_complete = routed.mark_complete;
                 ctx.relay = routed.relay;
-                self.apply(session, ctx, Verdict::Forward(routed.forward), body, &policy).await
+                Box::pin(self.apply(session, ctx, Verdict::Forward(routed.forward), body, &policy)).await
             }
-            Reply::Stream(stream) => self.stream(session, ctx, *stream).await,
+            Reply::Stream(stream) => Box::pin(self.stream(session, ctx, *stream)).await,
         }
     }
 }

@@ -278,15 +278,17 @@ impl GatewayProxy {
                 let body = self.resource_metadata(session, &suffix);
                 self.answer(session, ctx, 200, &body, &[]).await
             }
-            Route::McpFederated => self.federated_request(session, ctx).await,
+            // Each door's future is boxed: this future (alive for a whole SSE stream) is then
+            // the size of the door that runs, not of the largest door.
+            Route::McpFederated => Box::pin(self.federated_request(session, ctx)).await,
             Route::ToolCatalog | Route::ToolInvoke(_) | Route::ToolConfirm(_) | Route::ManifestRegister => {
-                self.rest_request(session, ctx).await
+                Box::pin(self.rest_request(session, ctx)).await
             }
             Route::NotFound => {
                 let e = GatewayError::NotFound { message: "no such route".into() };
                 self.answer_error(session, ctx, &e, Outcome::NotFound).await
             }
-            Route::McpServer(name) => self.mcp_request(session, ctx, &name).await,
+            Route::McpServer(name) => Box::pin(self.mcp_request(session, ctx, &name)).await,
         }
     }
 

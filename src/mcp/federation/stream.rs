@@ -105,14 +105,15 @@ impl Gateway {
             Stream::Execute { admitted, client, server, method, body, id, mark_complete, relay } => {
                 let run = on_client(client, method, body, admitted.proof());
                 let how = Voice { mark_complete, as_gateway: true, relay: Some(&relay) };
-                let status = self.execute(admitted, run, &server, &id, how, corr_id, sink).await;
+                let status = Box::pin(self.execute(admitted, run, &server, &id, how, corr_id, sink)).await;
                 StreamEnd { outcome: Outcome::Allowed, upstream_status: status }
             }
             Stream::Elicit { held, ask_on, then, body, id } => {
-                self.elicit(*held, &ask_on, then, body, &id, corr_id, sink).await
+                Box::pin(self.elicit(*held, &ask_on, then, body, &id, corr_id, sink)).await
             }
             Stream::Listen { session, owner, last_event_id } => {
-                self.listen(&session, &owner, last_event_id.as_deref(), sink).await;
+                // Boxed like the other branches: an idle stream holds the listener's state only.
+                Box::pin(self.listen(&session, &owner, last_event_id.as_deref(), sink)).await;
                 StreamEnd { outcome: Outcome::Allowed, upstream_status: None }
             }
             Stream::Recorded { session, inner } => {

@@ -380,7 +380,11 @@ impl HttpSession {
                             }
                             rest
                         };
-                        let buf = buf.freeze();
+                        // FastMCP patch: the header block is copied out of the read buffer
+                        // (INIT_HEADER_BUF_SIZE or more): the header values borrow from it, so
+                        // it would otherwise stay allocated for the request's whole life, an
+                        // idle SSE stream's included.
+                        let buf = Bytes::copy_from_slice(&buf);
 
                         for header in header_refs {
                             let header_name = header.get_name_bytes(&buf);
