@@ -326,7 +326,8 @@ run_bare() {
   stop_pid "$pid"; forget_pid "$pid"
 }
 
-# write_config FILE MODE: the gateway config for passthrough, full, full-redis or full-sse
+# write_config FILE MODE: the gateway config for passthrough, full, full-redis, full-buffered
+# (full without the durable fsync wait, for the paced stage) or full-sse
 # (full with the caps an idle-SSE run of SSE_STREAMS sessions needs, see bench/stages.sh).
 write_config() {
   local file=$1 mode=$2
@@ -349,6 +350,10 @@ write_config() {
     fi
     if [[ "$mode" == full-redis ]]; then
       echo "state: {redis_url: \"redis://127.0.0.1:$REDIS_PORT\"}"
+    fi
+    if [[ "$mode" == full-buffered ]]; then
+      # The paced stage's comparison row: records written before the answer, fsynced after.
+      echo "audit: {durable: false}"
     fi
     echo "mcp:"
     if [[ "$mode" == full-sse ]]; then

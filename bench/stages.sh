@@ -4,9 +4,11 @@
 # cpu_ticks, per_req_us, stop_pid, forget_pid, PIDS, TMP, ports, WARMUP). Not run on its own.
 #
 #   paced     bench/pacer at a fixed rate (half of full's median req/s, or PACED_RATE) against
-#             direct, then against a fresh full-config gateway; latency runs from each
-#             request's intended send time (coordinated omission corrected). Reports p50/p99
-#             of both and the p99 the gateway adds (target <= 250 us).
+#             direct, then against a fresh full-config gateway, then against one with
+#             `audit: {durable: false}` (buffered: the same records, the answer not waiting for
+#             their fsync); latency runs from each request's intended send time (coordinated
+#             omission corrected). Reports p50/p99 of each and the p99 the gateway adds
+#             (target <= 250 us; the verdict is full's, buffered's is printed beside it).
 #   sse-idle  a fresh full-config gateway with raised session caps; bench/pacer opens
 #             SSE_STREAMS idle SSE streams on the federated /mcp (one session each) and holds
 #             them; reports VmRSS right after start, before and after the streams, and the
@@ -75,6 +77,15 @@ run_paced_stage() {
   paced_one full "http://127.0.0.1:$GW_PORT/mcp/bench" "$GW_TOKEN" "$GW_PID"
   kill -0 "$GW_PID" 2>/dev/null || PACED_NOTE="${PACED_NOTE:+$PACED_NOTE; }full: gateway died"
   stop_gateway full "$dir"
+  # The same at the same rate without the durable wait: what the fsync costs the tail.
+  dir="$TMP/paced-buffered"
+  if ! start_gateway full-buffered "$dir"; then
+    PACED_NOTE="${PACED_NOTE:+$PACED_NOTE; }buffered: $GW_FAIL"; return 0
+  fi
+  sanity paced-buffered "http://127.0.0.1:$GW_PORT/mcp/bench" "$GW_TOKEN" "$dir"
+  paced_one buffered "http://127.0.0.1:$GW_PORT/mcp/bench" "$GW_TOKEN" "$GW_PID"
+  kill -0 "$GW_PID" 2>/dev/null || PACED_NOTE="${PACED_NOTE:+$PACED_NOTE; }buffered: gateway died"
+  stop_gateway full-buffered "$dir"
 }
 
 # raise_nofile N: soft RLIMIT_NOFILE of this shell (inherited by the gateway and pacer) to at
@@ -151,16 +162,16 @@ run_stages() {
 
 # print_stages: the PACED and SSE report lines (informational, like the verdict).
 print_stages() {
-  local d=${PACED_LINE[direct]:-} f=${PACED_LINE[full]:-}
+  local d=${PACED_LINE[direct]:-} f=${PACED_LINE[full]:-} b=${PACED_LINE[buffered]:-}
   if [[ "$PACED" != 0 ]]; then
     local how="half of full's median ${M_RPS[full]:-?} req/s"
     [[ -n "$PACED_RATE" ]] && how="PACED_RATE"
     echo "PACED: $PACED_RATE_USED req/s fixed rate ($how), $PACED_DURATION, $PACED_CONNECTIONS connections, latency from the intended send time${PACED_NOTE:+; notes: $PACED_NOTE}"
     local s line
-    for s in direct full; do
+    for s in direct full buffered; do
       line=${PACED_LINE[$s]:-}
-      [[ -n "$line" ]] || { printf '  %-7s -\n' "$s"; continue; }
-      printf '  %-7s p50 %s us, p90 %s us, p99 %s us, p99.9 %s us, max %s us; sent %s ok %s non2xx %s errors %s, achieved %s req/s, CPU %s us/req (%s)\n' \
+      [[ -n "$line" ]] || { printf '  %-8s -\n' "$s"; continue; }
+      printf '  %-8s p50 %s us, p90 %s us, p99 %s us, p99.9 %s us, max %s us; sent %s ok %s non2xx %s errors %s, achieved %s req/s, CPU %s us/req (%s)\n' \
         "$s" "$(bench_field "$line" p50_us)" "$(bench_field "$line" p90_us)" "$(bench_field "$line" p99_us)" \
         "$(bench_field "$line" p999_us)" "$(bench_field "$line" max_us)" "$(bench_field "$line" sent)" \
         "$(bench_field "$line" ok)" "$(bench_field "$line" non2xx)" "$(bench_field "$line" errors)" \
@@ -175,6 +186,12 @@ print_stages() {
           fp50 - dp50, a, fp99, dp99, t, (a <= t) ? "met" : "missed" }'
     else
       echo "PACED VERDICT: not measured"
+    fi
+    if [[ -n "$d" && -n "$b" ]]; then
+      awk -v dp50="$(bench_field "$d" p50_us)" -v bp50="$(bench_field "$b" p50_us)" \
+          -v dp99="$(bench_field "$d" p99_us)" -v bp99="$(bench_field "$b" p99_us)" 'BEGIN {
+        printf "PACED buffered (audit.durable false: no fsync wait before the answer): added p50 %+d us, added p99 %+d us (buffered %d - direct %d)\n",
+          bp50 - dp50, bp99 - dp99, bp99, dp99 }'
     fi
   fi
   if [[ "$SSE_IDLE" != 0 ]]; then
