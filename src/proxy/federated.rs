@@ -44,8 +44,9 @@ impl GatewayProxy {
             client_ip: &heads.client_ip,
             corr_id: &corr_id,
         };
-        // The door's work and each reply's writer are boxed: a standalone SSE stream lives for
-        // hours and should hold only what writing it needs, not the largest step's state.
+        // The door's work and the replies' other writers are boxed: a standalone SSE stream
+        // lives for hours and should hold only what writing it needs, not the largest step's
+        // state.
         let reply = Box::pin(self.gw.federated(&req, &servers)).await;
         ctx.recorded = true;
         match reply {
@@ -64,7 +65,7 @@ impl GatewayProxy {
                 ctx.relay = routed.relay;
                 Box::pin(self.apply(session, ctx, Verdict::Forward(routed.forward), body, &policy)).await
             }
-            Reply::Stream(stream) => Box::pin(self.stream(session, ctx, *stream)).await,
+            Reply::Stream(stream) => self.stream(session, ctx, *stream).await,
         }
     }
 }

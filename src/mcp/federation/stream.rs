@@ -112,8 +112,9 @@ impl Gateway {
                 Box::pin(self.elicit(*held, &ask_on, then, body, &id, corr_id, sink)).await
             }
             Stream::Listen { session, owner, last_event_id } => {
-                // Boxed like the other branches: an idle stream holds the listener's state only.
-                Box::pin(self.listen(&session, &owner, last_event_id.as_deref(), sink)).await;
+                // Inline; the other branches are boxed, so an idle stream holds the listener's
+                // state only.
+                self.listen(&session, &owner, last_event_id.as_deref(), sink).await;
                 StreamEnd { outcome: Outcome::Allowed, upstream_status: None }
             }
             Stream::Recorded { session, inner } => {

@@ -1568,9 +1568,9 @@ where
             None => return None, // bad request
         };
 
-        // FastMCP patch: the request's future is boxed and built in a block, so that neither
-        // it nor `session` and `ctx` (moved into it) are kept in this future as well, for as
-        // long as the request lives.
+        // FastMCP patch: the request's future is built in a block, so that `session` and `ctx`
+        // (moved into it) are not kept in this future a second time for as long as the
+        // request lives.
         let request = {
             let mut session = Session::new(
                 downstream_session,
@@ -1593,7 +1593,7 @@ where
                     .on_connection_reuse(&mut session, &mut ctx, prev_ctx);
             }
 
-            Box::pin(self.process_request(session, ctx))
+            self.process_request(session, ctx)
         };
         request.await
     }
